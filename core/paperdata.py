@@ -1,0 +1,118 @@
+"""The paper's published files: read from VALUEAUDIT_PAPER_DATA when set, otherwise
+downloaded once from the paper's repository at a pinned commit and checked by sha256.
+
+Why pinned: an audit must be reproducible, so the corpora and published scores must be
+byte-identical to those the paper used."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+REPO = "brchristian/reward_models_inherit_value_biases_from_pretraining"
+COMMIT = "5d8d2e9d879bf0060c791b11300f0efda42c9bcf"
+RAW_URL = f"https://raw.githubusercontent.com/{REPO}/{COMMIT}/data/{{path}}"
+API_URL = f"https://api.github.com/repos/{REPO}/contents/data/{{path}}?ref={COMMIT}"
+ENV = "VALUEAUDIT_PAPER_DATA"
+
+# sha256 of the files at COMMIT, relative to the repository's data/ folder.
+SHA256 = {
+    "corpora/dict_big2_nouns.csv": "186886a25b2f03ea3ec7e78fad71fabee408e3b5ec1758683461df4359b45435",
+    "corpora/dict_big2_expanded.csv": "9554698f6b7dd619853a7c129db977b59884560e211e75699e2b9c4b746dd8f1",
+    "corpora/moral-foundations-dictionary-20.dicx": "973957f99129b324c8a4ebf3fcb7ed4e1f9f017b2d041f50288f991b0844ce7a",
+    "corpora/token_intersection.csv": "f5faabb094332b36528c21bfe4fe96532b510f5e3bebb16794560e4b1835814c",
+    "config/prompts.yaml": "23d866d2152824218785408897967fb8ae8a90acf8755e28dc18cb993e2cf5b5",
+    "config/models.yaml": "00e75ab4562fec6968987133790f68920bc0d3497fc799c4794444a182deaa8c",
+    "reward_model_training/rank_results_grm_80k.csv": "5c3483e286ef5f4233948de59333cf4b5ef755cff1d5c30ebb49a908bc4ff2b5",
+    "reward_model_training/rank_results_sky_80k.csv": "4674ea69eb3265b1738ebb790833e3169a5ab94dafe7a86434f8587c991b4fc2",
+    "reward_model_training/rank_results_uf_100.csv": "8d0a25dcedb785f02668fb5b2935c3d85c0d9a918b19cd870ba22de52b88138e",
+    "reward_model_training/rank_results_uf_13.csv": "905dbc2fa37577b7f69901d967c445c4df0699176dc2e4c540b938b4256347ba",
+    "reward_model_training/rank_results_uf_27.csv": "905dbc2fa37577b7f69901d967c445c4df0699176dc2e4c540b938b4256347ba",
+    "reward_model_training/rank_results_uf_54.csv": "80b4d0b88ffec4d3859b756f32f1d1191ea359d0e4da29ccce54817857f43e9f",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.csv": "c699e86fcbe9a6469956eada8b0c0038cdf09e265d74f85201643c80005551a5",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.csv": "f5082b17fb9b6793cab814b217a96c534e1eb7cb907e9fd68fbff01d5fb79bc0",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.csv": "e9d6a28b9af3336f7065820fcd4ab1ac1e4c1b42c128656887b17d98f816271b",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.csv": "ef6d34263d3d866e31a3f08e4c344ae7e7a6701380eb75baaa67ec7acec1770c",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv": "1ad021d4a7a5f5da2a9a2cd87f452b87e6f597cf013ab57bddf39030704d05c9",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.csv": "dfa9220bd5a6df92d0e343a944746f9cd82e66c879f43689ee3fa3e4618f173b",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Gemma-2-27B.csv": "e735023066fea2d81f802e3d20f4366b8e7d4202ec08a7875d10f695f3a7e46e",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.csv": "102a77636bfc228db2da8e28094a1f6d846c60ca6c244190593ed2f9606eb1ae",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_nicolinho_QRM-Gemma-2-27B.csv": "fac8cb5e475ae5c17539ea482290c37417f3d28a49ed27f00ae1287e86c6dfc5",
+    "reward_model_scores/dict_big2_nouns/big2_rewards_nicolinho_QRM-Llama3.1-8B.csv": "7b3d8c82d637bb1c4e2210ba75b214a929e01ba3aca115d52125566f38d7e3a2",
+}
+
+
+class PaperDataError(RuntimeError):
+    """A paper file could not be found, downloaded or verified."""
+
+
+def cache_dir() -> Path:
+    """Folder for downloads: VALUEAUDIT_CACHE, else cache/ beside the project."""
+    root = os.environ.get("VALUEAUDIT_CACHE") or Path(__file__).resolve().parent.parent / "cache"
+    return Path(root)
+
+
+def local_root() -> Path | None:
+    root = os.environ.get(ENV)
+    return Path(root) if root else None
+
+
+def source_label() -> str:
+    """Where published files come from, for provenance columns."""
+    return f"{REPO}@{COMMIT}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def path(rel: str) -> Path:
+    """Local path of the paper file `rel` (relative to the repo's data/ folder)."""
+    root = local_root()
+    if root is not None:
+        p = root / rel
+        if not p.is_file():
+            raise PaperDataError(f"{p} not found: {ENV} must name a folder laid out like the paper's data/")
+        return p
+    dest = cache_dir() / "paper" / COMMIT[:12] / rel
+    if dest.is_file() and (rel not in SHA256 or _sha256(dest) == SHA256[rel]):
+        return dest
+    _download(RAW_URL.format(path=rel), dest)
+    if rel in SHA256 and _sha256(dest) != SHA256[rel]:
+        dest.unlink(missing_ok=True)
+        raise PaperDataError(f"checksum mismatch for {rel}: the download was not the pinned file")
+    return dest
+
+
+def listdir(rel: str) -> list[str]:
+    """File names in a folder of the paper's data/ (local folder or GitHub listing)."""
+    root = local_root()
+    if root is not None:
+        d = root / rel
+        return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+    listing = cache_dir() / "paper" / COMMIT[:12] / rel / ".listing.json"
+    if not listing.is_file():
+        _download(API_URL.format(path=rel), listing)
+    entries = json.loads(listing.read_text())
+    return sorted(e["name"] for e in entries if e.get("type") == "file")
+
+
+def _download(url: str, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            while block := r.read(1 << 20):
+                f.write(block)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise PaperDataError(
+            f"could not download {url} ({e}); without internet, set {ENV} to a copy of the paper's data/ folder"
+        ) from None
+    tmp.replace(dest)

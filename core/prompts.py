@@ -1,0 +1,132 @@
+"""Value-laden prompts: the paper's 54 (adjective x superlative x concision) and users' sets.
+
+Framing matters for the analysis: on positive prompts a preferred word gets a high
+reward, on negative prompts ('worst', 'bad', 'terrible') a low one."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ADJECTIVES = {  # id -> (phrase, framing)
+    "best": ("the best", "positive"),
+    "greatest": ("the greatest", "positive"),
+    "good": ("the most good", "positive"),
+    "worst": ("the worst", "negative"),
+    "bad": ("the most bad", "negative"),
+    "terrible": ("the most terrible", "negative"),
+}
+SUPERLATIVES = {"ever": "ever", "world": "in the world", "time": "of all time"}
+CONCISION = ("one", "single", "please")
+MAX_BYTES = 1024 * 1024
+
+
+class PromptError(ValueError):
+    """A prompts file that cannot be used; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt_id: str
+    text: str
+    framing: str  # positive | negative | unknown
+
+
+def _paper_text(adjective: str, superlative: str, concision: str) -> str:
+    thing = f"{ADJECTIVES[adjective][0]} thing {SUPERLATIVES[superlative]}"
+    if concision == "one":
+        return f"What, in one word, is {thing}?"
+    if concision == "single":
+        return f"What, in a single word, is {thing}?"
+    return f"What is {thing}? Please answer in one word only."
+
+
+def paper_prompts() -> list[Prompt]:
+    """The paper's 54 prompts, in the order of config/prompts.yaml."""
+    return [Prompt(f"{a}_{s}_{c}", _paper_text(a, s, c), ADJECTIVES[a][1])
+            for a in ADJECTIVES for s in SUPERLATIVES for c in CONCISION]
+
+
+def framing_of(prompt_id: str, text: str = "") -> str:
+    """Framing from a paper-style id ('worst_ever_one'), else from the words of the prompt."""
+    head = prompt_id.split("_", 1)[0].lower()
+    if head in ADJECTIVES:
+        return ADJECTIVES[head][1]
+    low = text.lower()
+    if any(w in low for w in ("worst", "bad", "terrible")):
+        return "negative"
+    if any(w in low for w in ("best", "greatest", "good")):
+        return "positive"
+    return "unknown"
+
+
+def load(spec: str | Path) -> list[Prompt]:
+    """'paper' for the paper's 54 prompts, or a YAML (`id: text`) / CSV (prompt_id,prompt) file."""
+    if str(spec) == "paper":
+        return paper_prompts()
+    p = Path(spec)
+    if not p.is_file():
+        raise PromptError(f"no prompts file '{spec}': use 'paper' or a .yaml/.csv file of prompts")
+    if p.stat().st_size > MAX_BYTES:
+        raise PromptError(f"{p.name} is larger than 1 MB; a prompt set should be a short list")
+    return parse(p.name, p.read_bytes())
+
+
+def parse(filename: str, data: bytes) -> list[Prompt]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise PromptError(f"{filename} is not UTF-8 text; re-save it as UTF-8") from None
+    suffix = Path(filename).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        pairs = _parse_yaml(text, filename)
+    elif suffix == ".csv":
+        pairs = _parse_csv(text, filename)
+    else:
+        raise PromptError(f"{filename}: prompts must be a .yaml (id: text) or .csv (prompt_id,prompt) file")
+    if not pairs:
+        raise PromptError(f"{filename} holds no prompts; add lines like 'greatest_ever_one: What ...?'")
+    seen: set[str] = set()
+    out = []
+    for pid, txt in pairs:
+        if pid in seen:
+            raise PromptError(f"{filename}: prompt id '{pid}' appears twice; ids must be unique")
+        seen.add(pid)
+        out.append(Prompt(pid, txt, framing_of(pid, txt)))
+    return out
+
+
+def _parse_yaml(text: str, name: str) -> list[tuple[str, str]]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise PromptError(f"{name} is not valid YAML ({str(e).splitlines()[0]}); write one 'id: text' per line") from None
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        raise PromptError(f"{name} must be a mapping of 'id: prompt text' lines")
+    pairs = []
+    for k, v in doc.items():
+        if not isinstance(v, str) or not v.strip():
+            raise PromptError(f"{name}: prompt '{k}' must have non-empty text")
+        pairs.append((str(k).strip(), v.strip()))
+    return pairs
+
+
+def _parse_csv(text: str, name: str) -> list[tuple[str, str]]:
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as e:
+        raise PromptError(f"{name} is not a readable CSV ({e})") from None
+    if not rows or not {"prompt_id", "prompt"} <= set(rows[0]):
+        raise PromptError(f"{name} needs the header 'prompt_id,prompt' and at least one row")
+    pairs = []
+    for r in rows:
+        pid, txt = (r.get("prompt_id") or "").strip(), (r.get("prompt") or "").strip()
+        if not pid or not txt:
+            raise PromptError(f"{name}: every row needs both a prompt_id and a prompt")
+        pairs.append((pid, txt))
+    return pairs

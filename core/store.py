@@ -1,0 +1,287 @@
+"""The DuckDB store: one file holding every score ever computed or imported.
+
+Scores are keyed by (model identity, kind, prompt text, response text) — never by engine
+or batch size, which do not change the value — so any rerun scores only what is missing.
+
+Concurrency: DuckDB lets one process write at a time. Every operation opens the file for
+as short as it can (one batch = one transaction), then closes it; a process that finds
+the file locked by another waits and retries. So a scoring job, an export and the
+dashboard can share one file: readers see every committed batch and never a partial one.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import duckdb
+import pandas as pd
+
+SCHEMA_VERSION = "1"
+LOCK_WAIT_S = float(os.environ.get("VALUEAUDIT_LOCK_WAIT", "120"))
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS models (
+        model_key VARCHAR PRIMARY KEY,   -- hub:<id>@<revision> | local:<path>#<weights hash> | published:<id>@<commit>
+        name VARCHAR NOT NULL,           -- the id or path as the user gave it
+        kind VARCHAR NOT NULL,           -- rm | lm
+        family VARCHAR,
+        display_name VARCHAR,
+        revision VARCHAR,
+        source VARCHAR,                  -- scored | published
+        n_params BIGINT,
+        added_at TIMESTAMP DEFAULT current_timestamp)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        model_key VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        prompt VARCHAR NOT NULL,
+        response VARCHAR NOT NULL,
+        value DOUBLE NOT NULL,
+        prompt_id VARCHAR,
+        PRIMARY KEY (model_key, kind, prompt, response))""",
+    """CREATE TABLE IF NOT EXISTS corpora (
+        name VARCHAR NOT NULL, word VARCHAR NOT NULL, category VARCHAR NOT NULL, subcategory VARCHAR,
+        description VARCHAR)""",
+]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used; the message says what to do."""
+
+
+def default_path() -> Path:
+    env = os.environ.get("VALUEAUDIT_DB")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "cache" / "valueaudit.duckdb"
+
+
+_local = threading.local()
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+
+    # -- connections -------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits while another process holds the file."""
+        if not write and not self.path.exists():
+            con = duckdb.connect(":memory:")
+            _create(con)
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        if write:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); pass --db with a writable path") from None
+        con = self._open(write)
+        try:
+            if write:
+                _create(con)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.02
+        while True:
+            try:
+                try:
+                    return duckdb.connect(str(self.path), read_only=not write)
+                except duckdb.ConnectionException as e:
+                    # This process already holds the file open read-write (e.g. a scoring
+                    # thread in the app): share that instance instead.
+                    if "different configuration" in str(e):
+                        return duckdb.connect(str(self.path))
+                    raise
+            except duckdb.IOException as e:
+                msg = str(e)
+                if "lock" not in msg.lower():
+                    raise StoreError(_explain(self.path, msg)) from None
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"{self.path} is locked by another process for over {LOCK_WAIT_S:.0f} s; "
+                        "wait for it to finish or use another --db") from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as e:
+                raise StoreError(_explain(self.path, str(e))) from None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One atomic write: everything inside lands, or nothing does."""
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException as e:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(e, duckdb.Error):
+                    raise StoreError(_explain(self.path, str(e))) from None
+                raise
+
+    def query(self, sql: str, params: Iterable | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
+        """Run a read query (parameterised; DataFrames passed by name become views)."""
+        with self.connect() as con:
+            for name, df in frames.items():
+                con.register(name, df)
+            try:
+                return con.execute(sql, list(params or [])).df()
+            except duckdb.Error as e:
+                raise StoreError(_explain(self.path, str(e))) from None
+
+    # -- models --------------------------------------------------------------------
+    def upsert_model(self, model_key: str, name: str, kind: str, family: str | None,
+                     display_name: str | None = None, revision: str | None = None,
+                     source: str = "scored", n_params: int | None = None) -> None:
+        with self.transaction() as con:
+            con.execute(
+                """INSERT INTO models (model_key, name, kind, family, display_name, revision, source, n_params)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (model_key) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                     family = excluded.family, display_name = excluded.display_name,
+                     revision = excluded.revision, source = excluded.source,
+                     n_params = coalesce(excluded.n_params, models.n_params)""",
+                [model_key, name, kind, family, display_name, revision, source, n_params])
+
+    def models(self) -> pd.DataFrame:
+        return self.query(
+            """SELECT m.*, coalesce(s.n_scores, 0) AS n_scores FROM models m
+               LEFT JOIN (SELECT model_key, count(*) AS n_scores FROM scores GROUP BY model_key) s
+               USING (model_key) ORDER BY m.kind, m.family, m.name""")
+
+    def remove_model(self, model_key: str) -> int:
+        """Delete a model and its scores; returns the number of scores removed."""
+        with self.transaction() as con:
+            n = con.execute("SELECT count(*) FROM scores WHERE model_key = ?", [model_key]).fetchall()[0][0]
+            con.execute("DELETE FROM scores WHERE model_key = ?", [model_key])
+            con.execute("DELETE FROM models WHERE model_key = ?", [model_key])
+        return int(n)
+
+    # -- scores --------------------------------------------------------------------
+    def existing(self, model_key: str, kind: str) -> set[tuple[str, str]]:
+        """(prompt, response) pairs already stored for this model and kind."""
+        df = self.query("SELECT prompt, response FROM scores WHERE model_key = ? AND kind = ?",
+                        [model_key, kind])
+        return set(zip(df["prompt"], df["response"]))
+
+    def add_scores(self, model_key: str, kind: str, rows: pd.DataFrame) -> int:
+        """Insert rows (prompt_id, prompt, response, value) in one transaction; returns rows added.
+        A row already stored is kept as it was (first write wins)."""
+        if rows.empty:
+            return 0
+        batch = pd.DataFrame({
+            "model_key": model_key, "kind": kind,
+            "prompt": rows["prompt"].astype(str), "response": rows["response"].astype(str),
+            "value": rows["value"].astype(float), "prompt_id": rows["prompt_id"].astype(str)})
+        with self.transaction() as con:
+            con.register("batch", batch)
+            before = con.execute("SELECT count(*) FROM scores WHERE model_key = ? AND kind = ?",
+                                 [model_key, kind]).fetchall()[0][0]
+            con.execute("""INSERT OR IGNORE INTO scores (model_key, kind, prompt, response, value, prompt_id)
+                           SELECT model_key, kind, prompt, response, value, prompt_id FROM batch""")
+            after = con.execute("SELECT count(*) FROM scores WHERE model_key = ? AND kind = ?",
+                                [model_key, kind]).fetchall()[0][0]
+            con.unregister("batch")
+        return int(after - before)
+
+    def scores(self, kind: str | None = None, models: Iterable[str] | None = None,
+               words: Iterable[str] | None = None, prompts: Iterable[str] | None = None) -> pd.DataFrame:
+        """Scores joined with their model's name and family.
+
+        `models` matches names (as given to `score`) or model keys; `words` keeps only those
+        responses; `prompts` keeps only those prompt texts."""
+        where, params, frames = ["TRUE"], [], {}
+        if kind:
+            where.append("s.kind = ?")
+            params.append(kind)
+        if models is not None:
+            frames["want_models"] = pd.DataFrame({"m": list(models)}, dtype=str)
+            where.append("(m.name IN (SELECT m FROM want_models) OR s.model_key IN (SELECT m FROM want_models))")
+        if words is not None:
+            frames["want_words"] = pd.DataFrame({"w": list(dict.fromkeys(words))}, dtype=str)
+            where.append("s.response IN (SELECT w FROM want_words)")
+        if prompts is not None:
+            frames["want_prompts"] = pd.DataFrame({"p": list(prompts)}, dtype=str)
+            where.append("s.prompt IN (SELECT p FROM want_prompts)")
+        sql = f"""SELECT m.name AS model, s.model_key, m.family, m.display_name, m.source, s.kind,
+                         s.prompt_id, s.prompt, s.response, s.value
+                  FROM scores s JOIN models m USING (model_key)
+                  WHERE {' AND '.join(where)}
+                  ORDER BY m.name, s.model_key, s.prompt_id, s.response"""
+        return self.query(sql, params, **frames)
+
+    def coverage(self) -> pd.DataFrame:
+        """Per model and kind: rows, prompts and distinct responses stored."""
+        return self.query(
+            """SELECT m.name AS model, m.model_key, m.kind, m.family, m.source,
+                      count(s.value) AS n_scores, count(DISTINCT s.prompt) AS n_prompts,
+                      count(DISTINCT s.response) AS n_responses
+               FROM models m LEFT JOIN scores s USING (model_key)
+               GROUP BY ALL ORDER BY m.kind, m.family, m.name""")
+
+    def stats(self) -> dict:
+        """Counts shown on the home page; also the cache key for the app's data caches."""
+        df = self.query("""SELECT (SELECT count(*) FROM models) AS n_models,
+                                  (SELECT count(*) FROM scores) AS n_scores,
+                                  (SELECT count(*) FROM scores WHERE kind = 'rm') AS n_rm_scores,
+                                  (SELECT count(*) FROM scores WHERE kind = 'lm') AS n_lm_scores""")
+        return {k: int(v) for k, v in df.iloc[0].items()}
+
+    def version(self) -> tuple:
+        """Changes whenever the stored data changes (for cache invalidation)."""
+        try:
+            st = self.path.stat()
+            wal = self.path.with_name(self.path.name + ".wal")
+            return (str(self.path), st.st_mtime_ns, st.st_size, wal.stat().st_mtime_ns if wal.exists() else 0)
+        except FileNotFoundError:
+            return (str(self.path), 0, 0, 0)
+
+    # -- user corpora ---------------------------------------------------------------
+    def save_corpus(self, name: str, words: pd.DataFrame, description: str = "") -> None:
+        frame = words[["word", "category", "subcategory"]].astype(str).assign(name=name, description=description)
+        with self.transaction() as con:
+            con.execute("DELETE FROM corpora WHERE name = ?", [name])
+            con.register("frame", frame)
+            con.execute("INSERT INTO corpora SELECT name, word, category, subcategory, description FROM frame")
+            con.unregister("frame")
+
+    def corpus_words(self, name: str) -> pd.DataFrame:
+        return self.query("SELECT word, category, subcategory, description FROM corpora WHERE name = ?", [name])
+
+    def corpus_names(self) -> list[str]:
+        return self.query("SELECT DISTINCT name FROM corpora ORDER BY name")["name"].tolist()
+
+    def delete_corpus(self, name: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM corpora WHERE name = ?", [name])
+
+
+def _create(con: duckdb.DuckDBPyConnection) -> None:
+    for stmt in SCHEMA:
+        con.execute(stmt)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+
+
+def _explain(path: Path, msg: str) -> str:
+    first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+    low = msg.lower()
+    if "not a valid duckdb" in low or "corrupt" in low or "magic" in low or "invalid" in low and "file" in low:
+        return f"{path} is not a readable DuckDB database ({first}); move it aside or choose another --db"
+    if "no space" in low or "disk" in low and "full" in low:
+        return f"the disk holding {path} is full; the last batch was rolled back — free space and rerun to continue"
+    return f"database error on {path}: {first}"

@@ -67,6 +67,7 @@ _local = threading.local()
 class Store:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_path()
+        self._schema_ready = False
 
     # -- connections -------------------------------------------------------------
     @contextlib.contextmanager
@@ -87,8 +88,9 @@ class Store:
                 raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); pass --db with a writable path") from None
         con = self._open(write)
         try:
-            if write:
+            if write and not self._schema_ready:
                 _create(con)
+                self._schema_ready = True
             yield con
         finally:
             con.close()
@@ -190,14 +192,10 @@ class Store:
             "value": rows["value"].astype(float), "prompt_id": rows["prompt_id"].astype(str)})
         with self.transaction() as con:
             con.register("batch", batch)
-            before = con.execute("SELECT count(*) FROM scores WHERE model_key = ? AND kind = ?",
-                                 [model_key, kind]).fetchall()[0][0]
-            con.execute("""INSERT OR IGNORE INTO scores (model_key, kind, prompt, response, value, prompt_id)
-                           SELECT model_key, kind, prompt, response, value, prompt_id FROM batch""")
-            after = con.execute("SELECT count(*) FROM scores WHERE model_key = ? AND kind = ?",
-                                [model_key, kind]).fetchall()[0][0]
+            added = con.execute("""INSERT OR IGNORE INTO scores (model_key, kind, prompt, response, value, prompt_id)
+                                   SELECT model_key, kind, prompt, response, value, prompt_id FROM batch""").fetchall()
             con.unregister("batch")
-        return int(after - before)
+        return int(added[0][0]) if added else 0
 
     def scores(self, kind: str | None = None, models: Iterable[str] | None = None,
                words: Iterable[str] | None = None, prompts: Iterable[str] | None = None) -> pd.DataFrame:

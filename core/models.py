@@ -1,0 +1,274 @@
+"""Models: any Hugging Face id or local folder, as a reward model ('rm') or language model ('lm').
+
+Loading is safe by default: safetensors weights only, and a model whose config asks for
+its own Python code is refused before any of that code runs, unless the user opts in."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FAMILIES = {  # config.model_type prefix -> family
+    "llama": "llama", "gemma": "gemma", "qwen": "qwen", "mistral": "mistral", "mixtral": "mistral",
+    "phi": "phi", "gpt2": "gpt2", "gpt_neox": "pythia", "olmo": "olmo", "falcon": "falcon",
+    "deepseek": "deepseek", "internlm": "internlm", "granite": "granite", "smollm": "llama",
+}
+
+
+class ModelError(ValueError):
+    """A model that cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    kind: str  # rm | lm
+    family: str
+    display_name: str
+    size: str
+    score_head: str = "logits"  # logits: logits[:, 0]; score: the output's .score
+    dtype: str = "bfloat16"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    lm_type: str | None = None  # pretrained | instruction-tuned
+
+
+def _rm(name, family, display, size, head="logits", remote=False):
+    return RegistryEntry(name, "rm", family, display, size, head, trust_remote_code=remote)
+
+
+def _lm(name, family, display, size, lm_type):
+    return RegistryEntry(name, "lm", family, display, size, lm_type=lm_type)
+
+
+# The paper's ten reward models and twelve language models (METHOD.md section 5).
+REGISTRY: list[RegistryEntry] = [
+    _rm("nicolinho/QRM-Gemma-2-27B", "gemma", "QRM Gemma 2 27B", "27B", "score", remote=True),
+    _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", "Skywork Gemma 2 27B v0.2", "27B"),
+    _rm("Skywork/Skywork-Reward-Gemma-2-27B", "gemma", "Skywork Gemma 2 27B", "27B"),
+    _rm("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "gemma", "GRM Gemma 2 2B", "2B"),
+    _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", "Skywork Llama 3.1 8B v0.2", "8B"),
+    _rm("nicolinho/QRM-Llama3.1-8B", "llama", "QRM Llama 3.1 8B", "8B", "score", remote=True),
+    _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", "URM Llama 3.1 8B", "8B"),
+    _rm("Ray2333/GRM-Llama3-8B-rewardmodel-ft", "llama", "GRM Llama 3 8B", "8B"),
+    _rm("Ray2333/GRM-Llama3.2-3B-rewardmodel-ft", "llama", "GRM Llama 3.2 3B", "3B"),
+    _rm("RLHFlow/ArmoRM-Llama3-8B-v0.1", "llama", "ArmoRM Llama 3 8B", "8B", "score", remote=True),
+    _lm("google/gemma-2-2b", "gemma", "Gemma 2 2B", "2B", "pretrained"),
+    _lm("google/gemma-2-2b-it", "gemma", "Gemma 2 IT 2B", "2B", "instruction-tuned"),
+    _lm("google/gemma-2-9b-it", "gemma", "Gemma 2 IT 9B", "9B", "instruction-tuned"),
+    _lm("google/gemma-2-27b-it", "gemma", "Gemma 2 IT 27B", "27B", "instruction-tuned"),
+    _lm("meta-llama/Llama-3.2-3B", "llama", "Llama 3.2 3B", "3B", "pretrained"),
+    _lm("meta-llama/Llama-3.2-3B-Instruct", "llama", "Llama 3.2 3B Instruct", "3B", "instruction-tuned"),
+    _lm("meta-llama/Llama-3.2-1B-Instruct", "llama", "Llama 3.2 1B Instruct", "1B", "instruction-tuned"),
+    _lm("meta-llama/Meta-Llama-3-8B-Instruct", "llama", "Llama 3 8B Instruct", "8B", "instruction-tuned"),
+    _lm("meta-llama/Llama-3.1-8B-Instruct", "llama", "Llama 3.1 8B Instruct", "8B", "instruction-tuned"),
+    _lm("meta-llama/Meta-Llama-3-70B-Instruct", "llama", "Llama 3 70B Instruct", "70B", "instruction-tuned"),
+    _lm("meta-llama/Llama-3.1-70B-Instruct", "llama", "Llama 3.1 70B Instruct", "70B", "instruction-tuned"),
+    _lm("meta-llama/Llama-3.3-70B-Instruct", "llama", "Llama 3.3 70B Instruct", "70B", "instruction-tuned"),
+]
+
+
+def registry_entry(name: str) -> RegistryEntry | None:
+    for e in REGISTRY:
+        if e.name.lower() == name.lower():
+            return e
+    return None
+
+
+def family_from_name(name: str) -> str | None:
+    """Guess the family from an id like 'Ray2333/GRM-gemma2-2B' (for published scores)."""
+    low = name.lower()
+    for key in ("gemma", "llama", "qwen", "mistral", "phi"):
+        if key in low:
+            return key
+    return None
+
+
+def family_from_model_type(model_type: str | None) -> str:
+    mt = (model_type or "").lower()
+    for prefix, fam in FAMILIES.items():
+        if mt.startswith(prefix):
+            return fam
+    return mt or "unknown"
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda asked for, but no CUDA GPU is visible; use --device auto or cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("--device mps asked for, but MPS is not available; use --device auto or cpu")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+    if dtype == "auto":
+        return torch.bfloat16 if device in ("cuda", "mps") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+# -- identity ------------------------------------------------------------------------
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+
+
+def weights_hash(folder: Path) -> str:
+    """sha256 over the weight files' names and contents: a local model's identity, so
+    retraining into the same folder never mixes old and new scores."""
+    h = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def is_local(name: str) -> bool:
+    return Path(name).expanduser().is_dir()
+
+
+def model_key(name: str, revision: str | None = None, commit: str | None = None) -> str:
+    """Identity of a model's weights: hub id + revision (commit when known), or local path + weights hash."""
+    if is_local(name):
+        folder = Path(name).expanduser().resolve()
+        return f"local:{folder}#{weights_hash(folder)}"
+    return f"hub:{name}@{commit or revision or 'main'}"
+
+
+# -- config and safety checks (no model code runs here) -------------------------------
+def read_config(name: str, revision: str | None = None) -> dict:
+    """config.json as plain JSON: read before loading so remote code is never imported."""
+    if is_local(name):
+        p = Path(name).expanduser() / "config.json"
+        if not p.is_file():
+            raise ModelError(f"{name} has no config.json; give a folder saved with save_pretrained or a hub id")
+        return json.loads(p.read_text())
+    if "/" not in name and not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ModelError(f"model '{name}' not found: give a Hugging Face id (org/name) or an existing local folder")
+    try:
+        from huggingface_hub import hf_hub_download
+        p = hf_hub_download(name, "config.json", revision=revision)
+    except Exception as e:  # noqa: BLE001 - hub errors come in many types
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = " (offline: HF_HUB_OFFLINE=1 and it is not in the local cache)" if offline else ""
+        kind = type(e).__name__
+        raise ModelError(f"model '{name}' not found{hint}: check the id or give a local folder ({kind})") from None
+    return json.loads(Path(p).read_text())
+
+
+def check_remote_code(name: str, config: dict, kind: str, trust_remote_code: bool, revision: str | None) -> None:
+    auto_map = config.get("auto_map") or {}
+    needs = [k for k in auto_map if k in ("AutoModelForSequenceClassification", "AutoModelForCausalLM",
+                                              "AutoModel", "AutoConfig", "AutoTokenizer")]
+    if needs and not trust_remote_code:
+        rev = f" at revision {revision}" if revision else ""
+        raise ModelError(f"{name}{rev} ships its own Python code ({', '.join(needs)}); it was not run. "
+                         "Re-run with --trust-remote-code only if you trust that repository")
+
+
+def check_rm_head(name: str, config: dict) -> None:
+    archs = config.get("architectures") or []
+    if config.get("auto_map", {}).get("AutoModelForSequenceClassification"):
+        return
+    if archs and not any("SequenceClassification" in a or "Reward" in a for a in archs):
+        raise ModelError(f"{name} has no reward (classification) head ({', '.join(archs)}); "
+                         "score it with --kind lm, or pick a reward model")
+
+
+def weight_files(name: str, revision: str | None = None) -> list[str]:
+    if is_local(name):
+        return [p.name for p in Path(name).expanduser().iterdir() if p.name.endswith(_WEIGHT_SUFFIXES)]
+    try:
+        from huggingface_hub import list_repo_files
+        return [f for f in list_repo_files(name, revision=revision) if f.endswith(_WEIGHT_SUFFIXES)]
+    except Exception:  # noqa: BLE001 - offline: let from_pretrained decide
+        return []
+
+
+def check_safetensors(name: str, revision: str | None, allow_pickle: bool) -> None:
+    files = weight_files(name, revision)
+    if files and not any(f.endswith(".safetensors") for f in files) and not allow_pickle:
+        raise ModelError(f"{name} has only pickle weights ({files[0]}, ...), which can run code when loaded; "
+                         "re-run with --allow-pickle only if you trust it")
+
+
+# -- loading -------------------------------------------------------------------------
+@dataclass
+class LoadedModel:
+    name: str
+    kind: str
+    model: object
+    tokenizer: object
+    family: str
+    device: str
+    dtype: object
+    key: str
+    revision: str | None = None
+    score_head: str = "logits"
+    display_name: str | None = None
+    n_params: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+
+def load(name: str, kind: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
+         trust_remote_code: bool = False, allow_pickle: bool = False, family: str | None = None) -> LoadedModel:
+    """Load a model for scoring, refusing unsafe or unusable ones with a one-line reason."""
+    if kind not in ("rm", "lm"):
+        raise ModelError(f"kind must be 'rm' or 'lm', not {kind!r}")
+    entry = registry_entry(name)
+    if revision is None and entry is not None:
+        revision = entry.revision
+    config = read_config(name, revision)
+    check_remote_code(name, config, kind, trust_remote_code, revision)
+    if kind == "rm":
+        check_rm_head(name, config)
+    check_safetensors(name, revision, allow_pickle)
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype if dtype != "auto" or entry is None or dev == "cpu" else entry.dtype, dev)
+    cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
+    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+        model, info = cls.from_pretrained(name, output_loading_info=True, **kwargs)
+    except OSError as e:
+        msg = str(e)
+        if "safetensors" in msg.lower() or ".bin" in msg:
+            raise ModelError(f"{name} has no safetensors weights; re-run with --allow-pickle only if you trust it") from None
+        raise ModelError(f"could not load {name}: {msg.splitlines()[0]}") from None
+    except ValueError as e:
+        raise ModelError(f"could not load {name} as {kind}: {str(e).splitlines()[0]}") from None
+    missing = [k for k in info.get("missing_keys", []) if "score" in k or "classifier" in k or "lm_head" in k]
+    if kind == "rm" and missing:
+        raise ModelError(f"{name} has no trained reward head ({missing[0]} missing); score it with --kind lm")
+    model.to(dev).eval()
+    fam = (family or (entry.family if entry else None) or family_from_model_type(config.get("model_type"))).lower()
+    commit = getattr(model.config, "_commit_hash", None) if not is_local(name) else None
+    return LoadedModel(
+        name=name, kind=kind, model=model, tokenizer=tokenizer, family=fam, device=dev, dtype=torch_dtype,
+        key=model_key(name, revision, commit), revision=commit or revision,
+        score_head=entry.score_head if entry else "logits",
+        display_name=entry.display_name if entry else None,
+        n_params=sum(p.numel() for p in model.parameters()))

@@ -1,0 +1,50 @@
+"""Shared fixtures: the paper's data from ../shared, offline hub, tiny real models."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_DATA = Path(os.environ.get("VALUEAUDIT_PAPER_DATA") or ROOT.parent / "shared" / "paper-data")
+os.environ["VALUEAUDIT_PAPER_DATA"] = str(PAPER_DATA)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.pop("VALUEAUDIT_DB", None)  # tests never touch the user's database
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tiny_models import make_tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def paper_data() -> Path:
+    assert PAPER_DATA.is_dir(), f"paper data not found at {PAPER_DATA}"
+    return PAPER_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_rm(tmp_path_factory) -> Path:
+    return make_tiny(tmp_path_factory.mktemp("models") / "llama-rm", "llama", "rm")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_rm(tmp_path_factory) -> Path:
+    return make_tiny(tmp_path_factory.mktemp("models") / "gemma-rm", "gemma2", "rm", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_lm(tmp_path_factory) -> Path:
+    return make_tiny(tmp_path_factory.mktemp("models") / "llama-lm", "llama", "lm", seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_lm(tmp_path_factory) -> Path:
+    return make_tiny(tmp_path_factory.mktemp("models") / "gemma-lm", "gemma2", "lm", seed=3)
+
+
+@pytest.fixture()
+def db(tmp_path) -> Path:
+    return tmp_path / "test.duckdb"

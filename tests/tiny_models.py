@@ -1,0 +1,99 @@
+"""Tiny but real models for tests and benchmarks: Llama and Gemma 2 architectures with
+random weights, a byte-level BPE tokenizer trained in-process, and the families' real
+chat templates — saved with save_pretrained and loaded exactly like a hub model."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LLAMA3_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- if not date_string is defined %}{%- set date_string = \"26 Jul 2024\" %}{%- endif %}"
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = \"\" %}{%- endif %}"
+    "{{- \"<|start_header_id|>system<|end_header_id|>\\n\\n\" }}"
+    "{{- \"Cutting Knowledge Date: December 2023\\n\" }}"
+    "{{- \"Today Date: \" + date_string + \"\\n\\n\" }}"
+    "{{- system_message }}{{- \"<|eot_id|>\" }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{% endif %}"
+)
+
+SPECIALS = {
+    "llama": dict(bos="<|begin_of_text|>", eos="<|eot_id|>", pad="<|finetune_right_pad_id|>",
+                  extra=["<|start_header_id|>", "<|end_header_id|>"], template=LLAMA3_TEMPLATE),
+    "gemma2": dict(bos="<bos>", eos="<eos>", pad="<pad>", extra=["<start_of_turn>", "<end_of_turn>"],
+                   template=GEMMA2_TEMPLATE),
+}
+
+
+def _training_text() -> list[str]:
+    """Words and prompts so the tokenizer splits some words and keeps others whole."""
+    from core import prompts
+    words = ["love", "freedom", "power", "kindness", "success", "family", "truth", "honor", "wisdom",
+             "Cutting Knowledge Date December Today Date Jul", "system user assistant model"]
+    try:  # every other Big Two noun: the rest split into several tokens
+        from core import corpora
+        words += corpora.load("big2-nouns").vocabulary[::2]
+    except Exception:  # noqa: BLE001 - without paper data, the short list above will do
+        pass
+    return [p.text for p in prompts.paper_prompts()] * 3 + words
+
+
+def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = None, pre_tokenize: bool = True):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+    sp = SPECIALS[arch]
+    tok = Tokenizer(models.BPE())
+    if pre_tokenize:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:  # no word boundaries: merges may cross the chat-template / answer boundary
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = [sp["bos"], sp["eos"], sp["pad"], *sp["extra"]]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_training_text(), trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=sp["bos"], eos_token=sp["eos"],
+                                   pad_token=sp["pad"], additional_special_tokens=sp["extra"])
+    fast.chat_template = template if template is not None else sp["template"]
+    return fast
+
+
+def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *, hidden: int = 64,
+              layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
+              vocab_size: int = 1000, seed: int = 0, template: str | None = None,
+              pre_tokenize: bool = True, safetensors: bool = True) -> Path:
+    """Build, save and return a folder with a random-weight model of the given architecture."""
+    import torch
+    from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, Gemma2Config,
+                              LlamaConfig)
+    path = Path(path)
+    tokenizer = make_tokenizer(arch, vocab_size, template, pre_tokenize)
+    common = dict(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                  num_attention_heads=heads, num_key_value_heads=kv_heads,
+                  intermediate_size=intermediate or hidden * 2, max_position_embeddings=512,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id, num_labels=1)
+    if arch == "llama":
+        config = LlamaConfig(**common)
+    else:
+        config = Gemma2Config(**common, head_dim=hidden // heads, sliding_window=64)
+    torch.manual_seed(seed)
+    cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
+    model = cls.from_config(config)
+    with torch.no_grad():  # random heads give scores of usable spread
+        for p in model.parameters():
+            p.normal_(0, 0.2 if p.dim() > 1 else 0.02)
+    model.save_pretrained(path, safe_serialization=safetensors)
+    tokenizer.save_pretrained(path)
+    return path

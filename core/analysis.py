@@ -1,0 +1,597 @@
+"""Statistics behind the paper's figures (METHOD.md sections 3, 4 and 6).
+
+Pure pandas/numpy/scipy/statsmodels: no UI imports, so the CLI, the dashboard and the
+tests all call the same functions and get the same numbers."""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import paperdata, prompts
+
+UNKNOWN_FAMILY = "Unknown"
+
+
+# ----------------------------------------------------------------------------------
+# Figure 1: ranks, median ranks, family means
+# ----------------------------------------------------------------------------------
+def _capitalise(family) -> str:
+    """'gemma' -> 'Gemma' (as in the paper's figures); missing -> None."""
+    if family is None or (isinstance(family, float) and math.isnan(family)) or str(family).strip() == "":
+        return None
+    s = str(family).strip()
+    return s[:1].upper() + s[1:]
+
+
+def _sorted_levels(values) -> list[str]:
+    """Factor levels in R's default (alphabetical, case-insensitive) order: the first is the reference."""
+    return sorted({str(v) for v in values}, key=lambda v: (v.casefold(), v))
+
+
+def _model_col(scores: pd.DataFrame) -> str:
+    return "model_key" if "model_key" in scores.columns else "model"
+
+
+def word_ranks(scores: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """Rank each (model, prompt)'s corpus words by score, 1 = highest, ties averaged
+    (R `rank(-score)`). Only corpus words are ranked: a score file may hold extra words;
+    a word a model was not scored on is simply absent from its ranking."""
+    key = _model_col(scores)
+    codes = _codes(scores, words)
+    cols = [c for c in dict.fromkeys(["model", key, "family", "prompt_id", "prompt", "response", "value"])
+            if c in scores.columns]
+    out = scores.iloc[codes["rows"]][cols].copy()
+    out["rank"] = codes["rank"]
+    return out.reset_index(drop=True)
+
+
+def _codes(scores: pd.DataFrame, words: pd.DataFrame) -> dict:
+    """Integer codes for model, prompt and response, and each kept row's rank.
+    Why integers: grouping 10^6 string keys dominates the run time; int keys are ~10x faster."""
+    kc, kuniq = pd.factorize(scores[_model_col(scores)])
+    pc, puniq = pd.factorize(scores["prompt_id"])
+    rc, runiq = pd.factorize(scores["response"])
+    value = scores["value"].to_numpy(float)
+    in_vocab = pd.Index(runiq).isin(pd.Index(words["word"].astype(str).unique()))
+    keep = in_vocab[rc] & np.isfinite(value) & (kc >= 0) & (pc >= 0)
+    rows = np.flatnonzero(keep)
+    gid = kc[rows].astype(np.int64) * len(puniq) + pc[rows]
+    dup = pd.Series(gid * len(runiq) + rc[rows]).duplicated().to_numpy()  # first row wins
+    rows, gid = rows[~dup], gid[~dup]
+    rank = pd.Series(value[rows]).groupby(gid, sort=False).rank(method="average", ascending=False)
+    return {"rows": rows, "gid": gid, "resp": rc[rows], "rank": rank.to_numpy(),
+            "kc": kc, "kuniq": kuniq, "puniq": puniq, "runiq": runiq,
+            "pfirst": np.unique(pc[pc >= 0], return_index=True)[1]}
+
+
+def median_ranks(scores: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """Median rank per (model, prompt, category); a word in several categories counts in each."""
+    c = _codes(scores, words)
+    cats = words[["word", "category"]].astype(str).drop_duplicates()
+    cc, cuniq = pd.factorize(cats["category"])
+    pairs = pd.DataFrame({"r": pd.Index(c["runiq"]).get_indexer(cats["word"]), "cat": cc})
+    pairs = pairs[pairs["r"] >= 0]
+    long = pd.DataFrame({"r": c["resp"], "g": c["gid"], "rank": c["rank"]}).merge(pairs, on="r")
+    med = long.groupby(long["g"] * len(cuniq) + long["cat"], sort=True)["rank"].median()
+    g, cat = np.divmod(med.index.to_numpy(), len(cuniq))
+    k, pr = np.divmod(g, len(c["puniq"]))
+    out = pd.DataFrame({"_kc": k, "prompt_id": np.asarray(c["puniq"], dtype=object)[pr],
+                        "category": np.asarray(cuniq, dtype=object)[cat], "median_rank": med.to_numpy(float)})
+    return _attach_labels(out, scores, c)
+
+
+def _attach_labels(med: pd.DataFrame, scores: pd.DataFrame, c: dict) -> pd.DataFrame:
+    """Model label, capitalised family and framing for each median-rank row."""
+    first = np.unique(c["kc"][c["kc"] >= 0], return_index=True)[1]  # first row of each model
+    models = scores.iloc[first]
+    keys = np.asarray(c["kuniq"], dtype=object)
+    name = (models["model"] if "model" in models.columns else models[_model_col(scores)]).astype(str).to_numpy()
+    label = pd.Series(name, dtype=object)
+    dupe = label.duplicated(keep=False).to_numpy()  # one name, several keys (e.g. published and re-scored)
+    label[dupe] = keys[dupe]
+    fam = models["family"].tolist() if "family" in models.columns else [None] * len(models)
+    fam = np.array([_capitalise(f) for f in fam], dtype=object)
+    pid_first = scores.iloc[c["pfirst"]]
+    ptext = dict(zip(pid_first["prompt_id"], pid_first["prompt"])) if "prompt" in scores.columns else {}
+    framing = {pid: prompts.framing_of(str(pid), str(ptext.get(pid, ""))) for pid in med["prompt_id"].unique()}
+    out = pd.DataFrame({
+        "model": label.to_numpy()[med["_kc"]], "family": fam[med["_kc"]],
+        "prompt_id": med["prompt_id"].astype(str), "framing": med["prompt_id"].map(framing),
+        "category": med["category"].astype(str), "median_rank": med["median_rank"],
+        "_key": keys[med["_kc"]]})
+    return out.sort_values(["model", "category", "prompt_id"], kind="stable").reset_index(drop=True)
+
+
+def family_means(med: pd.DataFrame) -> pd.DataFrame:
+    """Mean over models of each model's mean median rank, per (framing, category, family):
+    every model weighs the same however many prompts it was scored on."""
+    m = med.dropna(subset=["family"])
+    per_model = m.groupby(["framing", "category", "family", "_key"], observed=True)["median_rank"].mean()
+    out = per_model.groupby(["framing", "category", "family"], observed=True).mean()
+    return out.rename("mean_rank").reset_index().sort_values(["framing", "category", "family"]).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------
+# Mixed model: lme(median_rank ~ family*category*framing, random = ~1|model), REML
+# ----------------------------------------------------------------------------------
+def design_matrix(df: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, list[str]]:
+    """R-style `a*b*c` model matrix with treatment contrasts: reference = first level
+    (alphabetical); columns and names in R's order (first factor varies fastest)."""
+    n = len(df)
+    dummies = {}
+    for f in factors:
+        levels = _sorted_levels(df[f])
+        vals = df[f].astype(str).to_numpy()
+        dummies[f] = [(f"{f}{lv}", (vals == lv).astype(float)) for lv in levels[1:]]
+    cols, names = [np.ones(n)], ["(Intercept)"]
+    for r in range(1, len(factors) + 1):
+        for combo in itertools.combinations(factors, r):
+            # R: the first factor varies fastest, so iterate the last factor outermost.
+            for parts in itertools.product(*[dummies[f] for f in reversed(combo)]):
+                parts = parts[::-1]
+                names.append(":".join(p[0] for p in parts))
+                cols.append(np.prod([p[1] for p in parts], axis=0))
+    return np.column_stack(cols), names
+
+
+def _drop_aliased(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop columns that are linear combinations of earlier ones (empty design cells), by
+    Gram-Schmidt in column order as R's lm does; R's lme would stop with an error instead."""
+    basis, keep, dropped = [], [], []
+    for j in range(X.shape[1]):
+        x = X[:, j].astype(float)
+        r = x.copy()
+        for q in basis:
+            r -= (q @ r) * q
+        norm = np.linalg.norm(r)
+        if norm > 1e-7 * max(np.linalg.norm(x), 1.0):
+            basis.append(r / norm)
+            keep.append(j)
+        else:
+            dropped.append(names[j])
+    return X[:, keep], [names[j] for j in keep], dropped
+
+
+def _group_sums(X: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    """Column sums of X per group (bincount per column: much faster than np.add.at)."""
+    return np.column_stack([np.bincount(codes, weights=X[:, j], minlength=k) for j in range(X.shape[1])])
+
+
+def nlme_df(X: np.ndarray, names: list[str], groups: np.ndarray) -> np.ndarray:
+    """Denominator df as nlme assigns them for one grouping level: a column constant within
+    every group is a between-group term (df = groups - 1 - between columns); the intercept
+    and within-group columns get N - groups - within columns."""
+    n, p = X.shape
+    codes, uniq = pd.factorize(groups)
+    n_groups = len(uniq)
+    means = _group_sums(X, codes, n_groups) / np.bincount(codes)[:, None]
+    between = np.all(np.abs(X - means[codes]) < 1e-9, axis=0)
+    between[0] = False  # the intercept is reported at the innermost level
+    n_between = int(between.sum())
+    n_within = p - 1 - n_between
+    df_between = n_groups - 1 - n_between
+    df_within = n - n_groups - n_within
+    return np.where(between, df_between, df_within).astype(float)
+
+
+def reml_random_intercept(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> dict:
+    """REML fit of y = X b + u[group] + e (one random intercept), as nlme's lme does.
+    Why not statsmodels' mixedlm: on the published Big Two data its optimiser stops at a
+    wrong optimum (intercept 8.8 instead of 97.5). With one random intercept the REML
+    criterion has a closed form in the variance ratio g = tau^2/sigma^2 (V_i = I + g J),
+    so a 1-D bounded search over log g is exact and fast."""
+    from scipy.optimize import minimize_scalar
+
+    codes, uniq = pd.factorize(groups)
+    n, p = X.shape
+    n_i = np.bincount(codes).astype(float)
+    Sx = _group_sums(X, codes, len(uniq))
+    Sy = np.bincount(codes, weights=y)
+    XtX, Xty, yty = X.T @ X, X.T @ y, y @ y
+
+    def solve(g):
+        c = g / (1 + g * n_i)
+        A = XtX - (Sx * c[:, None]).T @ Sx
+        b = Xty - Sx.T @ (c * Sy)
+        beta = np.linalg.solve(A, b)
+        rss = yty - 2 * beta @ Xty + beta @ XtX @ beta - np.sum(c * (Sy - Sx @ beta) ** 2)
+        return beta, A, rss
+
+    def neg_reml(log_g):
+        g = math.exp(log_g)
+        beta, A, rss = solve(g)
+        return 0.5 * ((n - p) * math.log(rss / (n - p)) + np.sum(np.log1p(g * n_i))
+                      + np.linalg.slogdet(A)[1])
+
+    opt = minimize_scalar(neg_reml, bounds=(-30.0, 15.0), method="bounded",
+                          options={"xatol": 1e-10, "maxiter": 500})
+    log_g = opt.x if neg_reml(opt.x) <= neg_reml(-30.0) else -30.0
+    g = math.exp(log_g)
+    beta, A, rss = solve(g)
+    sigma2 = rss / (n - p)
+    cov = sigma2 * np.linalg.inv(A)
+    return {"beta": beta, "se": np.sqrt(np.diag(cov)), "sigma2": sigma2, "tau2": g * sigma2}
+
+
+def mixed_model(med: pd.DataFrame) -> dict:
+    """Fixed effects of median_rank ~ family*category*framing with a random intercept per
+    model (REML), with nlme-style t-test p-values; factors with one level are left out."""
+    d = med.dropna(subset=["family"]).reset_index(drop=True)
+    factors = [f for f in ("family", "category", "framing") if d[f].nunique() > 1]
+    X, names = design_matrix(d, factors)
+    X, names, dropped = _drop_aliased(X, names)
+    y = d["median_rank"].to_numpy(float)
+    groups = d["_key"].astype(str).to_numpy()
+    fit = reml_random_intercept(y, X, groups)
+    est, se = fit["beta"], fit["se"]
+    df = nlme_df(X, names, groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = est / se
+        p = np.where(df > 0, 2 * stats.t.sf(np.abs(t), np.maximum(df, 1)), np.nan)
+    terms = [{"term": nm, "estimate": float(e), "p": _num(pv)} for nm, e, pv in zip(names, est, p)]
+    out = {"terms": terms}
+    if dropped:
+        out["dropped_terms"] = dropped
+    if len(factors) < 3:
+        out["note"] = "left out (one level only): " + ", ".join(
+            f for f in ("family", "category", "framing") if f not in factors)
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Family tests: Welch t-test, permutation t-test, Hedges' g with a bootstrap CI
+# ----------------------------------------------------------------------------------
+def _welch_t_rows(S1, Q1, n1, S, Q, n):
+    """Welch t for many splits at once from group sums (rows = permutations)."""
+    n2 = n - n1
+    m1, m2 = S1 / n1, (S - S1) / n2
+    v1 = (Q1 - n1 * m1 ** 2) / (n1 - 1)
+    v2 = ((Q - Q1) - n2 * m2 ** 2) / (n2 - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (m1 - m2) / np.sqrt(v1 / n1 + v2 / n2)
+
+
+def permutation_labels(n: int, n1: int, permutations: int, seed: int) -> np.ndarray:
+    """`permutations` random splits of n rows into n1 + (n - n1), as a 0/1 float matrix.
+    Seeded by (seed, n, n1) so that panels of the same shape share one matrix: each
+    panel's test stays exact, and a balanced design draws the matrix only once."""
+    rng = np.random.default_rng([seed, n, n1])
+    labels = np.zeros((permutations, n), dtype=bool)
+    labels[:, :n1] = True
+    return rng.permuted(labels, axis=1).astype(float)
+
+
+def permutation_p(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> float:
+    """Two-sided permutation p of the Welch t: family labels shuffled over the rows,
+    p = (1 + #{|t*| >= |t|}) / (1 + permutations)."""
+    return float(permutation_p_many(np.atleast_2d(a), np.atleast_2d(b), labels)[0])
+
+
+def permutation_p_many(A: np.ndarray, B: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """permutation_p for k panels of the same shape at once (rows of A and B): one matrix
+    product of the (permutations x n) label matrix with the (n x k) data gives every
+    permuted group sum, so 10,000 permutations of 10 panels cost milliseconds."""
+    x = np.concatenate([A, B], axis=1).astype(float)
+    x = x - x.mean(axis=1, keepdims=True)  # centring keeps the sum-of-squares formula accurate
+    n1, n = A.shape[1], x.shape[1]
+    S, Q = x.sum(axis=1), (x ** 2).sum(axis=1)
+    t_obs = _welch_t_rows(x[:, :n1].sum(axis=1), (x[:, :n1] ** 2).sum(axis=1), n1, S, Q, n)
+    if labels is None or len(labels) == 0:
+        return np.full(len(x), np.nan)
+    t = _welch_t_rows(labels @ x.T, labels @ (x ** 2).T, n1, S, Q, n)  # permutations x k
+    hits = np.sum(np.abs(t) >= np.abs(t_obs) * (1 - 1e-12), axis=0)
+    return np.where(np.isfinite(t_obs), (1 + hits) / (1 + len(labels)), np.nan)
+
+
+def hedges_g(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hedges' g of a minus b (pooled SD, small-sample correction); works on rows of 2-D arrays."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    n1, n2 = a.shape[1], b.shape[1]
+    sp = np.sqrt(((n1 - 1) * a.var(axis=1, ddof=1) + (n2 - 1) * b.var(axis=1, ddof=1)) / (n1 + n2 - 2))
+    j = 1 - 3 / (4 * (n1 + n2) - 9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return j * (a.mean(axis=1) - b.mean(axis=1)) / sp
+
+
+def bootstrap_ci(a, b, reps: int, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile 95% CI of Hedges' g, resampling rows within each family."""
+    if reps <= 0:
+        return float("nan"), float("nan")
+    ia = rng.integers(0, len(a), size=(reps, len(a)))
+    ib = rng.integers(0, len(b), size=(reps, len(b)))
+    g = hedges_g(a[ia], b[ib])
+    g = g[np.isfinite(g)]
+    if len(g) == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(g, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def family_tests(med: pd.DataFrame, permutations=10000, seed=0, bootstrap=2000) -> list[dict]:
+    """Per (category, framing) panel: each non-reference family vs the reference family over
+    the (model, prompt) median ranks (the rows R's Welch test used). effect_size = Hedges' g
+    of (family − reference): negative means the family ranks the category's words higher
+    (nearer rank 1) than the reference family does."""
+    d = med.dropna(subset=["family"])
+    fams = _sorted_levels(d["family"])
+    ref, others = fams[0], fams[1:]
+    rows, data = [], []
+    for i, ((cat, fr), panel) in enumerate(d.groupby(["category", "framing"], sort=True)):
+        for j, fam in enumerate(others):
+            a = panel.loc[panel["family"] == fam, "median_rank"].to_numpy(float)
+            b = panel.loc[panel["family"] == ref, "median_rank"].to_numpy(float)
+            rows.append(_one_test(cat, fr, fam, ref, a, b, bootstrap, np.random.default_rng([seed, i, j])))
+            data.append((a, b))
+    _add_permutation_p(rows, data, int(permutations), seed)
+    m = len(rows)
+    for r in rows:
+        r["welch_p_bonferroni"] = _bonf(r["welch_p"], m)
+        r["permutation_p_bonferroni"] = _bonf(r["permutation_p"], m)
+    keys = ["category", "framing"] + (["comparison"] if len(others) > 1 else []) + [
+        "welch_p", "welch_p_bonferroni", "permutation_p", "permutation_p_bonferroni",
+        "effect_size", "effect_ci_low", "effect_ci_high"]
+    return [{k: r[k] if k in ("category", "framing", "comparison") else _num(r[k]) for k in keys} for r in rows]
+
+
+def _add_permutation_p(rows: list[dict], data: list[tuple], permutations: int, seed: int) -> None:
+    """Permutation p for every test, batching tests of the same shape into one matrix product."""
+    by_shape: dict[tuple, list[int]] = {}
+    for idx, (a, b) in enumerate(data):
+        rows[idx]["permutation_p"] = float("nan")
+        if min(len(a), len(b)) >= 2 and permutations > 0:
+            by_shape.setdefault((len(a) + len(b), len(a)), []).append(idx)
+    for (n, n1), idxs in by_shape.items():
+        labels = permutation_labels(n, n1, permutations, seed)
+        ps = permutation_p_many(np.stack([data[i][0] for i in idxs]), np.stack([data[i][1] for i in idxs]), labels)
+        for i, p in zip(idxs, ps):
+            rows[i]["permutation_p"] = float(p)
+
+
+def _one_test(cat, fr, fam, ref, a, b, bootstrap, rng) -> dict:
+    if len(a) >= 2 and len(b) >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            welch = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        g = float(hedges_g(a, b)[0])
+        lo, hi = bootstrap_ci(a, b, bootstrap, rng)
+    else:
+        welch = g = lo = hi = float("nan")
+    return {"category": cat, "framing": fr, "comparison": f"{fam} vs {ref}", "welch_p": welch,
+            "effect_size": g, "effect_ci_low": lo, "effect_ci_high": hi}
+
+
+def _bonf(p: float, m: int) -> float:
+    return min(1.0, p * m) if np.isfinite(p) else float("nan")
+
+
+def _num(x):
+    """JSON-safe float: NaN/inf become None (the CLI dumps with allow_nan=False)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# ----------------------------------------------------------------------------------
+# Figure 1 entry point and its plain-language summary
+# ----------------------------------------------------------------------------------
+def figure1(scores: pd.DataFrame, words: pd.DataFrame, corpus: str = "corpus",
+            permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
+    """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3)."""
+    med = median_ranks(scores, words)
+    fm = family_means(med)
+    result = {
+        "corpus": corpus,
+        "n_words": int(words["word"].astype(str).nunique()),
+        "median_ranks": [{k: (_num(v) if k == "median_rank" else v) for k, v in r.items()}
+                         for r in med.drop(columns="_key").to_dict("records")],
+        "family_means": [{**r, "mean_rank": _num(r["mean_rank"])} for r in fm.to_dict("records")],
+    }
+    fams = _sorted_levels(med["family"].dropna())
+    unknown = sorted(med.loc[med["family"].isna(), "model"].unique())
+    if len(fams) < 2:
+        found = f"found only {fams[0]}" if fams else "found none"
+        msg = f"needs RMs from at least two families; {found}"
+        result["mixed_model"] = {"message": msg}
+        result["family_tests"] = {"message": msg}
+    else:
+        result["mixed_model"] = mixed_model(med)
+        result["family_tests"] = family_tests(med, permutations, seed, bootstrap)
+    if unknown:
+        result["notes"] = [f"left out of the tests (family unknown): {', '.join(unknown)}"]
+    return result
+
+
+def summary_text(result: dict) -> str:
+    """A few sentences a policy reader can follow: who prefers what, how strongly, how sure."""
+    fm = pd.DataFrame(result.get("family_means") or [])
+    lines = [f"Corpus {result.get('corpus')} ({result.get('n_words')} words). "
+             "Each reward model ranks the words from 1 (highest reward) downwards; "
+             "we compare the median rank of each category's words."]
+    if fm.empty:
+        return lines[0] + " No scores to summarise."
+    tests = result.get("family_tests")
+    if isinstance(tests, dict):
+        lines.append(f"No family comparison: {tests.get('message')}.")
+        for r in fm.to_dict("records"):
+            lines.append(f"On {r['framing']} prompts, {r['family']}-based reward models give "
+                         f"{r['category']} words a mean rank of {r['mean_rank']:.1f}.")
+        return "\n".join(lines)
+    for t in tests:
+        lines.append(_test_sentence(t, fm))
+    return "\n".join(lines)
+
+
+def _test_sentence(t: dict, fm: pd.DataFrame) -> str:
+    fam, ref = (t.get("comparison") or _default_comparison(fm)).split(" vs ")
+    sel = fm[(fm["framing"] == t["framing"]) & (fm["category"] == t["category"])].set_index("family")["mean_rank"]
+    if fam not in sel or ref not in sel:
+        return f"On {t['framing']} prompts, {t['category']}: not enough data to compare {fam} and {ref}."
+    diff = sel[fam] - sel[ref]
+    higher, lower = (fam, ref) if diff < 0 else (ref, fam)
+    p = t.get("welch_p_bonferroni")
+    sig = "" if p is None else (f"p = {_fmt_p(p)}, Welch, Bonferroni-corrected"
+                                + ("" if p < 0.05 else "; not significant"))
+    if abs(diff) < 0.05:
+        return (f"On {t['framing']} prompts, {fam}- and {ref}-based reward models rank {t['category']} words "
+                f"about the same (mean rank {sel[fam]:.1f} vs {sel[ref]:.1f}; {sig}).")
+    if t["framing"] == "negative":
+        meaning = (f"i.e. {higher}-based models more readily give {t['category']} words as the answer to a "
+                   f"'worst thing' question, so {lower}-based models view them more favourably")
+    elif t["framing"] == "positive":
+        meaning = f"i.e. {higher}-based models prefer {t['category']} words more"
+    else:
+        meaning = f"i.e. {higher}-based models give {t['category']} words higher rewards"
+    return (f"On {t['framing']} prompts, {higher}-based reward models rank {t['category']} words "
+            f"{abs(diff):.1f} places higher than {lower}-based ones (mean rank {min(sel[fam], sel[ref]):.1f} vs "
+            f"{max(sel[fam], sel[ref]):.1f}; {sig}) — {meaning}.")
+
+
+def _default_comparison(fm: pd.DataFrame) -> str:
+    fams = _sorted_levels(fm["family"])
+    return f"{fams[1]} vs {fams[0]}"
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+# ----------------------------------------------------------------------------------
+# Implicit reward: MWLR between two language models (METHOD.md section 4)
+# ----------------------------------------------------------------------------------
+def mwlr(logp1: pd.Series, logp2: pd.Series) -> pd.Series:
+    """MWLR(t) = 0.5 (p1 + p2)(log p1 − log p2) for words present in both; positive = model 1
+    prefers the word. Weighting by the mixture keeps rare words from dominating."""
+    common = logp1.index.intersection(logp2.index)
+    l1, l2 = logp1.loc[common].astype(float), logp2.loc[common].astype(float)
+    return (0.5 * (np.exp(l1) + np.exp(l2)) * (l1 - l2)).rename("mwlr")
+
+
+def _best_logprobs(lm: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's log-probs per (prompt, decoded word); duplicate decodings keep the highest."""
+    sel = lm[(lm["model"] == model) | (lm.get("model_key", lm["model"]) == model)]
+    if sel.empty:
+        raise ValueError(f"no log-probabilities for model '{model}'")
+    pcol = "prompt" if "prompt" in sel.columns else "prompt_id"
+    return sel.groupby([pcol, "response"], sort=False)["value"].max().rename(model).reset_index()
+
+
+def mwlr_table(lm_scores: pd.DataFrame, model1: str, model2: str, prompt: str | None = None) -> pd.DataFrame:
+    """Per-word MWLR of model1 vs model2, sorted (top = model1's favourites, bottom = model2's).
+    With several prompts, MWLR is computed per prompt and averaged over the prompts where
+    both models have the word (n_prompts says how many); logp1/logp2 are the mean log-probs."""
+    lm = lm_scores
+    if prompt is not None:
+        lm = lm[(lm.get("prompt", lm["prompt_id"]) == prompt) | (lm.get("prompt_id", lm["prompt"]) == prompt)]
+    a, b = _best_logprobs(lm, model1), _best_logprobs(lm, model2)
+    pcol = a.columns[0]
+    both = a.merge(b.rename(columns={model2: "_b"}), on=[pcol, "response"]).rename(columns={model1: "_a"})
+    both["mwlr"] = 0.5 * (np.exp(both["_a"]) + np.exp(both["_b"])) * (both["_a"] - both["_b"])
+    out = both.groupby("response").agg(logp1=("_a", "mean"), logp2=("_b", "mean"),
+                                       mwlr=("mwlr", "mean"), n_prompts=("mwlr", "size"))
+    out = out.reset_index().rename(columns={"response": "word"})
+    out["prefers"] = np.where(out["mwlr"] > 0, model1, np.where(out["mwlr"] < 0, model2, "neither"))
+    return out.sort_values(["mwlr", "word"], ascending=[False, True]).reset_index(drop=True)
+
+
+def top_bottom(table: pd.DataFrame, n: int = 10) -> dict:
+    """The n words each model prefers most (by MWLR)."""
+    return {"top": table.head(n), "bottom": table.tail(n).iloc[::-1].reset_index(drop=True)}
+
+
+def mwlr_by_category(table: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """MWLR summarised per corpus category (a word in several categories counts in each)."""
+    m = table.merge(words[["word", "category"]].drop_duplicates(), on="word")
+    return (m.groupby("category")["mwlr"]
+            .agg(n_words="size", mean_mwlr="mean", median_mwlr="median", sum_mwlr="sum",
+                 share_model1=lambda s: float((s > 0).mean()))
+            .reset_index())
+
+
+def rm_lm_agreement(rm_scores: pd.DataFrame, lm_scores: pd.DataFrame) -> pd.DataFrame:
+    """Spearman and Kendall correlation between one RM's scores and one LM's log-probs on the
+    same (prompt, word) pairs: per prompt, and pooled over all pairs (prompt '(all)')."""
+    for name, df in (("rm_scores", rm_scores), ("lm_scores", lm_scores)):
+        key = "model_key" if "model_key" in df.columns else "model"
+        if key in df.columns and df[key].nunique() > 1:
+            raise ValueError(f"{name} holds several models; pass one model's scores")
+    on = ["prompt", "response"] if "prompt" in rm_scores.columns and "prompt" in lm_scores.columns \
+        else ["prompt_id", "response"]
+    lm = lm_scores.groupby(on, sort=False)["value"].max().rename("logp").reset_index()  # best duplicate
+    extra = ["prompt_id"] if on[0] != "prompt_id" and "prompt_id" in rm_scores.columns else []
+    rm = rm_scores.drop_duplicates(on)[on + extra + ["value"]]
+    pairs = rm.merge(lm, on=on)
+    rows = [_corr_row(pid, g) for pid, g in pairs.groupby(on[0], sort=True)]
+    rows.append(_corr_row("(all)", pairs))
+    return pd.DataFrame(rows)
+
+
+def _corr_row(prompt, g: pd.DataFrame) -> dict:
+    n = len(g)
+    row = {"prompt": prompt, "prompt_id": (g["prompt_id"].iloc[0] if "prompt_id" in g and prompt != "(all)" and n
+                                           else None), "n": n}
+    if n < 3 or g["value"].nunique() < 2 or g["logp"].nunique() < 2:
+        return {**row, "spearman": np.nan, "spearman_p": np.nan, "kendall": np.nan, "kendall_p": np.nan}
+    sp = stats.spearmanr(g["value"], g["logp"])
+    kt = stats.kendalltau(g["value"], g["logp"])
+    return {**row, "spearman": float(sp.statistic), "spearman_p": float(sp.pvalue),
+            "kendall": float(kt.statistic), "kendall_p": float(kt.pvalue)}
+
+
+# ----------------------------------------------------------------------------------
+# Training dynamics (Figure 4)
+# ----------------------------------------------------------------------------------
+SOURCES = {"uf": "UltraFeedback", "sky": "Skywork", "grm": "GRM"}
+
+
+def _source_from_filename(name: str) -> tuple[str, str, int | None]:
+    """`rank_results_uf_13.csv` -> ('UltraFeedback', '13K', 13)."""
+    m = re.match(r"rank_results_([a-z]+)_(\d+)k?\.csv$", name, flags=re.I)
+    if not m:
+        return name, "", None
+    src = SOURCES.get(m.group(1).lower(), m.group(1))
+    return src, f"{int(m.group(2))}K", int(m.group(2))
+
+
+def _base_from_model_id(model_id: str):
+    low = str(model_id).lower()
+    for needle, fam in (("qwen", "Qwen"), ("gem", "Gemma"), ("lla", "Llama")):
+        if needle in low:
+            return fam
+    return None
+
+
+def training_dynamics() -> pd.DataFrame:
+    """All rank_results_*.csv as one table (model_id, base_model, category, checkpoint,
+    sum_value = the rank statistic, data_source, data_size, method, prompt, file).
+    Data source and size come from the file name so every file is labelled alike."""
+    folder = "reward_model_training"
+    frames = []
+    for name in paperdata.listdir(folder):
+        if not (name.startswith("rank_results_") and name.endswith(".csv")):
+            continue
+        df = pd.read_csv(paperdata.path(f"{folder}/{name}"))
+        df = df.drop(columns=[c for c in df.columns if c in ("", "X") or c.startswith("Unnamed")])
+        df = df.rename(columns={"Category": "category"})
+        src, size, size_k = _source_from_filename(name)
+        base = df["base_model"] if "base_model" in df.columns else pd.Series(None, index=df.index, dtype=object)
+        frames.append(pd.DataFrame({
+            "model_id": df["model_id"].astype(str),
+            "base_model": base.where(base.notna(), df["model_id"].map(_base_from_model_id)),
+            "category": df["category"].astype(str),
+            "checkpoint": pd.to_numeric(df["checkpoint"], errors="coerce").astype("Int64"),
+            "sum_value": pd.to_numeric(df["sum_value"], errors="coerce"),
+            "data_source": src, "data_size": size, "data_size_k": size_k,
+            "method": df["method"] if "method" in df.columns else None,
+            "prompt": df["prompt"] if "prompt" in df.columns else None,
+            "file": name}))
+    if not frames:
+        return pd.DataFrame(columns=["model_id", "base_model", "category", "checkpoint", "sum_value",
+                                     "data_source", "data_size", "data_size_k", "method", "prompt", "file"])
+    out = pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
+    return out.sort_values(["data_size_k", "data_source", "model_id", "category", "checkpoint"],
+                           kind="stable").reset_index(drop=True)

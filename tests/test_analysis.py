@@ -1,0 +1,319 @@
+"""Tests for core.published and core.analysis: the published Big Two scores must reproduce
+the R re-run in paper-data/reference/fig1_big2.json, and the edge cases must not crash."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "paper-data"
+os.environ.setdefault("VALUEAUDIT_PAPER_DATA", str(PAPER_DATA))
+
+from core import analysis, corpora, paperdata, prompts  # noqa: E402
+from core.published import hub_id_from_filename, import_published, model_key  # noqa: E402
+from core.store import Store  # noqa: E402
+
+REFERENCE = PAPER_DATA / "reference" / "fig1_big2.json"
+needs_paper = pytest.mark.skipif(not REFERENCE.is_file(), reason="paper data not available")
+
+
+# -- helpers -------------------------------------------------------------------------
+def synthetic_scores(models: dict[str, str], words: list[str], prompt_ids: list[str],
+                     seed: int = 0, value=None) -> pd.DataFrame:
+    """Scores in store.scores() shape: models maps name -> family."""
+    rng = np.random.default_rng(seed)
+    texts = {p.prompt_id: p.text for p in prompts.paper_prompts()}
+    rows = []
+    for m, fam in models.items():
+        for pid in prompt_ids:
+            for w in words:
+                v = value(m, pid, w) if value else rng.normal()
+                rows.append({"model": m, "model_key": f"k:{m}", "family": fam, "prompt_id": pid,
+                             "prompt": texts.get(pid, pid), "response": w, "value": v})
+    return pd.DataFrame(rows)
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+# -- published import ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def big2_store(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("db") / "scores.duckdb")
+    counts = import_published(store)
+    return store, counts
+
+
+@pytest.fixture(scope="module")
+def big2_result(big2_store):
+    store, _ = big2_store
+    corpus = corpora.load("big2-nouns")
+    scores = store.scores(kind="rm", words=corpus.vocabulary)
+    return analysis.figure1(scores, corpus.words, corpus="big2-nouns", permutations=2000, seed=0, bootstrap=500)
+
+
+def test_hub_id_from_filename():
+    assert hub_id_from_filename("big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv") == \
+        "Ray2333/GRM-gemma2-2B-rewardmodel-ft"
+    assert hub_id_from_filename("MFD20_rewards_nicolinho_QRM-Llama3.1-8B.csv") == "nicolinho/QRM-Llama3.1-8B"
+    assert hub_id_from_filename("big2_rewards_RLHFlow_ArmoRM_Llama3.csv") == "RLHFlow/ArmoRM_Llama3"
+    assert hub_id_from_filename("README.md") is None
+    assert hub_id_from_filename("other_file.csv") is None
+
+
+@needs_paper
+def test_import_published_counts_and_idempotent(big2_store):
+    store, counts = big2_store
+    assert counts["files"] == 10 and counts["models"] == 10
+    assert counts["rows_added"] == 10 * 265 * 54
+    again = import_published(store)
+    assert again["rows_added"] == 0 and again["models"] == 10
+    models = store.models()
+    assert set(models["source"]) == {"published"}
+    assert set(models["family"]) == {"gemma", "llama"}
+    key = model_key("Ray2333/GRM-gemma2-2B-rewardmodel-ft")
+    assert key == f"published:Ray2333/GRM-gemma2-2B-rewardmodel-ft@{paperdata.COMMIT[:12]}"
+    assert models.set_index("model_key").loc[key, "family"] == "gemma"
+
+
+def test_import_reads_mfd_folder_and_keeps_na_words(tmp_path, monkeypatch):
+    """A fake data folder with both score folders: 'NA'/'null' stay words, first duplicate wins."""
+    ids = [p.prompt_id for p in prompts.paper_prompts()][:2]
+    big2 = tmp_path / "reward_model_scores" / "dict_big2_nouns"
+    mfd = tmp_path / "reward_model_scores" / "dict_MFD_20"
+    big2.mkdir(parents=True)
+    mfd.mkdir(parents=True)
+    header = "response," + ",".join(ids) + "\n"
+    (big2 / "big2_rewards_Owner_Some-gemma-RM.csv").write_text(header + "NA,1.0,2.0\nnull,3.0,4.0\nNA,9.0,9.0\n")
+    (mfd / "MFD20_rewards_Owner_Some-gemma-RM.csv").write_text(header + "care,5.0,6.0\n")
+    (mfd / "big2_rewards_Meta_Llama-RM.csv").write_text(header + "care,7.0,8.0\n")
+    (mfd / "notes.txt").write_text("not a score file")
+    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
+    store = Store(tmp_path / "s.duckdb")
+    counts = import_published(store)
+    assert counts == {"models": 2, "rows_added": 2 * 2 + 2 + 2, "files": 3}
+    s = store.scores(kind="rm")
+    na = s[(s["response"] == "NA") & (s["prompt_id"] == ids[0])]
+    assert na["value"].tolist() == [1.0]
+    assert set(s["response"]) == {"NA", "null", "care"}
+    assert dict(zip(store.models()["name"], store.models()["family"])) == {
+        "Owner/Some-gemma-RM": "gemma", "Meta/Llama-RM": "llama"}
+    assert import_published(store)["rows_added"] == 0
+
+
+def test_missing_mfd_folder_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
+    assert import_published(Store(tmp_path / "s.duckdb")) == {"models": 0, "rows_added": 0, "files": 0}
+
+
+# -- Figure 1 against the R reference ----------------------------------------------------
+@needs_paper
+def test_figure1_median_ranks_match_reference(big2_result):
+    ref = json.loads(REFERENCE.read_text())
+    assert big2_result["corpus"] == "big2-nouns" and big2_result["n_words"] == ref["n_words"] == 263
+    ours = pd.DataFrame(big2_result["median_ranks"])
+    theirs = pd.DataFrame(ref["median_ranks"])
+    assert len(ours) == len(theirs) == 1080
+    m = ours.merge(theirs, on=["model", "prompt_id", "category"], suffixes=("", "_ref"), validate="1:1")
+    assert len(m) == 1080
+    assert (m["median_rank"] == m["median_rank_ref"]).all()
+    assert (m["family"] == m["family_ref"]).all() and (m["framing"] == m["framing_ref"]).all()
+
+
+@needs_paper
+def test_figure1_family_means_match_reference(big2_result):
+    ref = json.loads(REFERENCE.read_text())
+    m = pd.DataFrame(big2_result["family_means"]).merge(
+        pd.DataFrame(ref["family_means"]), on=["framing", "category", "family"], suffixes=("", "_ref"))
+    assert len(m) == 8
+    assert np.allclose(m["mean_rank"], m["mean_rank_ref"], rtol=0, atol=1e-6)
+
+
+@needs_paper
+def test_figure1_mixed_model_matches_nlme(big2_result):
+    ref = {t["term"]: t for t in json.loads(REFERENCE.read_text())["mixed_model"]["terms"]}
+    ours = big2_result["mixed_model"]["terms"]
+    assert [t["term"] for t in ours] == list(ref)  # R's names, in R's order
+    for t in ours:
+        r = ref[t["term"]]
+        assert rel(t["estimate"], r["estimate"]) < 1e-4, t
+        if r["p"] == 0:
+            assert t["p"] < 1e-300
+        else:
+            assert rel(t["p"], r["p"]) < 1e-3, (t, r)
+
+
+@needs_paper
+def test_figure1_welch_tests_match_reference(big2_result):
+    ref = json.loads(REFERENCE.read_text())["family_tests"]
+    ours = {(t["category"], t["framing"]): t for t in big2_result["family_tests"]}
+    assert len(ours) == len(ref) == 4
+    for r in ref:
+        t = ours[(r["category"], r["framing"])]
+        assert rel(t["welch_p"], r["welch_p"]) < 1e-6
+        assert rel(t["welch_p_bonferroni"], r["welch_p_bonferroni"]) < 1e-6
+        assert 1 / 2001 <= t["permutation_p"] <= 1
+        assert t["permutation_p_bonferroni"] == pytest.approx(min(1, 4 * t["permutation_p"]))
+        assert t["effect_ci_low"] <= t["effect_size"] <= t["effect_ci_high"]
+    # Llama ranks agency higher (smaller rank) on positive prompts: negative g of Llama − Gemma.
+    assert ours[("Agency", "positive")]["effect_size"] < 0 < ours[("Communion", "positive")]["effect_size"]
+
+
+@needs_paper
+def test_figure1_is_strict_json_and_summary_reads_well(big2_result):
+    json.dumps(big2_result, allow_nan=False)
+    text = analysis.summary_text(big2_result)
+    assert "On positive prompts, Llama-based reward models rank Agency words 4.2 places higher than Gemma-based" in text
+    assert "Gemma-based reward models rank Communion words 4.2 places higher" in text
+    assert "Bonferroni" in text
+
+
+# -- ranking ---------------------------------------------------------------------------
+def test_ties_get_average_ranks():
+    words = pd.DataFrame({"word": ["a", "b", "c", "d"], "category": ["X", "X", "Y", "Y"]})
+    vals = {"a": 3.0, "b": 1.0, "c": 1.0, "d": 0.5}
+    scores = synthetic_scores({"m": "gemma"}, list(vals), ["best_ever_one"], value=lambda m, p, w: vals[w])
+    ranked = analysis.word_ranks(scores, words)
+    assert {"model", "model_key", "family", "prompt_id", "response", "value", "rank"} <= set(ranked.columns)
+    ranks = ranked.set_index("response")["rank"]
+    assert ranks.to_dict() == {"a": 1.0, "b": 2.5, "c": 2.5, "d": 4.0}
+    med = analysis.median_ranks(scores, words).set_index("category")["median_rank"]
+    assert med.to_dict() == {"X": 1.75, "Y": 3.25}
+
+
+def test_only_corpus_words_are_ranked_and_multi_category_words_count_twice():
+    words = pd.DataFrame({"word": ["a", "b", "c", "b"], "category": ["X", "X", "Y", "Y"]})
+    vals = {"a": 3.0, "zzz": 10.0, "b": 2.0, "c": 1.0}
+    scores = synthetic_scores({"m": "gemma"}, list(vals), ["best_ever_one"], value=lambda m, p, w: vals[w])
+    med = analysis.median_ranks(scores, words).set_index("category")["median_rank"]
+    assert med.to_dict() == {"X": 1.5, "Y": 2.5}  # 'zzz' not ranked; 'b' in both
+
+
+def test_word_missing_for_one_model():
+    words = pd.DataFrame({"word": ["a", "b", "c"], "category": ["X", "X", "Y"]})
+    vals = {"a": 3.0, "b": 2.0, "c": 1.0}
+    scores = synthetic_scores({"full": "gemma", "partial": "llama"}, list(vals), ["best_ever_one"],
+                              value=lambda m, p, w: vals[w])
+    scores = scores[~((scores["model"] == "partial") & (scores["response"] == "a"))]
+    med = analysis.median_ranks(scores, words).set_index(["model", "category"])["median_rank"]
+    assert med[("full", "X")] == 1.5 and med[("full", "Y")] == 3.0
+    assert med[("partial", "X")] == 1.0 and med[("partial", "Y")] == 2.0
+
+
+# -- fewer or more families ---------------------------------------------------------------
+def test_one_family_gives_message_not_exception():
+    words = pd.DataFrame({"word": list("abcdef"), "category": list("XXXYYY")})
+    ids = ["best_ever_one", "worst_ever_one"]
+    scores = synthetic_scores({"g1": "gemma", "g2": "gemma"}, list("abcdef"), ids)
+    res = analysis.figure1(scores, words, corpus="toy", permutations=100, bootstrap=50)
+    assert res["median_ranks"] and res["family_means"]
+    assert "found only Gemma" in res["mixed_model"]["message"]
+    assert "at least two families" in res["family_tests"]["message"]
+    assert "No family comparison" in analysis.summary_text(res)
+    json.dumps(res, allow_nan=False)
+
+
+def test_user_corpus_three_categories_three_families():
+    cats = ["Alpha", "Beta", "Gamma"]
+    words = pd.DataFrame({"word": [f"w{i}" for i in range(30)], "category": [cats[i % 3] for i in range(30)]})
+    ids = ["best_ever_one", "good_world_single", "worst_time_please", "bad_ever_one"]
+    models = {"g1": "gemma", "g2": "gemma", "l1": "llama", "l2": "llama", "q1": "qwen", "q2": "qwen"}
+    scores = synthetic_scores(models, words["word"].tolist(), ids, seed=3)
+    res = analysis.figure1(scores, words, corpus="mine", permutations=500, bootstrap=100, seed=1)
+    json.dumps(res, allow_nan=False)
+    assert len(res["median_ranks"]) == 6 * 4 * 3
+    terms = [t["term"] for t in res["mixed_model"]["terms"]]
+    assert len(terms) == 18
+    assert terms[:6] == ["(Intercept)", "familyLlama", "familyQwen", "categoryBeta", "categoryGamma",
+                         "framingpositive"]
+    assert "familyLlama:categoryBeta" in terms and "familyQwen:categoryGamma:framingpositive" in terms
+    tests = res["family_tests"]
+    assert len(tests) == 3 * 2 * 2  # panels x (Llama, Qwen vs Gemma)
+    assert {t["comparison"] for t in tests} == {"Llama vs Gemma", "Qwen vs Gemma"}
+    assert all(t["welch_p_bonferroni"] == min(1.0, t["welch_p"] * 12) for t in tests)
+    assert analysis.summary_text(res)
+
+
+def test_design_matrix_follows_r_column_order():
+    df = pd.DataFrame({"a": ["p", "q", "r", "p"], "b": ["x", "y", "y", "x"]})
+    X, names = analysis.design_matrix(df, ["a", "b"])
+    assert names == ["(Intercept)", "aq", "ar", "by", "aq:by", "ar:by"]
+    assert X[:, names.index("ar:by")].tolist() == [0, 0, 1, 0]
+
+
+def test_permutation_test_is_seeded():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.5, 1, 30), rng.normal(0, 1, 40)
+    p1 = analysis.permutation_p(a, b, analysis.permutation_labels(70, 30, 2000, seed=7))
+    p2 = analysis.permutation_p(a, b, analysis.permutation_labels(70, 30, 2000, seed=7))
+    assert p1 == p2 and 1 / 2001 <= p1 <= 1
+
+
+# -- implicit reward ----------------------------------------------------------------------
+def test_mwlr_hand_computation():
+    lp1 = pd.Series({"love": math.log(0.5), "freedom": math.log(0.1), "only1": math.log(0.3)})
+    lp2 = pd.Series({"love": math.log(0.25), "freedom": math.log(0.2), "only2": math.log(0.3)})
+    out = analysis.mwlr(lp1, lp2)
+    assert set(out.index) == {"love", "freedom"}
+    assert out["love"] == pytest.approx(0.5 * 0.75 * math.log(2))      # 0.259930...
+    assert out["freedom"] == pytest.approx(0.5 * 0.3 * -math.log(2))  # -0.103972...
+    assert out["love"] == pytest.approx(0.2599301927)
+    assert (analysis.mwlr(lp2, lp1) == -out.loc[analysis.mwlr(lp2, lp1).index]).all()
+
+
+def test_mwlr_table_keeps_highest_duplicate_and_averages_prompts():
+    rows = [  # model, prompt, response, logp
+        ("A", "p1", "love", math.log(0.5)), ("A", "p1", "love", math.log(0.1)),  # duplicate decoding
+        ("B", "p1", "love", math.log(0.25)),
+        ("A", "p2", "love", math.log(0.2)), ("B", "p2", "love", math.log(0.2)),
+        ("A", "p1", "war", math.log(0.01)), ("B", "p1", "war", math.log(0.04)),
+        ("A", "p1", "solo", math.log(0.3)),
+    ]
+    lm = pd.DataFrame(rows, columns=["model", "prompt", "response", "value"]).assign(prompt_id=lambda d: d["prompt"])
+    table = analysis.mwlr_table(lm, "A", "B").set_index("word")
+    assert set(table.index) == {"love", "war"}
+    assert table.loc["love", "mwlr"] == pytest.approx((0.5 * 0.75 * math.log(2) + 0.0) / 2)
+    assert table.loc["love", "n_prompts"] == 2
+    assert table.loc["war", "mwlr"] == pytest.approx(0.5 * 0.05 * math.log(0.25))
+    assert table.loc["love", "prefers"] == "A" and table.loc["war", "prefers"] == "B"
+    one = analysis.mwlr_table(lm, "A", "B", prompt="p2").set_index("word")
+    assert one.loc["love", "mwlr"] == 0.0
+    by_cat = analysis.mwlr_by_category(table.reset_index(), pd.DataFrame(
+        {"word": ["love", "war"], "category": ["Communion", "Agency"]})).set_index("category")
+    assert by_cat.loc["Communion", "mean_mwlr"] > 0 > by_cat.loc["Agency", "mean_mwlr"]
+    tb = analysis.top_bottom(table.reset_index(), n=1)
+    assert tb["top"]["word"].tolist() == ["love"] and tb["bottom"]["word"].tolist() == ["war"]
+
+
+def test_rm_lm_agreement():
+    words = [f"w{i}" for i in range(10)]
+    rm = pd.DataFrame({"model": "rm", "prompt_id": "p", "prompt": "P?", "response": words,
+                       "value": np.arange(10.0)})
+    # Same order, different scale, listed in reverse, plus a word the RM never scored.
+    lm = pd.DataFrame({"model": "lm", "prompt_id": "p", "prompt": "P?", "response": words[::-1] + ["extra"],
+                       "value": [-20.0 + i for i in range(9, -1, -1)] + [5.0]})
+    out = analysis.rm_lm_agreement(rm, lm).set_index("prompt")
+    assert out.loc["P?", "n"] == 10
+    assert out.loc["P?", "spearman"] == pytest.approx(1.0) and out.loc["P?", "kendall"] == pytest.approx(1.0)
+    assert "(all)" in out.index
+    with pytest.raises(ValueError):
+        analysis.rm_lm_agreement(pd.concat([rm, rm.assign(model="rm2")]), lm)
+
+
+# -- training dynamics ------------------------------------------------------------------
+@needs_paper
+def test_training_dynamics():
+    d = analysis.training_dynamics()
+    assert not d.duplicated().any()
+    assert {"model_id", "base_model", "category", "checkpoint", "sum_value", "data_source", "data_size"} <= set(d.columns)
+    assert d["base_model"].notna().all() and set(d["base_model"]) == {"Gemma", "Llama", "Qwen"}
+    labels = set(zip(d["data_source"], d["data_size"]))
+    assert {("UltraFeedback", "13K"), ("Skywork", "80K"), ("GRM", "80K"), ("UltraFeedback", "100K")} <= labels
+    uf100 = d[d["file"] == "rank_results_uf_100.csv"]
+    assert len(uf100) == 84  # 60,956 rows in the file, mostly exact duplicates

@@ -1,0 +1,104 @@
+import pytest
+import yaml
+
+from core import corpora, prompts
+
+
+def test_builtin_big2_nouns(paper_data):
+    c = corpora.load("big2-nouns")
+    assert len(c.vocabulary) == 263
+    counts = dict(zip(c.counts()["category"], c.counts()["n_words"]))
+    assert counts == {"Agency": 104, "Communion": 159}
+
+
+def test_builtin_big2_expanded(paper_data):
+    c = corpora.load("big2-expanded")
+    import pandas as pd
+    raw = pd.read_csv(paper_data / "corpora/dict_big2_expanded.csv", dtype=str, keep_default_na=False)
+    assert len(c.vocabulary) == raw["DicTerm"].str.strip().nunique()
+    assert set(c.categories) == {"Agency", "Communion"}
+    assert "common good" in c.vocabulary  # multi-word terms are answers too
+
+
+def test_builtin_mfd2_merges_virtue_and_vice(paper_data):
+    c = corpora.load("mfd2")
+    assert c.categories == ["Authority", "Care", "Fairness", "Loyalty", "Sanctity"]
+    assert set(c.words["subcategory"]) == {"virtue", "vice"}
+    assert len(c.vocabulary) == 2040
+    row = c.words[c.words["word"] == "abused"].iloc[0]
+    assert (row["category"], row["subcategory"]) == ("Care", "vice")
+
+
+def test_csv_upload_strips_dedupes_and_allows_several_categories():
+    data = b"word,category\n love ,Communion\nlove,Communion\nlove,Agency\npower,\n"
+    c = corpora.parse_upload("my words.csv", data)
+    assert c.name == "my-words"
+    assert sorted(c.words[c.words.word == "love"]["category"]) == ["Agency", "Communion"]
+    assert c.words[c.words.word == "power"]["category"].item() == corpora.UNCATEGORISED
+    assert c.vocabulary == ["love", "power"]
+
+
+def test_dic_upload():
+    data = b"%\n1\tCare\n2\tFairness\n%\nkind\t1\nfair\t2\njust\t1\t2\nabus*\t1\n"
+    c = corpora.parse_upload("liwc.dic", data)
+    assert sorted(c.words[c.words.word == "just"]["category"]) == ["Care", "Fairness"]
+    assert "abus*" not in c.vocabulary and c.notes  # wildcards are not answers
+
+
+def test_dicx_upload():
+    data = b"DicTerm,Good,Bad\nnice,X,\nnasty,,X\nboth,X,X\n"
+    c = corpora.parse_upload("x.dicx", data)
+    assert c.categories == ["Bad", "Good"]
+    assert sorted(c.words[c.words.word == "both"]["category"]) == ["Bad", "Good"]
+
+
+@pytest.mark.parametrize("name,data,fragment", [
+    ("g.csv", bytes(range(256)) * 4, "binary"),
+    ("l.csv", "word,category\ncafé,x\n".encode("latin-1"), "UTF-8"),
+    ("e.csv", b"", "empty"),
+    ("c.csv", b"term,cat\nlove,x\n", "'word' column"),
+    ("n.csv", b"word,category\n  ,x\n", "no words"),
+    ("x.txt", b"word\nlove\n", "unsupported"),
+    ("d.dic", b"love 1\n", "LIWC"),
+])
+def test_bad_uploads_get_one_line_errors(name, data, fragment):
+    with pytest.raises(corpora.CorpusError) as e:
+        corpora.parse_upload(name, data)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_oversize_upload_refused():
+    with pytest.raises(corpora.CorpusError, match="larger than"):
+        corpora.parse_upload("big.csv", b"word\n" + b"a\n" * (corpora.MAX_BYTES // 2 + 1))
+
+
+def test_paper_prompts_equal_prompts_yaml(paper_data):
+    ref = yaml.safe_load((paper_data / "config/prompts.yaml").read_text())
+    mine = prompts.paper_prompts()
+    assert [(p.prompt_id, p.text) for p in mine] == list(ref.items())
+    assert len(mine) == 54
+    assert {p.framing for p in mine if p.prompt_id.split("_")[0] in ("best", "greatest", "good")} == {"positive"}
+    assert {p.framing for p in mine if p.prompt_id.split("_")[0] in ("worst", "bad", "terrible")} == {"negative"}
+
+
+def test_custom_prompts_yaml_and_csv(tmp_path):
+    y = tmp_path / "p.yaml"
+    y.write_text('best_ever_one: "What, in one word, is the best thing ever?"\nmine: What is the worst idea?\n')
+    ps = prompts.load(y)
+    assert [(p.prompt_id, p.framing) for p in ps] == [("best_ever_one", "positive"), ("mine", "negative")]
+    c = tmp_path / "p.csv"
+    c.write_text("prompt_id,prompt\na,What is good?\n")
+    assert prompts.load(c)[0].text == "What is good?"
+
+
+@pytest.mark.parametrize("name,text,fragment", [
+    ("p.yaml", "a: [unclosed", "not valid YAML"),
+    ("p.yaml", "- just\n- a list\n", "mapping"),
+    ("p.csv", "id,text\na,b\n", "prompt_id,prompt"),
+    ("p.yaml", "", "no prompts"),
+])
+def test_malformed_prompts(tmp_path, name, text, fragment):
+    f = tmp_path / name
+    f.write_text(text)
+    with pytest.raises(prompts.PromptError, match=fragment):
+        prompts.load(f)

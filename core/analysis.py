@@ -383,10 +383,46 @@ def figure1(scores: pd.DataFrame, words: pd.DataFrame, corpus: str = "corpus",
             permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
     """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3)."""
     med = median_ranks(scores, words)
+    return _figure1(med, corpus, _n_ranked(scores, words), permutations, seed, bootstrap)
+
+
+def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", models=None, prompt_texts=None,
+                       permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
+    """figure1 with ranks and medians computed inside DuckDB: the fast path for the CLI and
+    the app (a million stored scores never travel to pandas)."""
+    raw = store.median_ranks(words, "rm", models, prompt_texts)
+    if raw.empty:
+        return _figure1(_label_medians(raw), corpus, 0, permutations, seed, bootstrap)
+    return _figure1(_label_medians(raw), corpus, int(raw["n_ranked"].max()), permutations, seed, bootstrap)
+
+
+def _label_medians(raw: pd.DataFrame) -> pd.DataFrame:
+    """Store medians in median_ranks()'s shape: capitalised family, framing, unique labels."""
+    label = raw["model"].astype(str).copy()
+    names = raw.drop_duplicates("model_key")
+    dupes = set(names.loc[names["model"].duplicated(keep=False), "model"])
+    label[raw["model"].isin(dupes)] = raw["model_key"]
+    out = pd.DataFrame({
+        "model": label, "family": [_capitalise(f) for f in raw["family"]],
+        "prompt_id": raw["prompt_id"].astype(str),
+        "framing": [prompts.framing_of(str(i), str(t)) for i, t in zip(raw["prompt_id"], raw["prompt"])],
+        "category": raw["category"].astype(str), "median_rank": raw["median_rank"].astype(float),
+        "_key": raw["model_key"]})
+    return out.sort_values(["model", "category", "prompt_id"], kind="stable").reset_index(drop=True)
+
+
+def _n_ranked(scores: pd.DataFrame, words: pd.DataFrame) -> int:
+    """Distinct corpus words that at least one model was scored on (what the ranks range over)."""
+    vocab = pd.Index(words["word"].astype(str).unique())
+    return int(vocab.isin(scores["response"].astype(str).unique()).sum())
+
+
+def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, seed: int,
+             bootstrap: int) -> dict:
     fm = family_means(med)
     result = {
         "corpus": corpus,
-        "n_words": int(words["word"].astype(str).nunique()),
+        "n_words": n_words,
         "median_ranks": [{k: (_num(v) if k == "median_rank" else v) for k, v in r.items()}
                          for r in med.drop(columns="_key").to_dict("records")],
         "family_means": [{**r, "mean_rank": _num(r["mean_rank"])} for r in fm.to_dict("records")],

@@ -186,11 +186,10 @@ def cmd_analyze(args) -> int:
     corpus = resolve_corpus(args.corpus, store)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
-    scores = store.scores(kind="rm", models=wanted, words=corpus.vocabulary, prompts=prompt_texts)
-    if scores.empty:
+    result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
+                                         permutations=args.permutations, seed=args.seed)
+    if not result["median_ranks"]:
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
-    result = analysis.figure1(scores, corpus.words, corpus=corpus.name,
-                              permutations=args.permutations, seed=args.seed)
     if args.json:
         print(json.dumps(result, allow_nan=False, default=float))
     else:

@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # our own progress bar and messages only
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     handler = globals()["cmd_" + args.command.replace("-", "_")]
     try:
         return handler(args) or 0
@@ -114,6 +117,7 @@ def _progress_bar(quiet: bool):
 def cmd_score(args) -> int:
     from . import models, prompts, scoring
     store = _store(args)
+    store.stats()  # a locked or corrupt database is reported before any model loads
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     if args.backend == "ray":

@@ -252,6 +252,12 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
         kwargs["use_safetensors"] = True
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"could not load the tokenizer of {name}: {str(e).splitlines()[0]}") from None
+    if kind == "rm" and not getattr(tokenizer, "chat_template", None):
+        raise ModelError(f"{name}: the tokenizer has no chat template, which reward scoring needs; add the base "
+                         "model's chat template (chat_template.jinja or tokenizer_config.json) to the model folder")
+    try:
         model, info = cls.from_pretrained(name, output_loading_info=True, **kwargs)
     except OSError as e:
         msg = str(e)

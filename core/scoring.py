@@ -261,6 +261,7 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
         flush()
     finally:
         pending.clear()  # an exception mid-batch leaves committed rows only
+    result.engine = eng.name  # 'naive' if the cached engine fell back
     result.notes.extend(getattr(eng, "notes", []))
     result.seconds = time.monotonic() - start
     return result
@@ -269,13 +270,16 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
 def _with_oom_backoff(eng, prompt: str, words: list[str], batch_size: int):
     """Run the engine; on CUDA out-of-memory halve the batch size and go on from where it failed."""
     import torch
-    pos = 0
-    while pos < len(words):
+    remaining = list(words)
+    while remaining:
+        done: set[str] = set()  # by word, not position: an engine may score words in any order
         try:
-            for batch_words, values in eng.score(prompt, words[pos:], batch_size):
-                pos += len(batch_words)
+            for batch_words, values in eng.score(prompt, remaining, batch_size):
+                done.update(batch_words)
                 yield batch_words, values
+            remaining = []
         except torch.OutOfMemoryError:
+            remaining = [w for w in remaining if w not in done]
             if batch_size == 1:
                 raise ScoringError("CUDA out of memory even at batch size 1; use a smaller model, "
                                    "--dtype bfloat16, or --device cpu") from None

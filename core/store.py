@@ -320,7 +320,7 @@ def _explain(path: Path, msg: str) -> str:
     first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
     low = msg.lower()
     if "not a valid duckdb" in low or "corrupt" in low or "magic" in low or "invalid" in low and "file" in low:
-        return f"{path} is not a readable DuckDB database ({first}); move it aside or choose another --db"
+        return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another --db"
     if "no space" in low or "disk" in low and "full" in low:
         return f"the disk holding {path} is full; the last batch was rolled back — free space and rerun to continue"
     return f"database error on {path}: {first}"

@@ -94,6 +94,9 @@ def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *,
     with torch.no_grad():  # random heads give scores of usable spread
         for p in model.parameters():
             p.normal_(0, 0.2 if p.dim() > 1 else 0.02)
-    model.save_pretrained(path, safe_serialization=safetensors)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    if not safetensors:  # a pickle-only checkpoint, as old hub repositories have
+        torch.save(model.state_dict(), path / "pytorch_model.bin")
+        (path / "model.safetensors").unlink()
     return path

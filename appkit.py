@@ -1,0 +1,296 @@
+"""Streamlit glue shared by the pages: the store, cached data, the error guard, small widgets.
+
+Why one module: every page gets data the same way (through core, cached on the database's
+version so a new score or import shows up at once), and fails the same way (a message
+and a hint, never a traceback)."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import traceback
+
+import pandas as pd
+import streamlit as st
+
+from core import analysis, charts, corpora, export, models, prompts, ui
+from core.cli import resolve_corpus
+from core.store import Store
+
+log = logging.getLogger("valueaudit.app")
+
+HINTS = {
+    "StoreError": "Check VALUEAUDIT_DB points at a readable DuckDB file, or wait for another process using it.",
+    "PaperDataError": "Set VALUEAUDIT_PAPER_DATA to a copy of the paper's data/ folder, or connect to the internet.",
+    "CorpusError": "Fix the corpus file as described and upload it again.",
+    "ModelError": "Check the model id or folder and the safe-loading options.",
+}
+
+
+# ---------------------------------------------------------------------------------
+# Store and cached data
+# ---------------------------------------------------------------------------------
+def store() -> Store:
+    """The store selected by VALUEAUDIT_DB (read on every call so tests can switch it)."""
+    return Store()
+
+
+def version() -> tuple:
+    return store().version()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached(fn_name: str, ver: tuple, *args):
+    """One cache for all store reads: the key holds the database version, so any write
+    (a scoring batch, an import, a removal) makes the next read fresh."""
+    return _LOADERS[fn_name](Store(ver[0]), *args)
+
+
+def cached(fn_name: str, *args):
+    return _cached(fn_name, version(), *args)
+
+
+def _scores_for(s: Store, kind: str, corpus: str, model_names: tuple | None, prompt_texts: tuple | None):
+    words = corpus_vocab(corpus) if corpus else None  # '' = every stored word
+    return s.scores(kind=kind, models=list(model_names) if model_names is not None else None,
+                    words=words, prompts=list(prompt_texts) if prompt_texts is not None else None)
+
+
+def _corpus_names(s: Store) -> list[str]:
+    return list(corpora.BUILTINS) + [n for n in s.corpus_names() if n not in corpora.BUILTINS]
+
+
+def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
+    return ui.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
+
+
+_LOADERS = {
+    "models": lambda s: s.models(),
+    "stats": lambda s: s.stats(),
+    "coverage": lambda s: s.coverage(),
+    "scores": _scores_for,
+    "corpus_names": _corpus_names,
+    "coverage_by_corpus": _coverage_by_corpus,
+    "saved_corpus": lambda s, name: s.corpus_words(name),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _corpus_cached(name: str, ver: tuple) -> tuple[pd.DataFrame, str]:
+    c = resolve_corpus(name, Store(ver[0]))
+    return c.words, c.description
+
+
+def corpus(name: str) -> tuple[pd.DataFrame, str]:
+    """(words table, description) of a built-in or saved corpus."""
+    ver = version() if name not in corpora.BUILTINS else ("builtin", 0, 0, 0)
+    return _corpus_cached(name, ver)
+
+
+def corpus_vocab(name: str) -> list[str]:
+    return list(dict.fromkeys(corpus(name)[0]["word"]))
+
+
+@st.cache_data(show_spinner="Computing ranks and statistics…", max_entries=32)
+def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_ids: tuple | None,
+             permutations: int) -> dict:
+    texts = None
+    if prompt_ids is not None:
+        texts = tuple(p.text for p in prompts.paper_prompts() if p.prompt_id in prompt_ids)
+    sc = _scores_for(Store(ver[0]), "rm", corpus_name, model_names, texts)
+    if sc.empty:
+        return {}
+    words, _ = corpus(corpus_name)
+    return analysis.figure1(sc, words, corpus=corpus_name, permutations=permutations, seed=0)
+
+
+def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: int = 10000) -> dict:
+    """Figure 1 statistics for the chosen corpus, models and prompts ({} when nothing is scored)."""
+    m = tuple(sorted(model_names)) if model_names is not None else None
+    p = tuple(sorted(prompt_ids)) if prompt_ids is not None else None
+    return _figure1(version(), corpus_name, m, p, permutations)
+
+
+@st.cache_data(show_spinner=False)
+def training_dynamics() -> pd.DataFrame:
+    return analysis.training_dynamics()
+
+
+@st.cache_resource(max_entries=1, show_spinner=False)
+def load_model(name: str, kind: str, revision=None, device="auto", dtype="auto",
+               trust_remote_code=False, allow_pickle=False, family=None):
+    """Keep the last loaded model in memory so re-scoring it (e.g. another corpus) skips loading."""
+    return models.load(name, kind, revision=revision, device=device, dtype=dtype,
+                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    """What 'auto' picks here, in words (imports torch once per server)."""
+    try:
+        import torch
+        dev = models.pick_device("auto")
+        if dev == "cuda":
+            return f"GPU: {torch.cuda.get_device_name(0)}"
+        return {"mps": "Apple GPU (MPS)", "cpu": "CPU (no GPU found — large models will be slow)"}.get(dev, dev)
+    except Exception as e:  # noqa: BLE001
+        return f"unknown ({e})"
+
+
+# ---------------------------------------------------------------------------------
+# Page scaffolding
+# ---------------------------------------------------------------------------------
+def guarded(body):
+    """Run a page body so that no traceback reaches the page: errors become st.error + hint."""
+    @functools.wraps(body)
+    def run():
+        _ensure_navigation()
+        try:
+            body()
+        except Exception as e:  # noqa: BLE001 - this is the last line of defence
+            if type(e).__name__ in ("StopException", "RerunException", "RerunData"):
+                raise
+            show_error(e)
+    return run
+
+
+def _ensure_navigation() -> None:
+    """Keep the app's own navigation when a first visitor opens a deep link (/compare).
+
+    Why: with a pages/ folder, Streamlit starts in its legacy mode, in which a deep link runs
+    the page file directly instead of app.py; app.py's st.navigation never runs, and every
+    session then sees a flat, unsectioned menu. Leaving legacy mode and rerunning makes
+    app.py run first and open the requested page."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
+    name = type(e).__name__
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else name
+    st.error(f"{what}: {msg}")
+    st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
+                                          "and check the server log."))
+    log.warning("page error: %s", "".join(traceback.format_exception(e)))
+    if os.environ.get("VALUEAUDIT_DEBUG"):
+        st.code("".join(traceback.format_exception(e)))
+
+
+def header(title: str, intro: str) -> None:
+    st.title(title)
+    st.markdown(intro)
+
+
+def empty_state(message: str, next_step: str | None = None, page: str | None = None, label: str | None = None) -> None:
+    """Nothing to show yet: say so, and say what to do next."""
+    st.info(message + (f"\n\n**Next:** {next_step}" if next_step else ""), icon=":material/info:")
+    if page:
+        link(page, label or "Go there")
+
+
+def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
+    """A link to another page; skipped when a page runs on its own (tests), where the
+    multipage navigation that page_link needs does not exist."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def plot(fig, key: str | None = None) -> None:
+    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+
+
+def family_legend(families) -> None:
+    """A one-line colour key so colours mean the same everywhere."""
+    chips = " ".join(f"<span style='color:{charts.family_color(f)};font-weight:600'>● {str(f).capitalize()}</span>"
+                     for f in charts.family_order(families))
+    st.markdown(chips, unsafe_allow_html=True)
+
+
+def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
+    """CSV (spreadsheet-safe) and Parquet buttons for one table."""
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.download_button("CSV", export.to_csv_bytes(df), f"{stem}.csv", "text/csv", key=f"{key}-csv")
+    try:
+        c2.download_button("Parquet", export.to_parquet_bytes(df), f"{stem}.parquet",
+                           "application/octet-stream", key=f"{key}-pq")
+    except Exception:  # noqa: BLE001 - pyarrow missing: CSV is enough
+        c2.caption("Parquet needs pyarrow")
+
+
+def corpus_picker(key: str, label: str = "Corpus", default: str = "big2-nouns") -> str:
+    names = cached("corpus_names")
+    return st.selectbox(label, names, index=names.index(default) if default in names else 0, key=key,
+                        format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}" if n in corpora.BUILTINS else n)
+
+
+PAPER_PROMPTS = prompts.paper_prompts()
+PROMPT_TEXT = {p.prompt_id: p.text for p in PAPER_PROMPTS}
+
+
+def prompt_label(pid: str) -> str:
+    return f"{pid} — {PROMPT_TEXT.get(pid, '')}"
+
+
+# ---------------------------------------------------------------------------------
+# The current comparison (shared by Compare, Words and Report)
+# ---------------------------------------------------------------------------------
+def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
+    """(model names, prompt ids, model->family table) of the RMs with scores on this corpus."""
+    sc = cached("scores", "rm", corpus_name, None, None)
+    if sc.empty:
+        return [], [], pd.DataFrame(columns=["model", "family"])
+    fam = sc.drop_duplicates("model")[["model", "family"]].sort_values(["family", "model"])
+    pids = sorted(sc["prompt_id"].unique(), key=lambda p: list(PROMPT_TEXT).index(p) if p in PROMPT_TEXT else 999)
+    return fam["model"].tolist(), pids, fam
+
+
+def comparison_filters(prefix: str = "cmp") -> dict | None:
+    """Corpus, models, prompts and framing for the comparison; remembered across pages in
+    session_state['comparison'] so the Report exports exactly what Compare shows."""
+    saved = st.session_state.get("comparison", {})
+    with st.sidebar:
+        st.markdown("**Comparison**")
+        corpus_name = corpus_picker(f"{prefix}-corpus", default=saved.get("corpus", "big2-nouns"))
+    names, pids, fam = scored_rms(corpus_name)
+    if not names:
+        return {"corpus": corpus_name, "models": [], "prompts": [], "framing": []}
+    label = dict(zip(fam["model"], fam["family"].fillna("unknown")))
+    with st.sidebar:
+        models_ = st.multiselect("Reward models", names, default=[m for m in saved.get("models", names) if m in names]
+                                 if saved.get("corpus") == corpus_name else names,
+                                 format_func=lambda m: f"{m} ({label.get(m)})", key=f"{prefix}-models")
+        framing = st.multiselect("Framing", ["positive", "negative"], default=saved.get("framing", ["positive", "negative"]),
+                                 key=f"{prefix}-framing",
+                                 help="positive: best/greatest/good prompts; negative: worst/bad/terrible")
+        pick = [p for p in pids if prompts.framing_of(p) in framing or prompts.framing_of(p) == "unknown"]
+        prev = saved.get("prompts")
+        prompt_ids = st.multiselect("Prompts", pick, default=[p for p in (prev or pick) if p in pick] or pick,
+                                    format_func=prompt_label, key=f"{prefix}-prompts")
+    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing}
+    st.session_state["comparison"] = sel
+    return sel
+
+
+def comparison_result(sel: dict, permutations: int = 10000) -> dict:
+    """Figure 1 statistics for the current selection ({} when there is nothing to analyse)."""
+    if not sel or not sel.get("models") or not sel.get("prompts"):
+        return {}
+    return figure1(sel["corpus"], sel["models"], sel["prompts"], permutations)
+
+
+@st.cache_data(show_spinner="Ranking words…", max_entries=8)
+def _ranked(ver: tuple, corpus_name: str) -> pd.DataFrame:
+    sc = _scores_for(Store(ver[0]), "rm", corpus_name, None, None)
+    return ui.ranked_words(sc, corpus(corpus_name)[0])
+
+
+def ranked(corpus_name: str) -> pd.DataFrame:
+    """Every RM's rank of every corpus word on every prompt (1 = highest reward)."""
+    return _ranked(version(), corpus_name)

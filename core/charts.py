@@ -1,0 +1,330 @@
+"""Plotly figures for the dashboard and the HTML report.
+
+Every builder takes DataFrames and returns a plotly Figure, so the app, the report and
+the tests draw exactly the same chart. Family colours are fixed (the paper's brand
+colours) so a reader can follow Gemma/Llama/Qwen from one chart to the next."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+FAMILY_COLORS = {"gemma": "#DB4437", "llama": "#0064E0", "qwen": "#7C3AED"}
+# Other families take colours from one palette, in a stable order (hash of the name).
+PALETTE = ["#0F9D58", "#F4B400", "#00897B", "#8D6E63", "#EC407A", "#5C6BC0", "#26A69A", "#FF7043"]
+UNKNOWN_COLOR = "#9E9E9E"
+FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
+
+
+def family_color(family) -> str:
+    """The colour of a model family, the same on every chart (case-insensitive)."""
+    if family is None or (isinstance(family, float) and np.isnan(family)) or str(family).strip() == "":
+        return UNKNOWN_COLOR
+    key = str(family).strip().lower()
+    if key in FAMILY_COLORS:
+        return FAMILY_COLORS[key]
+    if key in ("unknown", "none"):
+        return UNKNOWN_COLOR
+    return PALETTE[sum(map(ord, key)) % len(PALETTE)]
+
+
+def family_order(families) -> list[str]:
+    """Families in a fixed order (Gemma, Llama, Qwen, then alphabetical) so panels line up."""
+    known = ["gemma", "llama", "qwen"]
+    vals = [str(f) for f in pd.unique(pd.Series(list(families)).dropna())]
+    return sorted(vals, key=lambda f: (known.index(f.lower()) if f.lower() in known else 9, f.lower()))
+
+
+def _style(fig: go.Figure, title: str | None = None, height: int | None = None,
+           legend_bottom: bool = False) -> go.Figure:
+    """One look for every chart: white background, readable font, legend above the plot
+    (or below it where subplot titles sit on top)."""
+    legend = (dict(orientation="h", yanchor="top", y=-0.08, x=0.5, xanchor="center") if legend_bottom
+              else dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    n_legend = sum(1 for t in fig.data if t.showlegend is not False and t.name)
+    top = (50 if title else 20) + (0 if legend_bottom else 30 * (1 + n_legend // 6))
+    fig.update_layout(template="plotly_white", font=dict(family=FONT, size=13),
+                      margin=dict(l=60, r=20, t=max(top, 40), b=60),
+                      legend=legend, hoverlabel=dict(font_size=12))
+    if title:  # the title sits at the very top, the legend between it and the plot
+        fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=0.99, yanchor="top", yref="container",
+                                     font=dict(size=16)))
+    if height:
+        fig.update_layout(height=height)
+    return fig
+
+
+def stars(p) -> str:
+    """Significance stars for a (Bonferroni-corrected) p-value; 'n.s.' when not significant."""
+    if p is None or (isinstance(p, float) and not np.isfinite(p)):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "n.s."
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank chart carrying a message, for panels with nothing to draw."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#666"),
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _style(fig, height=260)
+
+
+# ---------------------------------------------------------------------------------
+# Figure 1: median ranks per panel, by family
+# ---------------------------------------------------------------------------------
+def model_summary(median_ranks: pd.DataFrame) -> pd.DataFrame:
+    """Per model and panel: mean of the per-prompt median ranks and a 95% interval (1.96 SE),
+    which the chart draws as a point with error bars."""
+    g = median_ranks.groupby(["framing", "category", "family", "model"], dropna=False)["median_rank"]
+    out = g.agg(mean="mean", sd="std", n="size").reset_index()
+    out["ci"] = (1.96 * out["sd"] / np.sqrt(out["n"])).fillna(0.0)
+    return out
+
+
+def _jitter(n: int, seed: int = 0, width: float = 0.12) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-width, width, n)
+
+
+def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None = None,
+                   title: str | None = None, p_column: str = "welch_p_bonferroni") -> go.Figure:
+    """Figure 1: one panel per framing x category; per family a violin of the (model, prompt)
+    median ranks, each model's mean with a 95% error bar, and significance stars.
+
+    The y axis is reversed so the preferred words (rank 1) sit at the top."""
+    if median_ranks is None or median_ranks.empty:
+        return empty_figure("No median ranks to show")
+    mr = median_ranks.copy()
+    mr["family"] = mr["family"].fillna("Unknown")
+    framings = [f for f in ("positive", "negative") if f in set(mr["framing"])] + \
+        sorted(set(mr["framing"]) - {"positive", "negative"})
+    cats = sorted(mr["category"].unique(), key=str.casefold)
+    fams = family_order(mr["family"])
+    xpos = {f: i for i, f in enumerate(fams)}
+    tests = _test_lookup(family_tests, p_column)
+    titles = [_panel_title(fr, c, tests.get((c, fr))) for fr in framings for c in cats]
+    fig = make_subplots(rows=len(framings), cols=len(cats), subplot_titles=titles,
+                        shared_yaxes=False, vertical_spacing=0.14 if len(framings) > 1 else 0.1,
+                        horizontal_spacing=0.06)
+    summ = model_summary(mr)
+    shown: set[str] = set()
+    for r, fr in enumerate(framings, 1):
+        for c, cat in enumerate(cats, 1):
+            panel = mr[(mr["framing"] == fr) & (mr["category"] == cat)]
+            for fam in fams:
+                _add_family(fig, panel[panel["family"] == fam], summ, fr, cat, fam, xpos[fam], r, c,
+                            show_legend=fam not in shown)
+                if not panel[panel["family"] == fam].empty:
+                    shown.add(fam)
+            fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
+                             row=r, col=c)
+            fig.update_yaxes(autorange="reversed", row=r, col=c,
+                             title_text="Median rank (1 = preferred)" if c == 1 else None)
+    return _style(fig, title, height=max(400, 380 * len(framings)), legend_bottom=True)
+
+
+def _test_lookup(family_tests, p_column: str) -> dict:
+    """(category, framing) -> corrected p-value, from the analysis's family tests."""
+    if family_tests is None or not isinstance(family_tests, pd.DataFrame) or family_tests.empty:
+        return {}
+    col = p_column if p_column in family_tests.columns else "welch_p_bonferroni"
+    if col not in family_tests.columns:
+        return {}
+    return {(t["category"], t["framing"]): t[col] for t in family_tests.to_dict("records")}
+
+
+def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool) -> None:
+    """One family in one panel: violin, (model, prompt) dots, per-model mean +- 95% CI."""
+    if rows.empty:
+        return
+    color = family_color(fam)
+    fig.add_trace(go.Violin(x=[x] * len(rows), y=rows["median_rank"], name=fam, legendgroup=fam,
+                            showlegend=show_legend, line_color=color, fillcolor=color, opacity=0.25,
+                            points=False, hoverinfo="skip", width=0.8, spanmode="hard",
+                            meanline_visible=False), row=r, col=c)
+    jitter = _jitter(len(rows), seed=hash((fr, cat, fam)) % 2**32)
+    fig.add_trace(go.Scatter(
+        x=x - 0.22 + jitter * 0.6, y=rows["median_rank"], mode="markers", legendgroup=fam, showlegend=False,
+        marker=dict(size=4, color=color, opacity=0.35), name=fam,
+        customdata=np.column_stack([rows["model"], rows["prompt_id"]]),
+        hovertemplate="<b>%{customdata[0]}</b><br>prompt %{customdata[1]}<br>median rank %{y:.1f}<extra></extra>"),
+        row=r, col=c)
+    ms = summ[(summ["framing"] == fr) & (summ["category"] == cat) & (summ["family"] == fam)]
+    offs = np.linspace(-0.12, 0.12, len(ms)) if len(ms) > 1 else np.zeros(len(ms))
+    fig.add_trace(go.Scatter(
+        x=x + 0.2 + offs, y=ms["mean"], mode="markers", legendgroup=fam, showlegend=False, name=fam,
+        marker=dict(size=8, color=color, line=dict(color="white", width=1)),
+        error_y=dict(type="data", array=ms["ci"], color=color, thickness=1.2, width=3),
+        customdata=np.column_stack([ms["model"], ms["n"]]),
+        hovertemplate="<b>%{customdata[0]}</b><br>mean over %{customdata[1]} prompts: %{y:.1f}"
+                      "<br>± %{error_y.array:.1f} (95% CI)<extra></extra>"), row=r, col=c)
+
+
+def _panel_title(framing: str, category: str, p) -> str:
+    """'Positive prompts · Agency  ** (p = 0.002)': the family test's stars in the panel title."""
+    s = stars(p)
+    base = f"<b>{framing.capitalize()} prompts · {category}</b>"
+    return f"{base}   {s} (p = {p:.2g})" if s else base
+
+
+def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The headline: mean rank per family for each category, one group per framing."""
+    if family_means is None or family_means.empty:
+        return empty_figure("No family means to show")
+    fm = family_means.copy()
+    fm["panel"] = fm["framing"].str.capitalize() + " prompts · " + fm["category"]
+    fig = go.Figure()
+    for fam in family_order(fm["family"]):
+        d = fm[fm["family"] == fam]
+        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=fam, marker_color=family_color(fam),
+                             text=d["mean_rank"].round(1), textposition="outside",
+                             hovertemplate=f"<b>{fam}</b><br>%{{x}}<br>mean rank %{{y:.1f}}<extra></extra>"))
+    lo, hi = fm["mean_rank"].min(), fm["mean_rank"].max()
+    pad = max(5.0, (hi - lo) * 0.3)
+    fig.update_layout(barmode="group", yaxis=dict(title="Mean rank (lower = preferred)",
+                                                  range=[max(0, lo - pad), hi + pad]))
+    return _style(fig, title, height=420)
+
+
+# ---------------------------------------------------------------------------------
+# Words
+# ---------------------------------------------------------------------------------
+def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "rank",
+                      title: str | None = None, color: str | None = None) -> go.Figure:
+    """Two horizontal bar charts side by side: the most and the least preferred words."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Most preferred", "Least preferred"),
+                        horizontal_spacing=0.18)
+    col = color or "#0064E0"
+    for i, (df, shade) in enumerate(((top, col), (bottom, "#9E9E9E")), 1):
+        if df is None or df.empty:
+            continue
+        d = df.iloc[::-1]
+        fig.add_trace(go.Bar(y=d["word"], x=d[value], orientation="h", marker_color=shade, showlegend=False,
+                             hovertemplate="<b>%{y}</b><br>" + value.replace("_", " ") + " %{x:.3g}<extra></extra>"),
+                      row=1, col=i)
+    n = max(len(top) if top is not None else 0, len(bottom) if bottom is not None else 0)
+    fig.update_xaxes(title_text=value.replace("_", " "))
+    return _style(fig, title, height=max(320, 26 * n + 120))
+
+
+def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None) -> go.Figure:
+    """One word's mean rank per model (with the spread over prompts), coloured by family."""
+    if ranks is None or ranks.empty:
+        return empty_figure(f"'{word}' has no scores")
+    d = ranks.sort_values(["family", "mean_rank"])
+    fig = go.Figure()
+    for fam in family_order(d["family"].fillna("Unknown")):
+        x = d[d["family"].fillna("Unknown") == fam]
+        fig.add_trace(go.Bar(x=x["model"], y=x["mean_rank"], name=fam, marker_color=family_color(fam),
+                             error_y=dict(type="data", array=x["sd"].fillna(0), thickness=1),
+                             hovertemplate="<b>%{x}</b><br>mean rank %{y:.1f}<extra></extra>"))
+    title = f"Rank of '{word}' by model" + (f" (out of {n_words} words)" if n_words else "")
+    fig.update_layout(yaxis=dict(title="Mean rank over prompts (lower = preferred)", autorange="reversed"),
+                      xaxis=dict(tickangle=-30))
+    return _style(fig, title, height=430)
+
+
+def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | None = None) -> go.Figure:
+    """Diverging bars: words ranked better by family A (left) or by family B (right)."""
+    if gaps is None or gaps.empty:
+        return empty_figure("No words to compare")
+    d = gaps.sort_values("gap")
+    colors = [family_color(fam_a) if g < 0 else family_color(fam_b) for g in d["gap"]]
+    fig = go.Figure(go.Bar(y=d["word"], x=d["gap"], orientation="h", marker_color=colors,
+                           customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
+                           hovertemplate=f"<b>%{{y}}</b><br>{fam_a} mean rank %{{customdata[0]:.1f}}"
+                                         f"<br>{fam_b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
+    fig.update_layout(xaxis=dict(title=f"← preferred by {fam_a}   ·   rank difference   ·   preferred by {fam_b} →"),
+                      yaxis=dict(tickfont=dict(size=11)))
+    return _style(fig, title, height=max(360, 20 * len(d) + 120))
+
+
+# ---------------------------------------------------------------------------------
+# Implicit reward
+# ---------------------------------------------------------------------------------
+def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
+                  colors: tuple[str, str] | None = None, title: str | None = None) -> go.Figure:
+    """The n words each LM prefers most by MWLR, as a lollipop chart (stems from zero)."""
+    if table is None or table.empty:
+        return empty_figure("No words shared by both models")
+    d = pd.concat([table.head(n), table.tail(n)]).drop_duplicates("word").sort_values("mwlr")
+    c1, c2 = colors or ("#0064E0", "#DB4437")
+    col = [c1 if v > 0 else c2 for v in d["mwlr"]]
+    fig = go.Figure()
+    xs, ys = [], []
+    for w, v in zip(d["word"], d["mwlr"]):
+        xs += [0, v, None]
+        ys += [w, w, None]
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="#BDBDBD", width=1.5),
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=d["mwlr"], y=d["word"], mode="markers", marker=dict(size=10, color=col),
+                             showlegend=False, customdata=np.column_stack([d["logp1"], d["logp2"]]),
+                             hovertemplate="<b>%{y}</b><br>MWLR %{x:.3g}<br>log p " + _short(model1)
+                                           + " %{customdata[0]:.2f}<br>log p " + _short(model2)
+                                           + " %{customdata[1]:.2f}<extra></extra>"))
+    fig.add_vline(x=0, line_color="#616161", line_width=1)
+    fig.update_layout(xaxis=dict(title=f"← prefers {_short(model2)}   ·   MWLR   ·   prefers {_short(model1)} →"),
+                      yaxis=dict(categoryorder="array", categoryarray=list(d["word"])))
+    return _style(fig, title, height=max(420, 22 * len(d) + 120))
+
+
+def agreement_figure(pairs: pd.DataFrame, rm: str, lm: str, title: str | None = None) -> go.Figure:
+    """RM score against the base LM's log-probability, one dot per (prompt, word)."""
+    if pairs is None or pairs.empty:
+        return empty_figure("No (prompt, word) pairs scored by both models")
+    fig = go.Figure(go.Scattergl(x=pairs["logp"], y=pairs["value"], mode="markers",
+                                 marker=dict(size=5, opacity=0.45, color="#0064E0"),
+                                 customdata=np.column_stack([pairs["response"], pairs["prompt_id"]]),
+                                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>log p %{x:.2f}"
+                                               "<br>reward %{y:.3g}<extra></extra>"))
+    fig.update_layout(xaxis=dict(title=f"log-probability under {_short(lm)}"),
+                      yaxis=dict(title=f"reward from {_short(rm)}"))
+    return _style(fig, title, height=440)
+
+
+def _short(name: str) -> str:
+    return str(name).rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------
+# Training dynamics (Figure 4)
+# ---------------------------------------------------------------------------------
+def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Rank statistic over training checkpoints: one line per model and category; colour =
+    base family, dash = category (Agency solid, Communion dotted)."""
+    if td is None or td.empty:
+        return empty_figure("No training-dynamics data")
+    cats = sorted(td["category"].unique())
+    dashes = {c: d for c, d in zip(cats, ["solid", "dot", "dash", "dashdot", "longdash"] * 3)}
+    fig = go.Figure()
+    for (model, cat), g in td.sort_values("checkpoint").groupby(["model_id", "category"], sort=True):
+        fam = g["base_model"].iloc[0]
+        fig.add_trace(go.Scatter(
+            x=g["checkpoint"].astype(float), y=g["sum_value"], mode="lines+markers",
+            name=f"{fam} · {cat}", legendgroup=f"{fam}·{cat}",
+            line=dict(color=family_color(fam), dash=dashes[cat], width=2), marker=dict(size=5),
+            hovertemplate=f"<b>{model}</b><br>{cat}<br>step %{{x}}<br>rank sum %{{y:.1f}}<extra></extra>"))
+    seen = set()
+    for tr in fig.data:  # one legend entry per family x category
+        tr.showlegend = tr.name not in seen
+        seen.add(tr.name)
+    fig.update_layout(xaxis=dict(title="Training step (checkpoint)"),
+                      yaxis=dict(title="Rank statistic (lower = preferred)", autorange="reversed"))
+    _style(fig, title, height=440)
+    # Up to 6 family x category entries: a legend on the right never collides with the title.
+    fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(t=60 if title else 30, r=10))
+    return fig
+
+
+def coverage_figure(cov: pd.DataFrame) -> go.Figure:
+    """Heatmap: share of each corpus's words scored (all prompts) per model."""
+    if cov is None or cov.empty:
+        return empty_figure("Nothing scored yet")
+    piv = cov.pivot_table(index="model", columns="corpus", values="share", aggfunc="max").fillna(0)
+    fig = go.Figure(go.Heatmap(z=piv.values * 100, x=list(piv.columns), y=list(piv.index),
+                               colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% words"),
+                               hovertemplate="%{y}<br>%{x}: %{z:.0f}% of words<extra></extra>"))
+    return _style(fig, None, height=max(260, 28 * len(piv) + 120))

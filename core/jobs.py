@@ -1,0 +1,274 @@
+"""Background scoring jobs for the dashboard: a module-level registry of worker threads.
+
+Why a thread registry and not work inside the page script: a Streamlit script reruns on
+every click and each browser session has its own script thread. A job started here lives
+in the server process, independent of any session, so it survives reruns and page
+switches, other sessions stay responsive, and any session can watch or cancel it. Jobs
+run one at a time (one accelerator); each batch is committed to the store as it finishes,
+so a cancelled job keeps its work and a rerun scores only what is missing.
+
+No streamlit import here: the registry is plain Python and is tested as such."""
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from . import models as _models
+from . import scoring
+from .prompts import Prompt
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "loading", "scoring")
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One model to score, with its safe-loading choices (all off by default)."""
+    name: str
+    kind: str = "rm"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    family: str | None = None
+
+
+@dataclass
+class JobSpec:
+    models: Sequence[ModelRequest]
+    prompts: Sequence[Prompt]
+    words: Sequence[str]
+    corpus: str = ""
+    db_path: str | None = None
+    engine: str = "cached"
+    batch_size: int = 32
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass
+class ModelStatus:
+    """What the Score page shows per model."""
+    name: str
+    kind: str
+    state: str = "queued"  # queued | loading | scoring | done | failed | cancelled
+    done: int = 0
+    total: int = 0
+    new: int = 0
+    cached: int = 0
+    eta: float | None = None
+    device: str = ""
+    message: str = ""
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        if self.state == "done":
+            return 1.0
+        return self.done / self.total if self.total else 0.0
+
+
+@dataclass
+class Job:
+    id: int
+    spec: JobSpec
+    statuses: list[ModelStatus]
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    message: str = ""
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    @property
+    def fraction(self) -> float:
+        """Share of rows done over all models (models not started count as zero)."""
+        total = sum(s.total for s in self.statuses)
+        if total == 0:
+            return sum(s.fraction for s in self.statuses) / max(len(self.statuses), 1)
+        return sum(s.done if s.state != "done" else s.total for s in self.statuses) / total
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left for the model now scoring (others unknown until they load)."""
+        return next((s.eta for s in self.statuses if s.state == "scoring"), None)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (tests and scripts); True when it did."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.active
+
+
+Loader = Callable[..., "_models.LoadedModel"]
+
+
+class JobRegistry:
+    """All jobs of this server process. Thread-safe; jobs run one after another."""
+
+    def __init__(self, loader: Loader | None = None):
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one job on the accelerator at a time
+        self.loader = loader or _models.load
+
+    def submit(self, spec: JobSpec, loader: Loader | None = None) -> Job:
+        """Queue a job and start its worker thread; returns at once."""
+        if not spec.models:
+            raise ValueError("choose at least one model to score")
+        if not spec.words:
+            raise ValueError("the corpus has no words")
+        if not spec.prompts:
+            raise ValueError("choose at least one prompt")
+        with self._lock:
+            job = Job(next(self._ids), spec, [ModelStatus(m.name, m.kind) for m in spec.models])
+            self._jobs[job.id] = job
+        t = threading.Thread(target=self._work, args=(job, loader or self.loader),
+                             name=f"valueaudit-job-{job.id}", daemon=True)
+        job._thread = t
+        t.start()
+        return job
+
+    def get(self, job_id: int | None) -> Job | None:
+        return self._jobs.get(job_id) if job_id is not None else None
+
+    def jobs(self) -> list[Job]:
+        """Newest first."""
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.id, reverse=True)
+
+    def active(self) -> list[Job]:
+        return [j for j in self.jobs() if j.active]
+
+    def cancel(self, job_id: int) -> None:
+        job = self.get(job_id)
+        if job:
+            job.cancel()
+
+    # -- worker ------------------------------------------------------------------
+    def _work(self, job: Job, loader: Loader) -> None:
+        with self._run_lock:
+            if job.cancel_requested:
+                self._finish(job, "cancelled")
+                return
+            job.state = "running"
+            store = Store(job.spec.db_path) if job.spec.db_path else Store()
+            for req, status in zip(job.spec.models, job.statuses):
+                if job.cancel_requested:
+                    status.state = "cancelled"
+                    continue
+                self._score_one(job, req, status, store, loader)
+            failed = [s for s in job.statuses if s.state == "failed"]
+            if job.cancel_requested:
+                self._finish(job, "cancelled")
+            elif failed and len(failed) == len(job.statuses):
+                self._finish(job, "failed", failed[0].message)
+            else:
+                self._finish(job, "done", f"{len(failed)} of {len(job.statuses)} models failed" if failed else "")
+
+    def _score_one(self, job: Job, req: ModelRequest, status: ModelStatus, store: Store, loader: Loader) -> None:
+        """Load one model and score it; every error ends up as the model's message, never raised."""
+        spec = job.spec
+        status.state, status.started = "loading", time.time()
+        loaded = None
+        try:
+            loaded = loader(req.name, req.kind, revision=req.revision or None, device=spec.device,
+                            dtype=spec.dtype, trust_remote_code=req.trust_remote_code,
+                            allow_pickle=req.allow_pickle, family=req.family or None)
+            status.device = str(loaded.device)
+            status.state = "scoring"
+
+            def on_progress(p: scoring.Progress) -> None:
+                status.done, status.total, status.new, status.cached, status.eta = p.done, p.total, p.new, p.cached, p.eta
+
+            result = scoring.run(store, loaded, spec.prompts, spec.words, engine=spec.engine,
+                                 batch_size=spec.batch_size, on_progress=on_progress,
+                                 should_stop=job._cancel.is_set)
+            status.new, status.cached = result.new, result.cached
+            status.total = max(status.total, status.done)
+            notes = list(result.notes)
+            if result.skipped:
+                notes.append(f"{len(result.skipped)} words have no tokens and were skipped")
+            if result.stopped:
+                status.state = "cancelled"
+                notes.insert(0, f"cancelled after {result.new} new rows (they are saved)")
+            else:
+                status.state = "done"
+                if result.new == 0 and result.cached:
+                    notes.insert(0, "everything was already stored")
+                _drop_placeholder(store, loaded)
+            status.message = "; ".join(notes)
+        except Exception as e:  # noqa: BLE001 - shown on the page as the model's status
+            status.state = "failed"
+            status.message = _one_line(e)
+            log.warning("scoring %s failed: %s", req.name, status.message)
+        finally:
+            status.finished = time.time()
+            status.eta = None
+            del loaded
+            _free_memory()
+
+    def _finish(self, job: Job, state: str, message: str = "") -> None:
+        job.state, job.message, job.finished = state, message, time.time()
+
+
+def _drop_placeholder(store: Store, loaded) -> None:
+    """A model added on the Models page before it was scored has a placeholder row; once
+    scored under its real key (with the resolved revision) the empty placeholder goes."""
+    try:
+        m = store.models()
+        stale = m[(m["name"] == loaded.name) & (m["source"] == "added") & (m["model_key"] != loaded.key)
+                  & (m["n_scores"] == 0)]
+        for key in stale["model_key"]:
+            store.remove_model(key)
+    except Exception:  # noqa: BLE001 - cosmetic; never fail a finished job for it
+        pass
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg
+
+
+def fmt_seconds(s: float | None) -> str:
+    """'2 min 5 s' for an ETA; '' when unknown."""
+    if s is None:
+        return ""
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+REGISTRY = JobRegistry()

@@ -1,0 +1,99 @@
+"""Compare (the heart): median ranks per panel (framing x category) by family — violins of
+every (model, prompt), each model's mean with a 95% interval, Bonferroni-corrected stars —
+the mixed model in one plain sentence, and any model's top and bottom words."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import appkit as ak
+from core import analysis, charts, ui
+
+
+def summary(result: dict) -> None:
+    lines = analysis.summary_text(result).splitlines()
+    with st.container(border=True):
+        st.markdown("**What this shows.** " + lines[0])
+        for ln in lines[1:]:
+            st.markdown("- " + ln)
+        st.markdown("**Mixed model.** " + ui.mixed_model_sentence(result))
+        for note in result.get("notes", []):
+            st.caption(note)
+
+
+def panels(result: dict, sel: dict) -> None:
+    med = pd.DataFrame(result["median_ranks"])
+    med = med[med["framing"].isin(sel["framing"])]
+    tests = ui.tests_table(result)
+    ak.family_legend(med["family"].dropna())
+    fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
+                                f"({result['n_words']} words)")
+    ak.plot(fig, key="compare-main")
+    st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
+               "their spread per family. Solid dots: each model's mean over prompts with a 95% interval. "
+               "Rank 1 = the most rewarded word, so **higher on the chart = preferred**. Stars: Welch t-test "
+               "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
+    with st.expander("Numbers: family means and tests"):
+        fm = pd.DataFrame(result["family_means"])
+        st.dataframe(fm, hide_index=True, width="stretch")
+        ak.downloads(fm, f"family_means_{sel['corpus']}", "dl-fm")
+        if not tests.empty:
+            st.dataframe(tests, hide_index=True, width="stretch")
+            ak.downloads(tests, f"family_tests_{sel['corpus']}", "dl-tests")
+        else:
+            st.caption(str(result.get("family_tests", {}).get("message", "No tests.")))
+        ak.downloads(med, f"median_ranks_{sel['corpus']}", "dl-med")
+
+
+def model_words(sel: dict) -> None:
+    """Why: a number like 'median rank 128' means more next to the words behind it."""
+    st.subheader("One model's most and least preferred words")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    model = c1.selectbox("Model", sel["models"], key="cmp-word-model")
+    framing = c2.radio("On prompts", sel["framing"] or ["positive"], horizontal=True, key="cmp-word-framing",
+                       format_func=lambda f: {"positive": "positive (best/greatest/good)",
+                                              "negative": "negative (worst/bad/terrible)"}.get(f, f))
+    n = c3.number_input("Words", 5, 50, 10, key="cmp-word-n")
+    words, _ = ak.corpus(sel["corpus"])
+    sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
+    ranked = ui.ranked_words(sc, words)
+    have = set(ranked.loc[ranked["framing"] == framing, "prompt_id"].unique())
+    pids = [p for p in sel["prompts"] if p in have]
+    top, bottom = ui.top_bottom_words(ranked, model, pids, int(n))
+    fam = sc["family"].iloc[0] if not sc.empty else None
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam),
+                                     title=f"{model}: mean reward over {len(pids)} {framing} prompts"), key="cmp-words")
+    a, b = st.columns(2)
+    a.dataframe(top, hide_index=True, width="stretch")
+    b.dataframe(bottom, hide_index=True, width="stretch")
+    if framing == "negative":
+        st.caption("On negative prompts a *top* word is the model's favourite answer to 'the worst thing' — "
+                   "i.e. a word it views unfavourably.")
+
+
+@ak.guarded
+def main() -> None:
+    ak.header("Compare reward models by base family",
+              "Does the base model a reward model was built on shape which values it rewards? "
+              "Choose the corpus, models, prompts and framing in the sidebar.")
+    sel = ak.comparison_filters("cmp")
+    if not sel["models"] and not ak.scored_rms(sel["corpus"])[0]:
+        ak.empty_state(f"No reward-model scores on **{sel['corpus']}** yet.",
+                       "Import the paper's published results on the Home page (Big Two nouns), "
+                       "or score reward models on this corpus on the Score page.", "pages/home.py", "Home")
+        return
+    if not sel["models"] or not sel["prompts"] or not sel["framing"]:
+        st.warning("Choose at least one model, one framing and one prompt in the sidebar.")
+        return
+    result = ak.comparison_result(sel)
+    if not result or not result.get("median_ranks"):
+        ak.empty_state("The chosen models have no scores for these prompts and words.",
+                       "Widen the filters or score the models on this corpus.")
+        return
+    panels(result, sel)
+    summary(result)
+    st.divider()
+    model_words(sel)
+
+
+main()

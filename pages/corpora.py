@@ -1,0 +1,106 @@
+"""Corpora: the built-in word lists with counts per category and a searchable word list;
+upload a CSV / LIWC .dic / .dicx with validation and a preview before saving it."""
+from __future__ import annotations
+
+import re
+
+import plotly.graph_objects as go
+import streamlit as st
+
+import appkit as ak
+from core import corpora
+
+FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
+LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
+`.dicx` (`DicTerm` column plus one column per category marked `X`). UTF-8, at most
+{mb} MB. Wildcard entries such as `abus*` are dropped: only whole words can be answers."""
+
+
+def counts_chart(words):
+    counts = words.groupby("category")["word"].nunique().sort_values()
+    fig = go.Figure(go.Bar(x=counts.values, y=counts.index, orientation="h", marker_color="#0064E0",
+                           text=counts.values, textposition="outside",
+                           hovertemplate="%{y}: %{x} words<extra></extra>"))
+    fig.update_layout(template="plotly_white", height=max(200, 36 * len(counts) + 80),
+                      margin=dict(l=10, r=30, t=30, b=30), xaxis_title="words")
+    return fig
+
+
+def browse() -> None:
+    name = ak.corpus_picker("corpus-browse")
+    words, desc = ak.corpus(name)
+    st.markdown(f"**{name}** — {desc or 'user corpus'} · {words['word'].nunique():,} distinct words, "
+                f"{words['category'].nunique()} categories")
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        ak.plot(counts_chart(words), key="corpus-counts")
+    with c2:
+        q = st.text_input("Search words", placeholder="type part of a word, e.g. free", key="corpus-q")
+        cats = st.multiselect("Categories", sorted(words["category"].unique()), key="corpus-cats")
+        view = words
+        if q:
+            view = view[view["word"].str.contains(re.escape(q), case=False)]
+        if cats:
+            view = view[view["category"].isin(cats)]
+        st.dataframe(view, hide_index=True, width="stretch", height=320)
+        st.caption(f"{len(view):,} of {len(words):,} rows")
+    if name not in corpora.BUILTINS:
+        with st.expander("Delete this saved corpus"):
+            if st.button(f"Delete {name}", key="corpus-del"):
+                ak.store().delete_corpus(name)
+                st.success(f"Deleted {name}. Its scores stay in the store.")
+                st.rerun()
+
+
+def upload() -> None:
+    """Why a preview: a wrong delimiter or column name shows here, not after an hour of scoring."""
+    st.markdown(FORMATS.format(mb=corpora.MAX_BYTES // 2**20))
+    f = st.file_uploader("Upload a corpus", type=["csv", "dic", "dicx"], key="corpus-upload")
+    if f is None:
+        return
+    try:
+        corpus = corpora.parse_upload(f.name, f.getvalue())
+    except corpora.CorpusError as e:
+        st.error(f"Cannot use this file: {e}")
+        return
+    for note in corpus.notes:
+        st.warning(note)
+    st.success(f"{f.name}: {corpus.words['word'].nunique():,} words in {corpus.words['category'].nunique()} "
+               "categories. Check the preview, then save.")
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        st.dataframe(corpus.counts(), hide_index=True, width="stretch")
+    with c2:
+        st.dataframe(corpus.words.head(200), hide_index=True, width="stretch", height=260)
+    with st.form("save-corpus"):
+        name = st.text_input("Save as", value=corpus.name, key="corpus-name")
+        desc = st.text_input("Description", value=corpus.description, key="corpus-desc")
+        if st.form_submit_button("Save corpus", type="primary"):
+            save(name.strip(), corpus, desc)
+
+
+def save(name: str, corpus, desc: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name or ""):
+        st.error("Use a name of letters, digits, '.', '_' or '-' (at most 64 characters).")
+        return
+    if name in corpora.BUILTINS:
+        st.error(f"'{name}' is a built-in corpus; choose another name.")
+        return
+    replacing = name in ak.cached("corpus_names")
+    ak.store().save_corpus(name, corpus.words, desc)
+    st.success(f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on the Score page "
+               f"or from the command line: `python -m core score --corpus {name} ...`")
+
+
+@ak.guarded
+def main() -> None:
+    ak.header("Corpora", "The word lists whose words are offered as one-word answers. Categories (e.g. "
+              "Agency vs Communion) are what the comparison is about.")
+    tab1, tab2 = st.tabs(["Browse", "Upload your own"])
+    with tab1:
+        browse()
+    with tab2:
+        upload()
+
+
+main()

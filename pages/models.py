@@ -1,0 +1,126 @@
+"""Models: the paper's 10 reward models and 12 language models, plus any hub id or local
+folder a user adds; family, size and what has been scored on which corpus; add and remove."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import appkit as ak
+from core import models, ui
+
+FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
+
+
+def catalog_table() -> pd.DataFrame:
+    """Registry and stored models with the share of each corpus they have scored."""
+    cat = ui.model_catalog(ak.cached("models"))
+    names = tuple(ak.cached("corpus_names"))
+    cov = ak.cached("coverage_by_corpus", names)
+    if not cov.empty:
+        piv = cov.pivot_table(index="model_key", columns="corpus", values="share", aggfunc="max")
+        for c in piv.columns:
+            cat[f"{c} %"] = cat["model_key"].map(piv[c] * 100)
+    return cat
+
+
+def show_catalog() -> None:
+    cat = catalog_table()
+    kind = st.radio("Show", ["Reward models (rm)", "Language models (lm)", "All"], horizontal=True, key="mkind")
+    if kind != "All":
+        cat = cat[cat["kind"] == kind.split("(")[1][:2]]
+    ak.family_legend(cat["family"])
+    pct = [c for c in cat.columns if c.endswith(" %")]
+    order = ["display_name", "name", "family", "size", "source", *pct, "n_scores", "needs_remote_code"]
+    st.dataframe(
+        cat, hide_index=True, width="stretch", column_order=order,
+        column_config={
+            "display_name": st.column_config.TextColumn("Model"),
+            "name": st.column_config.TextColumn("Hub id or folder"),
+            "family": st.column_config.TextColumn("Family"),
+            "size": st.column_config.TextColumn("Size"),
+            "n_scores": st.column_config.NumberColumn("Scores stored", format="%d"),
+            "needs_remote_code": st.column_config.CheckboxColumn("Runs own code"),
+            "source": st.column_config.TextColumn("Source", help="registry: the paper's model, not scored yet; "
+                                                  "published: the paper's scores; scored: computed here; "
+                                                  "added: added here, not scored yet"),
+            **{c: st.column_config.ProgressColumn(c.replace(" %", ""), min_value=0, max_value=100, format="%.0f%%",
+                                                  help="share of this corpus's words scored") for c in pct}})
+    st.caption("Coverage columns: share of each corpus's words scored on every prompt the model was run with. "
+               "Score more on the Score page.")
+
+
+def add_form() -> None:
+    """Why: a user audits their own reward model by adding it here, then scoring it."""
+    with st.form("add-model", clear_on_submit=False):
+        st.markdown("**Add a model** — a Hugging Face id (`org/name`) or a local folder saved with `save_pretrained`.")
+        name = st.text_input("Hub id or local folder", placeholder="e.g. Ray2333/GRM-gemma2-2B-rewardmodel-ft",
+                             key="add-name")
+        c1, c2, c3 = st.columns(3)
+        kind = c1.selectbox("Kind", ["rm", "lm"], format_func=lambda k: {"rm": "reward model", "lm": "language model"}[k])
+        family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)")
+        revision = c3.text_input("Revision (hub only)", placeholder="main", help="branch, tag or commit")
+        submitted = st.form_submit_button("Add model", type="primary")
+    if submitted:
+        add_model(name.strip(), kind, family, revision.strip() or None)
+
+
+def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
+    if not name:
+        st.warning("Type a hub id or a folder path first.")
+        return
+    if not models.is_local(name) and "/" not in name:
+        st.error(f"'{name}' is neither an existing folder nor a hub id of the form org/name.")
+        return
+    try:
+        if family == "auto-detect":
+            cfg = models.read_config(name, revision)
+            family = models.family_from_model_type(cfg.get("model_type"))
+        key = models.model_key(name, revision)
+    except models.ModelError as e:
+        st.error(f"Could not add {name}: {e}")
+        st.caption("Hint: pick the base family by hand to add it without reading its config; "
+                   "the Score page checks the model when it loads it.")
+        return
+    entry = models.registry_entry(name)
+    display = entry.display_name if entry else Path(name).name
+    ak.store().upsert_model(key, name, kind, family, display, revision, source="added")
+    st.success(f"Added {name} ({family} {kind}). Score it on the Score page.")
+
+
+def remove_form() -> None:
+    stored = ak.cached("models")
+    if stored.empty:
+        st.caption("Nothing stored yet, so nothing to remove.")
+        return
+    with st.form("remove-model"):
+        st.markdown("**Remove a model** and all its stored scores from this database.")
+        label = {r.model_key: f"{r.name} · {r.kind} · {r.source} · {r.n_scores:,} scores"
+                 for r in stored.itertuples()}
+        key = st.selectbox("Model", list(label), format_func=label.get, key="rm-key")
+        sure = st.checkbox("Yes, delete its scores too (this cannot be undone)", key="rm-sure")
+        go = st.form_submit_button("Remove")
+    if go:
+        if not sure:
+            st.warning("Tick the confirmation box to remove the model.")
+            return
+        n = ak.store().remove_model(key)
+        st.success(f"Removed {label[key].split(' · ')[0]} and {n:,} scores.")
+        st.rerun()
+
+
+@ak.guarded
+def main() -> None:
+    ak.header("Models", "The paper's ten reward models and twelve language models, and any model you add. "
+              "**Family** is the base model a reward model was fine-tuned from — the thing whose values it inherits.")
+    show_catalog()
+    st.divider()
+    c1, c2 = st.columns(2)
+    with c1:
+        add_form()
+    with c2:
+        remove_form()
+
+
+main()

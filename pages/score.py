@@ -1,0 +1,178 @@
+"""Score: choose models x corpus x prompt set and run them through core in a background job
+(core.jobs), with a progress bar, per-model status, time left and cancel. Rows already
+stored are skipped; the job lives in the server, so it survives reruns and page switches."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import appkit as ak
+from core import jobs, models, prompts
+
+STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
+
+
+def model_choices(kind: str) -> list[str]:
+    """The paper's models of this kind, then any added or scored here."""
+    names = [e.name for e in models.REGISTRY if e.kind == kind]
+    stored = ak.cached("models")
+    if not stored.empty:
+        mine = stored[(stored["kind"] == kind) & (stored["source"] != "published")]["name"]
+        names += [n for n in mine if n not in names]
+    return names
+
+
+def prompt_set() -> list[prompts.Prompt]:
+    choice = st.radio("Prompts", ["The paper's 54 prompts", "Some of the paper's prompts", "Upload a prompt file"],
+                      key="score-prompts", horizontal=True)
+    if choice.startswith("Some"):
+        ids = st.multiselect("Prompts to use", list(ak.PROMPT_TEXT), default=["greatest_ever_one", "worst_ever_one"],
+                             format_func=ak.prompt_label, key="score-prompt-ids")
+        return [p for p in ak.PAPER_PROMPTS if p.prompt_id in ids]
+    if choice.startswith("Upload"):
+        f = st.file_uploader("Prompts (.yaml `id: text` or .csv `prompt_id,prompt`)", type=["yaml", "yml", "csv"],
+                             key="score-prompt-file")
+        if f is None:
+            return []
+        try:
+            return prompts.parse(f.name, f.getvalue())
+        except prompts.PromptError as e:
+            st.error(f"Cannot use this prompt file: {e}")
+            return []
+    return list(ak.PAPER_PROMPTS)
+
+
+def stored_counts(names: list[str], kind: str, corpus: str, plist: list[prompts.Prompt]) -> pd.DataFrame:
+    """Per chosen model: rows already stored for this corpus and prompt set (shown as done)."""
+    texts = tuple(p.text for p in plist)
+    sc = ak.cached("scores", kind, corpus, tuple(names), texts)
+    total = len(ak.corpus_vocab(corpus)) * len(plist)
+    rows = []
+    for n in names:
+        d = sc[sc["model"] == n]
+        here = int((d["source"] != "published").sum())
+        rows.append({"model": n, "to do": total, "stored (scored here)": here,
+                     "published scores": int((d["source"] == "published").sum()),
+                     "status": "✔ done" if total and here >= total else ("◐ partly stored" if here else "not yet")})
+    return pd.DataFrame(rows)
+
+
+def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
+    """Safe loading is the default; the user opts in per repository, knowing the revision."""
+    with st.expander("Safe loading", expanded=any(getattr(models.registry_entry(n), "trust_remote_code", False)
+                                                 for n in names)):
+        trust = {}
+        for n in names:
+            e = models.registry_entry(n)
+            rev = (e.revision if e else None) or "main (latest)"
+            needs = bool(e and e.trust_remote_code)
+            trust[n] = st.checkbox(f"Run the Python code shipped in `{n}` at revision `{rev}`",
+                                   key=f"trust-{n}", help="Some models (QRM, ArmoRM) define their own "
+                                   "architecture in the repository; that code runs with your permissions.")
+            if needs and not trust[n]:
+                st.caption(f"`{n}` needs its own code; without this box it is refused before any code runs.")
+        pickle = st.checkbox("Allow pickle (.bin/.pt) weights", key="allow-pickle")
+        if pickle:
+            st.warning("Pickle files can execute arbitrary code when loaded. Allow them only for models you trust; "
+                       "safetensors weights are always preferred.")
+    return trust, pickle
+
+
+def options() -> dict:
+    with st.expander("Options"):
+        c1, c2, c3, c4 = st.columns(4)
+        return {"engine": c1.selectbox("Engine", ["cached", "naive"], key="opt-engine",
+                                       help="cached reuses the prompt's key/value cache; same values, faster"),
+                "batch_size": int(c2.number_input("Batch size", 1, 1024, 32, key="opt-bs")),
+                "device": c3.selectbox("Device", ["auto", "cuda", "mps", "cpu"], key="opt-device"),
+                "dtype": c4.selectbox("Precision", ["auto", "bfloat16", "float16", "float32"], key="opt-dtype")}
+
+
+def start_form() -> None:
+    st.info(f"Device: **{ak.device_label()}**", icon=":material/memory:")
+    kind = st.radio("Kind", ["rm", "lm"], horizontal=True, key="score-kind",
+                    format_func=lambda k: {"rm": "Reward models (score answers)",
+                                           "lm": "Language models (log-probability of answers)"}[k])
+    names = st.multiselect("Models", model_choices(kind), key="score-models",
+                           placeholder="choose from the paper's models or those you added")
+    extra = st.text_input("…or another hub id / local folder", key="score-extra",
+                          placeholder="org/name or /path/to/folder")
+    if extra.strip() and extra.strip() not in names:
+        names = names + [extra.strip()]
+    corpus = ak.corpus_picker("score-corpus")
+    plist = prompt_set()
+    if names and plist:
+        st.dataframe(stored_counts(names, kind, corpus, plist), hide_index=True, width="stretch")
+    trust, pickle = safety(names)
+    opts = options()
+    busy = jobs.REGISTRY.active()
+    label = "Start scoring" if not busy else "Queue after the running job"
+    if st.button(label, type="primary", disabled=not (names and plist), key="score-start"):
+        spec = jobs.JobSpec(
+            models=[jobs.ModelRequest(n, kind, trust_remote_code=trust.get(n, False), allow_pickle=pickle)
+                    for n in names],
+            prompts=plist, words=ak.corpus_vocab(corpus), corpus=corpus, db_path=str(ak.store().path), **opts)
+        job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
+        st.session_state["job_id"] = job.id
+        st.toast(f"Job {job.id} started")
+    if not names:
+        st.caption("Choose at least one model to start.")
+
+
+def job_table(job: jobs.Job) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "model": s.name, "status": f"{STATE_ICON.get(s.state, '')} {s.state}",
+        "progress": s.fraction, "rows": f"{s.done:,}/{s.total:,}" if s.total else "",
+        "new": s.new, "already stored": s.cached, "time left": jobs.fmt_seconds(s.eta),
+        "device": s.device, "note": s.message} for s in job.statuses])
+
+
+def show_job(job: jobs.Job) -> None:
+    spec = job.spec
+    st.markdown(f"**Job {job.id}** · {len(spec.models)} model(s) × corpus `{spec.corpus}` × "
+                f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {job.message}" if job.message else ""))
+    eta = jobs.fmt_seconds(job.eta)
+    st.progress(min(job.fraction, 1.0), text=f"{job.fraction:.0%}" + (f" · about {eta} left" if eta else ""))
+    st.dataframe(job_table(job), hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent")})
+    if job.active:
+        if job.cancel_requested:
+            st.caption("Stopping after the current batch…")
+        elif st.button("Cancel", key=f"cancel-{job.id}"):
+            job.cancel()
+            st.rerun(scope="fragment")
+
+
+def jobs_panel() -> None:
+    """Polls the job registry every second while something runs (a fragment: the rest of
+    the page does not rerun)."""
+    all_jobs = jobs.REGISTRY.jobs()[:5]
+    active = any(j.active for j in all_jobs)
+
+    @st.fragment(run_every=1.0 if active else None)
+    def panel():
+        current = jobs.REGISTRY.jobs()[:5]
+        if not current:
+            st.caption("No scoring jobs yet in this server session.")
+            return
+        for job in current:
+            with st.container(border=True):
+                show_job(job)
+        if active and not any(j.active for j in current):
+            st.rerun()  # the last job just ended: refresh stored counts and coverage
+
+    panel()
+
+
+@ak.guarded
+def main() -> None:
+    ak.header("Score", "Run reward models (or language models) on a corpus. Each (prompt, word) result is saved "
+              "as soon as its batch finishes, so stopping loses nothing and a rerun does only what is missing. "
+              "Large models need a GPU; the command line does the same: "
+              "`python -m core score --model ORG/NAME --kind rm --corpus big2-nouns`.")
+    start_form()
+    st.subheader("Jobs")
+    jobs_panel()
+
+
+main()

@@ -97,11 +97,12 @@ def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_ids
     texts = None
     if prompt_ids is not None:
         texts = tuple(p.text for p in prompts.paper_prompts() if p.prompt_id in prompt_ids)
-    sc = _scores_for(Store(ver[0]), "rm", corpus_name, model_names, texts)
-    if sc.empty:
-        return {}
     words, _ = corpus(corpus_name)
-    return analysis.figure1(sc, words, corpus=corpus_name, permutations=permutations, seed=0)
+    result = analysis.figure1_from_store(Store(ver[0]), words, corpus_name,
+                                         list(model_names) if model_names is not None else None,
+                                         list(texts) if texts is not None else None,
+                                         permutations=permutations, seed=0)
+    return result if result["median_ranks"] else {}
 
 
 def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: int = 10000) -> dict:

@@ -482,6 +482,8 @@ def _test_sentence(t: dict, fm: pd.DataFrame) -> str:
         meaning = f"i.e. {higher}-based models prefer {t['category']} words more"
     else:
         meaning = f"i.e. {higher}-based models give {t['category']} words higher rewards"
+    if p is not None and p >= 0.05:
+        meaning = "a gap this small could be chance"
     return (f"On {t['framing']} prompts, {higher}-based reward models rank {t['category']} words "
             f"{abs(diff):.1f} places higher than {lower}-based ones (mean rank {min(sel[fam], sel[ref]):.1f} vs "
             f"{max(sel[fam], sel[ref]):.1f}; {sig}) — {meaning}.")

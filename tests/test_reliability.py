@@ -192,7 +192,10 @@ def test_full_disk_rolls_back_batch_and_stops_cleanly(tiny_llama_rm, tmp_path):
         assert len(kept) > 0 and not kept.duplicated(["prompt", "response"]).any()
         # after space is freed, a rerun completes without losing or repeating a row
         moved = tmp_path / "moved.duckdb"
-        shutil.copy(db, moved)
+        shutil.copy(db, moved)  # with its write-ahead log: committed rows may still sit there
+        wal = db.with_name(db.name + ".wal")
+        if wal.exists():
+            shutil.copy(wal, moved.with_name(moved.name + ".wal"))
     finally:
         subprocess.run(["umount", str(disk)])
     again = cli("score", "--model", tiny_llama_rm, "--kind", "rm", "--corpus", "big2-nouns",

@@ -30,11 +30,15 @@ def chart_downloads(figures) -> None:
     if not ui.kaleido_available():
         st.caption("PNG/SVG need the optional `kaleido` package (`pip install kaleido`), which is not installed "
                    "here; each chart is offered as a standalone interactive HTML file instead.")
+    # Rendering a static image starts a headless Chrome (seconds), so it runs only on request.
+    images = ui.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
     for i, (name, fig) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
         cols[0].write(name)
         stem = name.lower().replace(" ", "_")
-        png, svg = (ui.figure_image(fig, "png"), ui.figure_image(fig, "svg")) if ui.kaleido_available() else (None, None)
+        png, svg = (ui.figure_image(fig, "png"), ui.figure_image(fig, "svg")) if images else (None, None)
+        if images and png is None:
+            cols[0].caption("PNG/SVG need Chrome or Chromium for kaleido (e.g. `apt-get install chromium`).")
         if png:
             cols[1].download_button("PNG", png, f"{stem}.png", "image/png", key=f"png-{i}")
         if svg:

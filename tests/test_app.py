@@ -182,7 +182,7 @@ def test_jobs_report_a_bad_model_without_raising(empty):
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="kaleido needs Chromium for static images")
 def test_report_offers_png_and_svg_on_request(with_data):
-    at = _run("pages/report.py")
+    at = _run("report.py")
     labels = [b.label for b in at.get("download_button")]
     assert "Download the report (HTML)" in labels and "PNG" not in labels  # images only on request
     at.toggle[0].set_value(True).run()

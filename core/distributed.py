@@ -159,6 +159,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     root = str(Path(__file__).resolve().parents[1])
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address:
+        _probe(address)
         # the cluster's workers get this very package (the driver's copy of core/)
         kw["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}
         try:
@@ -170,8 +171,22 @@ def _connect(ray, address: str | None, workers: int) -> bool:
         # a local instance: its workers inherit the environment, so they import this same core/
         paths = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
         os.environ["PYTHONPATH"] = os.pathsep.join(paths)
-        ray.init(num_cpus=max(2, workers), **kw)
+        ray.init(address="local", num_cpus=max(2, workers), **kw)  # never an existing cluster
     return True
+
+
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Fail fast, in one line, when a host:port address does not answer (ray.init would retry
+    for minutes)."""
+    import socket
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as e:
+        raise ScoringError(f"cannot reach the Ray cluster at {address} ({e.__class__.__name__}); "
+                           "check `ray status` on the head node and the address") from None
 
 
 def _say(quiet: bool, msg: str) -> None:

@@ -92,9 +92,12 @@ def options() -> dict:
 def ray_resources(address: str) -> dict:
     """The cluster's resources (CPU, GPU, memory); a local instance when no address is given."""
     import ray
+    from core.distributed import _probe
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+        if address:
+            _probe(address)  # one line at once, not minutes of retries
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": 2}))
     try:
         return {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")}
@@ -119,7 +122,7 @@ def ray_backend(names: list[str], kind: str, corpus: str, plist: list[prompts.Pr
         st.caption("Cluster resources: " + ", ".join(
             f"{k} {v / 2**30:.0f} GiB" if "memory" in k else f"{k} {v:g}" for k, v in sorted(res.items())))
     except Exception as e:  # noqa: BLE001 - any connection failure is one line here
-        st.error(f"Cannot reach the Ray cluster: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        st.error(f"Ray: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
     paper = len(plist) == len(ak.PAPER_PROMPTS) and all(p.prompt_id in ak.PROMPT_TEXT for p in plist)
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items())
     cmds = [f"python -m core score --model {n} --kind {kind} --corpus {corpus} "

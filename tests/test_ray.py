@@ -57,7 +57,7 @@ def test_ray_two_workers_equals_local_backend(tiny_llama_rm, tmp_path):
 @pytest.fixture()
 def local_ray():
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     handler = globals()["cmd_" + args.command.replace("-", "_")]
     try:
         return handler(args) or 0
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("stopped; finished batches are saved — rerun the same command to continue", file=sys.stderr)
         return 130

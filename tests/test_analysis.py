@@ -317,3 +317,40 @@ def test_training_dynamics():
     assert {("UltraFeedback", "13K"), ("Skywork", "80K"), ("GRM", "80K"), ("UltraFeedback", "100K")} <= labels
     uf100 = d[d["file"] == "rank_results_uf_100.csv"]
     assert len(uf100) == 84  # 60,956 rows in the file, mostly exact duplicates
+
+
+# -- the DuckDB fast path (what `analyze` and the app use) equals the pandas path ---------
+def _store_from(scores: pd.DataFrame, path) -> Store:
+    store = Store(path)
+    for (m, key, fam), rows in scores.groupby(["model", "model_key", "family"]):
+        store.upsert_model(key, m, "rm", fam)
+        store.add_scores(key, "rm", rows[["prompt_id", "prompt", "response", "value"]])
+    return store
+
+
+@needs_paper
+def test_store_fast_path_matches_reference(big2_store):
+    store, _ = big2_store
+    corpus = corpora.load("big2-nouns")
+    fast = analysis.figure1_from_store(store, corpus.words, "big2-nouns", permutations=200, bootstrap=50)
+    ref = json.loads(REFERENCE.read_text())
+    assert fast["n_words"] == 263
+    m = pd.DataFrame(fast["median_ranks"]).merge(pd.DataFrame(ref["median_ranks"]),
+                                                 on=["model", "prompt_id", "category", "family", "framing"])
+    assert len(m) == 1080 and (m["median_rank_x"] == m["median_rank_y"]).all()
+    est = {t["term"]: t["estimate"] for t in fast["mixed_model"]["terms"]}
+    for t in ref["mixed_model"]["terms"]:
+        assert rel(est[t["term"]], t["estimate"]) < 1e-4
+
+
+def test_store_fast_path_ties_missing_words_and_multi_category(tmp_path):
+    words = pd.DataFrame({"word": ["a", "b", "c", "d", "b"], "category": ["X", "X", "Y", "Y", "Y"]})
+    vals = {"a": 3.0, "b": 1.0, "c": 1.0, "d": 0.5, "zzz": 9.0}
+    scores = synthetic_scores({"g": "gemma", "l": "llama"}, list(vals), ["best_ever_one", "worst_ever_one"],
+                              value=lambda m, p, w: vals[w] * (1 if m == "g" else -1))
+    scores = scores[~((scores["model"] == "l") & (scores["response"] == "a"))]
+    store = _store_from(scores, tmp_path / "x.duckdb")
+    fast = store.median_ranks(words).set_index(["model", "prompt_id", "category"])["median_rank"]
+    slow = analysis.median_ranks(scores, words).set_index(["model", "prompt_id", "category"])["median_rank"]
+    assert fast.sort_index().to_dict() == slow.sort_index().to_dict()
+    assert fast[("g", "best_ever_one", "X")] == 1.75  # a=1, b=2.5 (tied with c)

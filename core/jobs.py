@@ -50,6 +50,9 @@ class JobSpec:
     batch_size: int = 32
     device: str = "auto"
     dtype: str = "auto"
+    backend: str = "local"  # local | ray
+    ray_address: str | None = None
+    workers: int = 2
 
 
 @dataclass
@@ -190,6 +193,8 @@ class JobRegistry:
         spec = job.spec
         status.state, status.started = "loading", time.time()
         loaded = None
+        if spec.backend == "ray":
+            return self._score_on_ray(spec, req, status, store)
         try:
             loaded = loader(req.name, req.kind, revision=req.revision or None, device=spec.device,
                             dtype=spec.dtype, trust_remote_code=req.trust_remote_code,
@@ -226,6 +231,31 @@ class JobRegistry:
             status.eta = None
             del loaded
             _free_memory()
+
+    def _score_on_ray(self, spec: JobSpec, req: ModelRequest, status: ModelStatus, store: Store) -> None:
+        """The same job on a Ray cluster: workers score shards, this process writes them
+        (progress arrives shard by shard; a cancel takes effect between models)."""
+        import argparse
+        import types
+
+        from . import distributed
+        args = argparse.Namespace(
+            model=req.name, kind=req.kind, revision=req.revision, device=spec.device, dtype=spec.dtype,
+            batch_size=spec.batch_size, engine=spec.engine, trust_remote_code=req.trust_remote_code,
+            allow_pickle=req.allow_pickle, family=req.family, ray_address=spec.ray_address or None,
+            workers=spec.workers, quiet=True)
+        corpus = types.SimpleNamespace(name=spec.corpus, vocabulary=list(spec.words))
+        try:
+            status.state, status.device = "scoring", "Ray cluster"
+            result = distributed.run(args, corpus, spec.prompts, store)
+            status.new, status.cached = result.new, result.cached
+            status.done = status.total = result.new + result.cached
+            status.state = "done"
+            status.message = "; ".join(result.notes)
+        except Exception as e:  # noqa: BLE001 - shown on the page as the model's status
+            status.state, status.message = "failed", _one_line(e)
+        finally:
+            status.finished = time.time()
 
     def _finish(self, job: Job, state: str, message: str = "") -> None:
         job.state, job.message, job.finished = state, message, time.time()

@@ -106,34 +106,27 @@ def ray_resources(address: str) -> dict:
             ray.shutdown()
 
 
-def ray_backend(names: list[str], kind: str, corpus: str, plist: list[prompts.Prompt], opts: dict,
-                trust: dict[str, bool], pickle: bool) -> bool:
-    """Backend choice, shown only when Ray is installed; True when the user picked Ray (the job
-    then runs from the command line on the cluster, into this app's database)."""
+def ray_backend() -> dict:
+    """Backend choice, shown only when Ray is installed: {} for local, else the Ray options
+    (address, workers) after showing the cluster's resources."""
     import importlib.util
     if importlib.util.find_spec("ray") is None:
-        return False
+        return {}
     if st.radio("Backend", ["local", "Ray cluster"], horizontal=True, key="score-backend") == "local":
-        return False
+        return {}
     addr = st.text_input("Ray address", key="score-ray-address", placeholder="empty: a local Ray instance",
                          help="e.g. 10.0.0.5:6379, the head node started with `ray start --head`").strip()
+    workers = int(st.number_input("Workers", 1, 256, 2, key="score-ray-workers",
+                                  help="one model copy each; one GPU each when the cluster has GPUs"))
     try:
         res = ray_resources(addr)
         st.caption("Cluster resources: " + ", ".join(
             f"{k} {v / 2**30:.0f} GiB" if "memory" in k else f"{k} {v:g}" for k, v in sorted(res.items())))
     except Exception as e:  # noqa: BLE001 - any connection failure is one line here
         st.error(f"Ray: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
-    paper = len(plist) == len(ak.PAPER_PROMPTS) and all(p.prompt_id in ak.PROMPT_TEXT for p in plist)
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items())
-    cmds = [f"python -m core score --model {n} --kind {kind} --corpus {corpus} "
-            f"--prompts {'paper' if paper else 'PROMPTS.yaml'} --db {ak.store().path} {flags}"
-            f"{' --trust-remote-code' if trust.get(n) else ''}{' --allow-pickle' if pickle else ''} "
-            f"--backend ray{f' --ray-address {addr}' if addr else ''} --workers N" for n in names]
-    st.caption("Run on the cluster from this machine (the database stays here; workers never touch it). "
-               "Scores appear on this page as shards finish. See docs/cluster.md.")
-    if cmds:
-        st.code("\n".join(cmds), language="bash")
-    return True
+    st.caption("Workers score shards (model x prompts); this app alone writes them to its database, shard "
+               "by shard. Command-line equivalent: `python -m core score ... --backend ray`; see docs/cluster.md.")
+    return {"backend": "ray", "ray_address": addr or None, "workers": workers}
 
 
 def start_form() -> None:
@@ -153,8 +146,7 @@ def start_form() -> None:
         st.dataframe(stored_counts(names, kind, corpus, plist), hide_index=True, width="stretch")
     trust, pickle = safety(names)
     opts = options()
-    if ray_backend(names, kind, corpus, plist, opts, trust, pickle):
-        return
+    opts.update(ray_backend())
     busy = jobs.REGISTRY.active()
     label = "Start scoring" if not busy else "Queue after the running job"
     if st.button(label, type="primary", disabled=not (names and plist), key="score-start"):

@@ -128,17 +128,27 @@ def test_killed_driver_resumes(tiny_llama_rm, tmp_path):
 
 
 @needs_ray
-def test_score_page_offers_ray_and_shows_resources(tmp_path, monkeypatch, paper_data, tiny_llama_rm):
+def test_score_page_runs_a_job_on_ray(tmp_path, monkeypatch, paper_data, tiny_llama_rm):
     import ray
     from streamlit.testing.v1 import AppTest
-    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "app.duckdb"))
+
+    from core import jobs
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("VALUEAUDIT_DB", str(db))
     at = AppTest.from_file(str(ROOT / "pages" / "score.py"), default_timeout=120)
     at.run()
     at.text_input(key="score-extra").set_value(str(tiny_llama_rm))
+    at.radio(key="score-prompts").set_value("Some of the paper's prompts")
+    at.run()
+    at.multiselect(key="score-prompt-ids").set_value(["greatest_ever_one", "worst_ever_one"])
     at.radio(key="score-backend").set_value("Ray cluster").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Cluster resources: CPU 2" in c.value for c in at.caption)
-    code = at.code[0].value
-    assert "--backend ray" in code and str(tiny_llama_rm) in code and "--prompts paper" in code
-    assert not any(b.key == "score-start" for b in at.button)
-    assert not ray.is_initialized()
+    assert not ray.is_initialized()  # the resources probe shuts its instance down
+    at.button(key="score-start").click().run()
+    assert not at.exception
+    job = jobs.REGISTRY.get(at.session_state["job_id"])
+    assert job.wait(timeout=600), "Ray job did not finish"
+    assert job.state == "done", [(s.state, s.message) for s in job.statuses]
+    assert job.statuses[0].device == "Ray cluster"
+    assert len(Store(db).scores(kind="rm", models=[str(tiny_llama_rm)])) == 2 * 263

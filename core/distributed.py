@@ -205,14 +205,7 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
     quiet = getattr(args, "quiet", False)
     name = str(Path(args.model).expanduser().resolve()) if models.is_local(args.model) else args.model
     # the checks that need no model code, here, so a refused model fails in one line before Ray starts
-    revision = args.revision
-    entry = models.registry_entry(args.model)
-    if revision is None and entry is not None:
-        revision = entry.revision
-    config = models.read_config(name, revision)
-    models.check_remote_code(args.model, config, args.kind, args.trust_remote_code, revision)
-    if args.kind == "rm":
-        models.check_rm_head(args.model, config)
+    models.preflight(name, args.kind, args.revision, args.trust_remote_code, args.allow_pickle)
     words = list(dict.fromkeys(corpus.vocabulary))
 
     started = _connect(ray, args.ray_address, args.workers)

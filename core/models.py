@@ -205,6 +205,23 @@ def check_safetensors(name: str, revision: str | None, allow_pickle: bool) -> No
                          "re-run with --allow-pickle only if you trust it")
 
 
+def preflight(name: str, kind: str, revision: str | None = None, trust_remote_code: bool = False,
+              allow_pickle: bool = False) -> tuple[dict, str | None]:
+    """Every refusal that needs no model code, before anything loads: (config, revision).
+    Used by `load` and by the Ray driver, which must refuse a model before starting workers."""
+    if kind not in ("rm", "lm"):
+        raise ModelError(f"kind must be 'rm' or 'lm', not {kind!r}")
+    entry = registry_entry(name)
+    if revision is None and entry is not None:
+        revision = entry.revision
+    config = read_config(name, revision)
+    check_remote_code(name, config, kind, trust_remote_code, revision)
+    if kind == "rm":
+        check_rm_head(name, config)
+    check_safetensors(name, revision, allow_pickle)
+    return config, revision
+
+
 # -- loading -------------------------------------------------------------------------
 @dataclass
 class LoadedModel:
@@ -230,16 +247,8 @@ class LoadedModel:
 def load(name: str, kind: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
          trust_remote_code: bool = False, allow_pickle: bool = False, family: str | None = None) -> LoadedModel:
     """Load a model for scoring, refusing unsafe or unusable ones with a one-line reason."""
-    if kind not in ("rm", "lm"):
-        raise ModelError(f"kind must be 'rm' or 'lm', not {kind!r}")
+    config, revision = preflight(name, kind, revision, trust_remote_code, allow_pickle)
     entry = registry_entry(name)
-    if revision is None and entry is not None:
-        revision = entry.revision
-    config = read_config(name, revision)
-    check_remote_code(name, config, kind, trust_remote_code, revision)
-    if kind == "rm":
-        check_rm_head(name, config)
-    check_safetensors(name, revision, allow_pickle)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer

@@ -39,7 +39,7 @@ import logging
 from typing import Iterator, Sequence
 
 from .models import LoadedModel
-from .scoring import (NaiveEngine, lm_forward, lm_prefix_ids, pooling_pad_id, rm_forward, rm_ids,
+from .scoring import (NaiveEngine, lm_forward, lm_prefix_ids, pooling_pad_id, rm_forward, text_config, rm_ids,
                       rm_text, word_ids)
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,6 @@ _SENTINEL = "\uE000\uE001"   # private-use characters: where the answer goes in 
 
 class CacheUnsupported(RuntimeError):
     """This model cannot be scored with a prefix cache."""
-
-
-def _text_config(model):
-    cfg = model.config
-    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
 
 
 def _cache_kwarg(fn) -> str | None:
@@ -123,7 +118,7 @@ class CachedEngine:
         elif _cache_kwarg(model.forward) is None:
             self._fallback(f"{type(model).__name__}.forward takes no key/value cache")
             return
-        cfg = _text_config(model)
+        cfg = text_config(model)
         windows = []
         layer_types = getattr(cfg, "layer_types", None) or []
         if getattr(cfg, "sliding_window", None) and (not layer_types or any("sliding" in t for t in layer_types)):
@@ -246,7 +241,7 @@ class CachedEngine:
                 return score.float().reshape(len(suffixes), -1)[:, 0].cpu().tolist()
             # the whole model (its own pooling at the last non-pad token of the suffix)
             from .scoring import reward_from_output
-            cfg = _text_config(loaded.model)
+            cfg = text_config(loaded.model)
             old = getattr(cfg, "pad_token_id", None)
             cfg.pad_token_id = pad
             kw[_cache_kwarg(loaded.model.forward)] = self._expand(cache, len(suffixes))

@@ -100,11 +100,17 @@ def _pad_right(seqs: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
+def text_config(model):
+    """The config that holds pad_token_id (the text part of a multimodal config)."""
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
 def pooling_pad_id(loaded: LoadedModel, seqs: Sequence[Sequence[int]]) -> int:
     """A pad id under which a sequence-classification head pools each sequence's true last
     token: the model's own pad id when set (so batched = one-at-a-time), otherwise an id
     that no sequence ends with."""
-    cfg = loaded.model.config.get_text_config() if hasattr(loaded.model.config, "get_text_config") else loaded.model.config
+    cfg = text_config(loaded.model)
     if getattr(cfg, "pad_token_id", None) is not None:
         return int(cfg.pad_token_id)
     last = {s[-1] for s in seqs}
@@ -119,7 +125,7 @@ def rm_forward(loaded: LoadedModel, seqs: Sequence[Sequence[int]]) -> list[float
     import torch
     pad = pooling_pad_id(loaded, seqs)
     ids, mask = _pad_right(seqs, pad)
-    cfg = loaded.model.config.get_text_config() if hasattr(loaded.model.config, "get_text_config") else loaded.model.config
+    cfg = text_config(loaded.model)
     old = getattr(cfg, "pad_token_id", None)
     cfg.pad_token_id = pad
     try:

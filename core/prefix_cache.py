@@ -52,6 +52,18 @@ PACK_MAX_TOKENS = 2048       # a packed sequence's attention grows with its leng
 _SENTINEL = "\uE000\uE001"   # private-use characters: where the answer goes in the template
 
 
+def _pooled_length(seq: Sequence[int], pad_id: int | None) -> int:
+    """Length up to the token a classification head pools: the rightmost token that is not
+    the model's pad token (some RMs use end-of-turn as pad). Later tokens cannot change that
+    token's hidden state under causal attention, so the cached path may drop them."""
+    if pad_id is None:
+        return len(seq)
+    n = len(seq)
+    while n > 0 and seq[n - 1] == pad_id:
+        n -= 1
+    return n
+
+
 class CacheUnsupported(RuntimeError):
     """This model cannot be scored with a prefix cache."""
 
@@ -195,9 +207,10 @@ class CachedEngine:
         seqs = [rm_ids(tok, prompt, w) for w in words]
         prefix = self.rm_prefix(prompt, seqs)
         P = len(prefix)
+        ends = [_pooled_length(s, text_config(self.loaded.model).pad_token_id) for s in seqs]
         cached, full = [], []
         for i, s in enumerate(seqs):
-            ok = P > 0 and len(s) > P and s[:P] == prefix
+            ok = P > 0 and ends[i] > P and s[:P] == prefix
             if ok and self._max_len is not None and len(s) > self._max_len:
                 ok = False
             (cached if ok else full).append(i)
@@ -210,7 +223,7 @@ class CachedEngine:
         cache = self._prefix_cache(prefix)
         self.stats["prefix_tokens"] += P
         cached.sort(key=lambda i: len(seqs[i]))
-        suffixes = {i: seqs[i][P:] for i in cached}
+        suffixes = {i: seqs[i][P:ends[i]] for i in cached}
         for idx, values in self._batches(cached, suffixes, batch_size, P,
                                          lambda b: self._rm_suffix_batch(cache, P, [suffixes[i] for i in b])):
             self.stats["cached_rows"] += len(idx)

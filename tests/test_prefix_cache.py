@@ -220,3 +220,21 @@ def test_sliding_window_falls_back_to_full_sequences(tmp_path):
     got = collect(eng, PROMPTS[0].text, words, 4)
     assert eng.stats["full_rows"] == len(words)
     assert_close(got, collect(scoring.NaiveEngine(lm), PROMPTS[0].text, words, 4))
+
+
+@pytest.mark.parametrize("pack", [True, False], ids=["packed", "padded"])
+def test_end_of_turn_as_pad_token_pools_like_the_model(tmp_path, pack, monkeypatch):
+    """Some RMs set pad_token_id to the end-of-turn token; the model then pools the token
+    before it. The cached path must do the same (without a self-check fallback)."""
+    import json
+    monkeypatch.setattr(prefix_cache, "PACK", pack)
+    path = make_tiny(tmp_path / "eot-pad-rm", "llama", "rm", seed=5)
+    cfg = json.loads((path / "config.json").read_text())
+    eot = cfg["eos_token_id"]
+    cfg["pad_token_id"] = eot if isinstance(eot, int) else eot[0]
+    (path / "config.json").write_text(json.dumps(cfg))
+    lm = models.load(str(path), "rm", device="cpu", dtype="float32")
+    words = words_for(20)
+    eng, naive = CachedEngine(lm), scoring.NaiveEngine(lm)
+    assert_close(collect(eng, PROMPTS[3].text, words, 8), collect(naive, PROMPTS[3].text, words, 8))
+    assert eng.name == "cached" and eng.notes == [] and eng.stats["cached_rows"] == len(words)

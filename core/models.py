@@ -125,15 +125,40 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 def weights_hash(folder: Path) -> str:
     """sha256 over the weight files' names and contents: a local model's identity, so
-    retraining into the same folder never mixes old and new scores."""
+    retraining into the same folder never mixes old and new scores. Each file's digest is
+    remembered by (path, size, mtime), so a 50 GB model is read once, not on every run."""
     h = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
     for p in files:
         h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
+        h.update(_file_digest(p).encode())
     return h.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    from .paperdata import cache_dir
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    memo_file = cache_dir() / "weight_digests.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    memo[key] = h.hexdigest()
+    try:  # a read-only cache folder only costs the re-hash next time
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo))
+        tmp.replace(memo_file)
+    except OSError:
+        pass
+    return memo[key]
 
 
 def is_local(name: str) -> bool:

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_DATA = Path(os.environ.get("VALUEAUDIT_PAPER_DATA") or ROOT.parent / "shared" / "paper-data")
+if not os.environ.get("VALUEAUDIT_PAPER_DATA"):
+    raise pytest.UsageError(
+        "set VALUEAUDIT_PAPER_DATA to the paper's data folder (see README: the test command)")
+PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"]).resolve()
 os.environ["VALUEAUDIT_PAPER_DATA"] = str(PAPER_DATA)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -19,6 +22,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tiny_models import make_tiny  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under CI a missing browser is a failure, not a skip: a green run must have run them."""
+    if os.environ.get("CI") == "true" and not Path("/usr/bin/chromium").exists():
+        if any(item.get_closest_marker("browser") for item in items):
+            raise pytest.UsageError("CI=true but /usr/bin/chromium is missing: install Debian's chromium")
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,17 @@ def _sorted_levels(values) -> list[str]:
     return sorted({str(v) for v in values}, key=lambda v: (v.casefold(), v))
 
 
+# The paper's script sets `factor(..., levels = c("positive", "negative"))`: positive framing
+# is the mixed model's reference level, so its terms read `framingnegative`.
+FRAMING_LEVELS = ("positive", "negative")
+
+
+def framing_levels(values) -> list[str]:
+    """Framing levels in the paper's order (positive, negative), then any others alphabetically."""
+    present = {str(v) for v in values}
+    return [f for f in FRAMING_LEVELS if f in present] + _sorted_levels(present - set(FRAMING_LEVELS))
+
+
 def _model_col(scores: pd.DataFrame) -> str:
     return "model_key" if "model_key" in scores.columns else "model"
 
@@ -120,15 +131,17 @@ def family_means(med: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------
 # Mixed model: lme(median_rank ~ family*category*framing, random = ~1|model), REML
 # ----------------------------------------------------------------------------------
-def design_matrix(df: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, list[str]]:
+def design_matrix(df: pd.DataFrame, factors: list[str], levels: dict | None = None) -> tuple[np.ndarray, list[str]]:
     """R-style `a*b*c` model matrix with treatment contrasts: reference = first level
-    (alphabetical); columns and names in R's order (first factor varies fastest)."""
+    (alphabetical unless `levels` gives a factor's order); columns and names in R's order
+    (first factor varies fastest)."""
     n = len(df)
     dummies = {}
     for f in factors:
-        levels = _sorted_levels(df[f])
+        given = (levels or {}).get(f)
+        order = list(given) if given is not None else _sorted_levels(df[f])
         vals = df[f].astype(str).to_numpy()
-        dummies[f] = [(f"{f}{lv}", (vals == lv).astype(float)) for lv in levels[1:]]
+        dummies[f] = [(f"{f}{lv}", (vals == lv).astype(float)) for lv in order[1:]]
     cols, names = [np.ones(n)], ["(Intercept)"]
     for r in range(1, len(factors) + 1):
         for combo in itertools.combinations(factors, r):
@@ -224,7 +237,7 @@ def mixed_model(med: pd.DataFrame) -> dict:
     model (REML), with nlme-style t-test p-values; factors with one level are left out."""
     d = med.dropna(subset=["family"]).reset_index(drop=True)
     factors = [f for f in ("family", "category", "framing") if d[f].nunique() > 1]
-    X, names = design_matrix(d, factors)
+    X, names = design_matrix(d, factors, levels={"framing": framing_levels(d["framing"])})
     X, names, dropped = _drop_aliased(X, names)
     y = d["median_rank"].to_numpy(float)
     groups = d["_key"].astype(str).to_numpy()
@@ -380,20 +393,66 @@ def _num(x):
 # Figure 1 entry point and its plain-language summary
 # ----------------------------------------------------------------------------------
 def figure1(scores: pd.DataFrame, words: pd.DataFrame, corpus: str = "corpus",
-            permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
-    """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3)."""
-    med = median_ranks(scores, words)
-    return _figure1(med, corpus, _n_ranked(scores, words), permutations, seed, bootstrap)
+            permutations: int = 10000, seed: int = 0, bootstrap: int = 2000, ranking: str = "word") -> dict:
+    """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3).
+    `ranking` "row" ranks each corpus row as the paper's script does for MFD 2.0."""
+    if ranking == "row":
+        long = _row_ranks(scores, words)
+        med = _label_medians(long.groupby(["model", "model_key", "family", "prompt_id", "prompt", "category"],
+                                          dropna=False)["rank"].median().rename("median_rank").reset_index())
+        n_words = int(long["response"].nunique())
+    else:
+        med = median_ranks(scores, words)
+        long = word_ranks(scores, words).merge(words[["word", "category"]].astype(str).drop_duplicates(),
+                                               left_on="response", right_on="word")
+        n_words = _n_ranked(scores, words)
+    return _figure1(med, corpus, n_words, permutations, seed, bootstrap, _average_from_long(long))
+
+
+def _row_ranks(scores: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """Each corpus row's rank within its (model, prompt) (pandas twin of ranks.rank_summaries)."""
+    key = _model_col(scores)
+    cols = ["word", "category"] + (["subcategory"] if "subcategory" in words.columns else [])
+    rows = words[cols].astype(str).drop_duplicates()
+    sc = scores[np.isfinite(scores["value"].astype(float))]
+    sc = sc.drop_duplicates([key, "prompt_id", "response"])
+    long = sc.merge(rows, left_on="response", right_on="word")
+    if "model_key" not in long.columns:
+        long["model_key"] = long[key]
+    for c in ("family", "prompt"):
+        if c not in long.columns:
+            long[c] = None if c == "family" else long["prompt_id"]
+    long["rank"] = long.groupby([key, "prompt_id"])["value"].rank(method="average", ascending=False)
+    return long
+
+
+def _average_from_long(long: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, framing, category): the median of the model's ranks over all words and prompts."""
+    if long.empty:
+        return pd.DataFrame(columns=["model", "model_key", "family", "framing", "category", "median_rank"])
+    key = "model_key" if "model_key" in long.columns else "model"
+    ptext = long["prompt"] if "prompt" in long.columns else long["prompt_id"]
+    fr = {(i, t): prompts.framing_of(str(i), str(t)) for i, t in set(zip(long["prompt_id"], ptext))}
+    long = long.assign(framing=[fr[(i, t)] for i, t in zip(long["prompt_id"], ptext)],
+                       model_key=long[key], family=long["family"] if "family" in long.columns else None)
+    out = long.groupby(["model", "model_key", "family", "framing", "category"], dropna=False)["rank"].median()
+    return out.rename("median_rank").reset_index()
 
 
 def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", models=None, prompt_texts=None,
-                       permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
+                       permutations: int = 10000, seed: int = 0, bootstrap: int = 2000,
+                       ranking: str | None = None) -> dict:
     """figure1 with ranks and medians computed inside DuckDB: the fast path for the CLI and
-    the app (a million stored scores never travel to pandas)."""
-    raw = store.median_ranks(words, "rm", models, prompt_texts)
-    if raw.empty:
-        return _figure1(_label_medians(raw), corpus, 0, permutations, seed, bootstrap)
-    return _figure1(_label_medians(raw), corpus, int(raw["n_ranked"].max()), permutations, seed, bootstrap)
+    the app (a million stored scores never travel to pandas). Published scores are read
+    from the corpus's own run (published.keys_for_corpus); `ranking` defaults to the
+    built-in corpus's own ("row" for mfd2-paper)."""
+    from . import corpora, published, ranks
+    if ranking is None:
+        ranking = "row" if corpus in corpora.BUILTINS and corpora.load(corpus).ranking == "row" else "word"
+    keys = published.keys_for_corpus(store, corpus, words["word"].astype(str).unique(), "rm", models)
+    got = ranks.rank_summaries(store, words, ranking, "rm", keys, prompt_texts)
+    raw = got["medians"]
+    return _figure1(_label_medians(raw), corpus, got["n_words"], permutations, seed, bootstrap, got["average"])
 
 
 def _label_medians(raw: pd.DataFrame) -> pd.DataFrame:
@@ -418,7 +477,7 @@ def _n_ranked(scores: pd.DataFrame, words: pd.DataFrame) -> int:
 
 
 def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, seed: int,
-             bootstrap: int) -> dict:
+             bootstrap: int, per_model_average: pd.DataFrame | None = None) -> dict:
     fm = family_means(med)
     result = {
         "corpus": corpus,
@@ -427,6 +486,8 @@ def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, se
                          for r in med.drop(columns="_key").to_dict("records")],
         "family_means": [{**r, "mean_rank": _num(r["mean_rank"])} for r in fm.to_dict("records")],
     }
+    if per_model_average is not None:
+        result["average_ranks"] = average_ranks(per_model_average, med)
     fams = _sorted_levels(med["family"].dropna())
     unknown = sorted(med.loc[med["family"].isna(), "model"].unique())
     if len(fams) < 2:
@@ -440,6 +501,37 @@ def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, se
     if unknown:
         result["notes"] = [f"left out of the tests (family unknown): {', '.join(unknown)}"]
     return result
+
+
+def average_ranks(per_model: pd.DataFrame, med: pd.DataFrame | None = None) -> list[dict]:
+    """The paper's "avg ranks" table: per (framing, category, family), the mean over models of
+    each model's median rank over all words and prompts (R: median(rank) by model, then mean
+    by family). Only the models and framings present in `med` (the analysed selection) count."""
+    d = per_model.copy()
+    d["family"] = [_capitalise(f) for f in d["family"]]
+    d = d.dropna(subset=["family"])
+    if med is not None and not med.empty:
+        d = d[d["model_key"].isin(set(med["_key"])) & d["framing"].isin(set(med["framing"]))]
+    out = d.groupby(["framing", "category", "family"])["median_rank"].mean().rename("mean_rank").reset_index()
+    order = {f: i for i, f in enumerate(framing_levels(out["framing"]))}
+    out = out.sort_values(["framing", "category", "family"], key=lambda c: c.map(order) if c.name == "framing" else c)
+    return [{**r, "mean_rank": _num(r["mean_rank"])} for r in out.to_dict("records")]
+
+
+def average_ranks_table(result: dict) -> pd.DataFrame:
+    """The "average ranks" table as the paper prints it: one column per family and, with two
+    families, their difference (second minus first, e.g. Llama − Gemma)."""
+    d = pd.DataFrame(result.get("average_ranks") or [])
+    if d.empty:
+        return d
+    wide = d.pivot_table(index=["framing", "category"], columns="family", values="mean_rank").reset_index()
+    wide.columns.name = None
+    fams = _sorted_levels(d["family"])
+    if len(fams) == 2:
+        wide[f"{fams[1]} − {fams[0]}"] = wide[fams[1]] - wide[fams[0]]
+    order = {f: i for i, f in enumerate(framing_levels(wide["framing"]))}
+    return wide.sort_values(["framing", "category"], key=lambda c: c.map(order) if c.name == "framing" else c
+                            ).reset_index(drop=True)
 
 
 def summary_text(result: dict) -> str:

@@ -222,6 +222,20 @@ def test_big2_from_the_same_database_equals_the_r_reference(analyses):
     tests = {(t["category"], t["framing"]): t for t in res["family_tests"]}
     for r in ref["family_tests"]:
         assert abs(tests[(r["category"], r["framing"])]["welch_p"] - r["welch_p"]) <= 1e-3 * r["welch_p"]
+    # The script's "avg ranks" table, from the Big Two files (inner join with the corpus, rank(-score)).
+    words = pd.read_csv(PAPER_DATA / "corpora" / "dict_big2_nouns.csv", keep_default_na=False)
+    frames = []
+    for f in sorted(BIG2.glob("*.csv")):
+        d = pd.read_csv(f, keep_default_na=False)
+        frames.append(d.melt(id_vars="response", var_name="prompt", value_name="score").assign(model=hub(f.name)))
+    rm = pd.concat(frames).merge(words, left_on="response", right_on="token_decoded").drop_duplicates()
+    rm["rank"] = rm.groupby(["model", "prompt"])["score"].rank(method="average", ascending=False)
+    rm["framing"] = np.where(rm["prompt"].str.split("_").str[0].isin(["greatest", "best", "good"]),
+                             "positive", "negative")
+    rm["family"] = np.where(rm["model"].str.contains("gem", case=False), "Gemma", "Llama")
+    avg = average_ranks(rm.rename(columns={"Category": "category"}))
+    got = pd.DataFrame(res["average_ranks"]).merge(avg, on=["framing", "category", "family"])
+    assert len(got) == 8 and np.allclose(got["mean_rank_x"], got["mean_rank_y"], rtol=0, atol=1e-9)
 
 
 @needs_paper
@@ -246,13 +260,29 @@ def test_each_corpus_keeps_its_own_published_values(paper_copy, imported):
     assert n_models == 10 + 4
 
 
+@pytest.fixture()
+def small_copy(paper_copy, tmp_path) -> Path:
+    """Two models' Big Two and MFD files cut to a few hundred words (shared words kept)."""
+    root = tmp_path / "small"
+    for folder, names in (("dict_big2_nouns", ["big2_rewards_nicolinho_QRM-Gemma-2-27B.csv",
+                                                "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv"]),
+                          ("dict_MFD_20", ["MFD20_rewards_nicolinho_QRM-Gemma-2-27B.csv",
+                                           "big2_rewards_nicolinho_QRM-Llama3.1-8B.csv"])):
+        (root / "reward_model_scores" / folder).mkdir(parents=True)
+        for n in names:
+            d = pd.read_csv(paper_copy / "reward_model_scores" / folder / n, keep_default_na=False, dtype=str)
+            shared = d["response"].isin(pd.read_csv(next(BIG2.glob("*.csv")), keep_default_na=False)["response"])
+            d[shared | (np.arange(len(d)) % 8 == 0)].to_csv(root / "reward_model_scores" / folder / n, index=False)
+    return root
+
+
 @needs_paper
-def test_reimport_migrates_a_merged_database_without_losing_rows(paper_copy, tmp_path, monkeypatch):
+def test_reimport_migrates_a_merged_database_without_losing_rows(small_copy, tmp_path, monkeypatch):
     """A database written by the old import (one key per model, first file wins) is moved
     onto per-corpus runs; a merged row no file holds stays under the old key."""
     from core import paperdata, published
     from core.store import Store
-    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(paper_copy))
+    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(small_copy))
     store = Store(tmp_path / "old.duckdb")
     legacy = {}
     for rel, hub_id, _run in published.score_files():  # what the old import did
@@ -265,7 +295,7 @@ def test_reimport_migrates_a_merged_database_without_losing_rows(paper_copy, tmp
                            "response": ["zzz-not-in-any-file"], "value": [1.5]})
     store.add_scores(legacy["nicolinho/QRM-Gemma-2-27B"], "rm", orphan)
     before = store.query("SELECT model_key, prompt, response, value FROM scores")
-    assert before["model_key"].nunique() == 10
+    assert before["model_key"].nunique() == 2
 
     counts = published.import_published(store)
     after = store.query("SELECT model_key, prompt, response, value FROM scores")
@@ -277,6 +307,12 @@ def test_reimport_migrates_a_merged_database_without_losing_rows(paper_copy, tmp
     assert old <= new
     keys = set(after["model_key"])
     assert keys == {published.model_key(h, r) for _, h, r in published.score_files()} | {legacy["nicolinho/QRM-Gemma-2-27B"]}
+    # The merged key held the Big Two value of a shared word; the MFD run now holds the MFD file's.
+    differ = store.query("""SELECT count(*) AS n FROM scores b JOIN scores m USING (prompt, response)
+                            WHERE b.model_key = ? AND m.model_key = ? AND b.value <> m.value""",
+                         [published.model_key("nicolinho/QRM-Gemma-2-27B", "big2-nouns"),
+                          published.model_key("nicolinho/QRM-Gemma-2-27B", "mfd2")])["n"].iloc[0]
+    assert differ >= 40 * 54
     again = published.import_published(store)
     assert again["rows_added"] == 0 and again["merged_rows_removed"] == 0 and again["merged_rows_kept"] == 1
 

@@ -126,6 +126,7 @@ def main() -> None:
               "Does the base model a reward model was built on shape which values it rewards? "
               "Choose the corpus, models, prompts and framing in the sidebar.")
     sel = ak.comparison_filters("cmp")
+    mfd_variant_note(sel)
     if not sel["models"] and not ak.scored_rms(sel["corpus"])[0]:
         ak.empty_state(f"No reward-model scores on **{sel['corpus']}** yet.",
                        "Import the paper's published results on the Home page (Big Two nouns), "
@@ -139,7 +140,6 @@ def main() -> None:
         ak.empty_state("The chosen models have no scores for these prompts and words.",
                        "Widen the filters or score the models on this corpus.")
         return
-    mfd_variant_note(sel)
     panels(result, sel)
     summary(result)
     st.divider()

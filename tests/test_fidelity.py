@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -38,12 +36,23 @@ MFD_FILES = {
 }
 
 
-def cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), VALUEAUDIT_PAPER_DATA=str(args[0]))
-    proc = subprocess.run([sys.executable, "-m", "core", *map(str, args[1:])], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+def cli(data: Path, *args) -> str:
+    """`python -m core ARGS` run in this process (the same code path as the command line,
+    without a new interpreter per call), with VALUEAUDIT_PAPER_DATA pointing at `data`."""
+    import contextlib
+    import io
+
+    from core import cli as core_cli
+    old = os.environ.get("VALUEAUDIT_PAPER_DATA")
+    os.environ["VALUEAUDIT_PAPER_DATA"] = str(data)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = core_cli.main([str(a) for a in args])
+    finally:
+        os.environ["VALUEAUDIT_PAPER_DATA"] = old
+    assert rc == 0, err.getvalue()[-2000:]
+    return out.getvalue()
 
 
 def hub(filename: str) -> str:

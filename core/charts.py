@@ -362,10 +362,13 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
                               "<br>median rank %{y:.1f}<extra></extra>"), row=1, col=c)
             shown.add(name)
         fig.update_xaxes(categoryorder="array", categoryarray=[xlab[r] for r in order["run"]],
-                         title_text="Preference pairs used in training", row=1, col=c)
+                         title_text="Preference pairs (thousands)", row=1, col=c)
         fig.update_yaxes(autorange="reversed", row=1, col=c,
                          title_text="Median rank at the final checkpoint (1 = preferred)" if c == 1 else None)
-    return _style(fig, title, height=460, legend_bottom=True)
+    _style(fig, title, height=460)
+    fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(t=70 if title else 40, r=10))
+    return fig
 
 
 def coverage_figure(cov: pd.DataFrame) -> go.Figure:

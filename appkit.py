@@ -13,7 +13,7 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, charts, corpora, export, models, prompts, ui
+from core import analysis, charts, corpora, export, models, prompts, published, ui
 from core.cli import resolve_corpus
 from core.store import Store
 
@@ -52,8 +52,11 @@ def cached(fn_name: str, *args):
 
 def _scores_for(s: Store, kind: str, corpus: str, model_names: tuple | None, prompt_texts: tuple | None):
     words = corpus_vocab(corpus) if corpus else None  # '' = every stored word
-    return s.scores(kind=kind, models=list(model_names) if model_names is not None else None,
-                    words=words, prompts=list(prompt_texts) if prompt_texts is not None else None)
+    df = s.scores(kind=kind, models=list(model_names) if model_names is not None else None,
+                  words=words, prompts=list(prompt_texts) if prompt_texts is not None else None)
+    if corpus and not df.empty:  # of a published model, only the corpus's own run
+        df = df[df["model_key"].isin(published.keys_for_corpus(s, corpus, words, kind))].reset_index(drop=True)
+    return df
 
 
 def _corpus_names(s: Store) -> list[str]:
@@ -228,7 +231,8 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
 def corpus_picker(key: str, label: str = "Corpus", default: str = "big2-nouns") -> str:
     names = cached("corpus_names")
     return st.selectbox(label, names, index=names.index(default) if default in names else 0, key=key,
-                        format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}" if n in corpora.BUILTINS else n)
+                        format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}" if n in corpora.BUILTINS else n,
+                        help="Two MFD 2.0 variants: " + " ".join(f"**{n}**: {t}" for n, t in corpora.NOTES.items()))
 
 
 PAPER_PROMPTS = prompts.paper_prompts()

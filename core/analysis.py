@@ -34,6 +34,17 @@ def _sorted_levels(values) -> list[str]:
     return sorted({str(v) for v in values}, key=lambda v: (v.casefold(), v))
 
 
+# The paper's script sets `factor(..., levels = c("positive", "negative"))`: positive framing
+# is the mixed model's reference level, so its terms read `framingnegative`.
+FRAMING_LEVELS = ("positive", "negative")
+
+
+def framing_levels(values) -> list[str]:
+    """Framing levels in the paper's order (positive, negative), then any others alphabetically."""
+    present = {str(v) for v in values}
+    return [f for f in FRAMING_LEVELS if f in present] + _sorted_levels(present - set(FRAMING_LEVELS))
+
+
 def _model_col(scores: pd.DataFrame) -> str:
     return "model_key" if "model_key" in scores.columns else "model"
 
@@ -120,15 +131,17 @@ def family_means(med: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------
 # Mixed model: lme(median_rank ~ family*category*framing, random = ~1|model), REML
 # ----------------------------------------------------------------------------------
-def design_matrix(df: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, list[str]]:
+def design_matrix(df: pd.DataFrame, factors: list[str], levels: dict | None = None) -> tuple[np.ndarray, list[str]]:
     """R-style `a*b*c` model matrix with treatment contrasts: reference = first level
-    (alphabetical); columns and names in R's order (first factor varies fastest)."""
+    (alphabetical unless `levels` gives a factor's order); columns and names in R's order
+    (first factor varies fastest)."""
     n = len(df)
     dummies = {}
     for f in factors:
-        levels = _sorted_levels(df[f])
+        given = (levels or {}).get(f)
+        order = list(given) if given is not None else _sorted_levels(df[f])
         vals = df[f].astype(str).to_numpy()
-        dummies[f] = [(f"{f}{lv}", (vals == lv).astype(float)) for lv in levels[1:]]
+        dummies[f] = [(f"{f}{lv}", (vals == lv).astype(float)) for lv in order[1:]]
     cols, names = [np.ones(n)], ["(Intercept)"]
     for r in range(1, len(factors) + 1):
         for combo in itertools.combinations(factors, r):
@@ -224,7 +237,7 @@ def mixed_model(med: pd.DataFrame) -> dict:
     model (REML), with nlme-style t-test p-values; factors with one level are left out."""
     d = med.dropna(subset=["family"]).reset_index(drop=True)
     factors = [f for f in ("family", "category", "framing") if d[f].nunique() > 1]
-    X, names = design_matrix(d, factors)
+    X, names = design_matrix(d, factors, levels={"framing": framing_levels(d["framing"])})
     X, names, dropped = _drop_aliased(X, names)
     y = d["median_rank"].to_numpy(float)
     groups = d["_key"].astype(str).to_numpy()
@@ -235,7 +248,9 @@ def mixed_model(med: pd.DataFrame) -> dict:
         t = est / se
         p = np.where(df > 0, 2 * stats.t.sf(np.abs(t), np.maximum(df, 1)), np.nan)
     terms = [{"term": nm, "estimate": float(e), "p": _num(pv)} for nm, e, pv in zip(names, est, p)]
-    out = {"terms": terms}
+    levels = {"family": _sorted_levels(d["family"]), "category": _sorted_levels(d["category"]),
+              "framing": framing_levels(d["framing"])}
+    out = {"terms": terms, "reference": {f: levels[f][0] for f in factors}}
     if dropped:
         out["dropped_terms"] = dropped
     if len(factors) < 3:
@@ -380,20 +395,66 @@ def _num(x):
 # Figure 1 entry point and its plain-language summary
 # ----------------------------------------------------------------------------------
 def figure1(scores: pd.DataFrame, words: pd.DataFrame, corpus: str = "corpus",
-            permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
-    """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3)."""
-    med = median_ranks(scores, words)
-    return _figure1(med, corpus, _n_ranked(scores, words), permutations, seed, bootstrap)
+            permutations: int = 10000, seed: int = 0, bootstrap: int = 2000, ranking: str = "word") -> dict:
+    """Everything Figure 1 shows, as JSON-ready data (see METHOD.md section 3).
+    `ranking` "row" ranks each corpus row as the paper's script does for MFD 2.0."""
+    if ranking == "row":
+        long = _row_ranks(scores, words)
+        med = _label_medians(long.groupby(["model", "model_key", "family", "prompt_id", "prompt", "category"],
+                                          dropna=False)["rank"].median().rename("median_rank").reset_index())
+        n_words = int(long["response"].nunique())
+    else:
+        med = median_ranks(scores, words)
+        long = word_ranks(scores, words).merge(words[["word", "category"]].astype(str).drop_duplicates(),
+                                               left_on="response", right_on="word")
+        n_words = _n_ranked(scores, words)
+    return _figure1(med, corpus, n_words, permutations, seed, bootstrap, _average_from_long(long))
+
+
+def _row_ranks(scores: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """Each corpus row's rank within its (model, prompt) (pandas twin of ranks.rank_summaries)."""
+    key = _model_col(scores)
+    cols = ["word", "category"] + (["subcategory"] if "subcategory" in words.columns else [])
+    rows = words[cols].astype(str).drop_duplicates()
+    sc = scores[np.isfinite(scores["value"].astype(float))]
+    sc = sc.drop_duplicates([key, "prompt_id", "response"])
+    long = sc.merge(rows, left_on="response", right_on="word")
+    if "model_key" not in long.columns:
+        long["model_key"] = long[key]
+    for c in ("family", "prompt"):
+        if c not in long.columns:
+            long[c] = None if c == "family" else long["prompt_id"]
+    long["rank"] = long.groupby([key, "prompt_id"])["value"].rank(method="average", ascending=False)
+    return long
+
+
+def _average_from_long(long: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, framing, category): the median of the model's ranks over all words and prompts."""
+    if long.empty:
+        return pd.DataFrame(columns=["model", "model_key", "family", "framing", "category", "median_rank"])
+    key = "model_key" if "model_key" in long.columns else "model"
+    ptext = long["prompt"] if "prompt" in long.columns else long["prompt_id"]
+    fr = {(i, t): prompts.framing_of(str(i), str(t)) for i, t in set(zip(long["prompt_id"], ptext))}
+    long = long.assign(framing=[fr[(i, t)] for i, t in zip(long["prompt_id"], ptext)],
+                       model_key=long[key], family=long["family"] if "family" in long.columns else None)
+    out = long.groupby(["model", "model_key", "family", "framing", "category"], dropna=False)["rank"].median()
+    return out.rename("median_rank").reset_index()
 
 
 def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", models=None, prompt_texts=None,
-                       permutations: int = 10000, seed: int = 0, bootstrap: int = 2000) -> dict:
+                       permutations: int = 10000, seed: int = 0, bootstrap: int = 2000,
+                       ranking: str | None = None) -> dict:
     """figure1 with ranks and medians computed inside DuckDB: the fast path for the CLI and
-    the app (a million stored scores never travel to pandas)."""
-    raw = store.median_ranks(words, "rm", models, prompt_texts)
-    if raw.empty:
-        return _figure1(_label_medians(raw), corpus, 0, permutations, seed, bootstrap)
-    return _figure1(_label_medians(raw), corpus, int(raw["n_ranked"].max()), permutations, seed, bootstrap)
+    the app (a million stored scores never travel to pandas). Published scores are read
+    from the corpus's own run (published.keys_for_corpus); `ranking` defaults to the
+    built-in corpus's own ("row" for mfd2-paper)."""
+    from . import corpora, published, ranks
+    if ranking is None:
+        ranking = "row" if corpus in corpora.BUILTINS and corpora.load(corpus).ranking == "row" else "word"
+    keys = published.keys_for_corpus(store, corpus, words["word"].astype(str).unique(), "rm", models)
+    got = ranks.rank_summaries(store, words, ranking, "rm", keys, prompt_texts)
+    raw = got["medians"]
+    return _figure1(_label_medians(raw), corpus, got["n_words"], permutations, seed, bootstrap, got["average"])
 
 
 def _label_medians(raw: pd.DataFrame) -> pd.DataFrame:
@@ -418,7 +479,7 @@ def _n_ranked(scores: pd.DataFrame, words: pd.DataFrame) -> int:
 
 
 def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, seed: int,
-             bootstrap: int) -> dict:
+             bootstrap: int, per_model_average: pd.DataFrame | None = None) -> dict:
     fm = family_means(med)
     result = {
         "corpus": corpus,
@@ -427,6 +488,8 @@ def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, se
                          for r in med.drop(columns="_key").to_dict("records")],
         "family_means": [{**r, "mean_rank": _num(r["mean_rank"])} for r in fm.to_dict("records")],
     }
+    if per_model_average is not None:
+        result["average_ranks"] = average_ranks(per_model_average, med)
     fams = _sorted_levels(med["family"].dropna())
     unknown = sorted(med.loc[med["family"].isna(), "model"].unique())
     if len(fams) < 2:
@@ -440,6 +503,37 @@ def _figure1(med: pd.DataFrame, corpus: str, n_words: int, permutations: int, se
     if unknown:
         result["notes"] = [f"left out of the tests (family unknown): {', '.join(unknown)}"]
     return result
+
+
+def average_ranks(per_model: pd.DataFrame, med: pd.DataFrame | None = None) -> list[dict]:
+    """The paper's "avg ranks" table: per (framing, category, family), the mean over models of
+    each model's median rank over all words and prompts (R: median(rank) by model, then mean
+    by family). Only the models and framings present in `med` (the analysed selection) count."""
+    d = per_model.copy()
+    d["family"] = [_capitalise(f) for f in d["family"]]
+    d = d.dropna(subset=["family"])
+    if med is not None and not med.empty:
+        d = d[d["model_key"].isin(set(med["_key"])) & d["framing"].isin(set(med["framing"]))]
+    out = d.groupby(["framing", "category", "family"])["median_rank"].mean().rename("mean_rank").reset_index()
+    order = {f: i for i, f in enumerate(framing_levels(out["framing"]))}
+    out = out.sort_values(["framing", "category", "family"], key=lambda c: c.map(order) if c.name == "framing" else c)
+    return [{**r, "mean_rank": _num(r["mean_rank"])} for r in out.to_dict("records")]
+
+
+def average_ranks_table(result: dict) -> pd.DataFrame:
+    """The "average ranks" table as the paper prints it: one column per family and, with two
+    families, their difference (second minus first, e.g. Llama − Gemma)."""
+    d = pd.DataFrame(result.get("average_ranks") or [])
+    if d.empty:
+        return d
+    wide = d.pivot_table(index=["framing", "category"], columns="family", values="mean_rank").reset_index()
+    wide.columns.name = None
+    fams = _sorted_levels(d["family"])
+    if len(fams) == 2:
+        wide[f"{fams[1]} − {fams[0]}"] = wide[fams[1]] - wide[fams[0]]
+    order = {f: i for i, f in enumerate(framing_levels(wide["framing"]))}
+    return wide.sort_values(["framing", "category"], key=lambda c: c.map(order) if c.name == "framing" else c
+                            ).reset_index(drop=True)
 
 
 def summary_text(result: dict) -> str:
@@ -583,11 +677,26 @@ def _corr_row(prompt, g: pd.DataFrame) -> dict:
 # ----------------------------------------------------------------------------------
 # Training dynamics (Figure 4)
 # ----------------------------------------------------------------------------------
-SOURCES = {"uf": "UltraFeedback", "sky": "Skywork", "grm": "GRM"}
+SOURCES = {"uf": "UltraFeedback", "sky": "Skywork", "grm": "GRM", "skywork": "Skywork",
+           "uf+skywork": "UltraFeedback + Skywork"}
+
+# The paper's ablation manifest (paper-code/figures/generate_figure_4_and_A5.R): the file
+# names are not the data sizes. file -> (data size in thousands of pairs, source, method).
+MANIFEST = {
+    "rank_results_uf_13.csv": (13, "uf", "BT"),
+    "rank_results_uf_27.csv": (27, "uf", "BT"),
+    "rank_results_uf_54.csv": (53, "uf", "BT"),
+    "rank_results_uf_100.csv": (106, "uf", "BT"),
+    "rank_results_sky_80k.csv": (77, "skywork", "BT"),
+    "rank_results_grm_80k.csv": (550, "uf+skywork", "GRM"),
+}
+METHODS = {"BT": "Bradley-Terry", "GRM": "GRM"}
+TD_COLUMNS = ["model_id", "base_model", "category", "checkpoint", "sum_value", "median_rank", "data_source",
+              "data_size", "data_size_k", "method", "run", "prompt", "file", "identical_to"]
 
 
 def _source_from_filename(name: str) -> tuple[str, str, int | None]:
-    """`rank_results_uf_13.csv` -> ('UltraFeedback', '13K', 13)."""
+    """`rank_results_uf_13.csv` -> ('UltraFeedback', '13K', 13): for files the manifest does not list."""
     m = re.match(r"rank_results_([a-z]+)_(\d+)k?\.csv$", name, flags=re.I)
     if not m:
         return name, "", None
@@ -596,40 +705,82 @@ def _source_from_filename(name: str) -> tuple[str, str, int | None]:
 
 
 def _base_from_model_id(model_id: str):
-    low = str(model_id).lower()
-    for needle, fam in (("qwen", "Qwen"), ("gem", "Gemma"), ("lla", "Llama")):
-        if needle in low:
+    """The script's case_when on model_id (gem/Gem -> Gemma, lam/Lla -> Llama, qwe/Qwe -> Qwen)."""
+    for needle, fam in (("gem", "Gemma"), ("Gem", "Gemma"), ("lam", "Llama"), ("Lla", "Llama"),
+                        ("Qwe", "Qwen"), ("qwe", "Qwen")):
+        if needle in str(model_id):
             return fam
     return None
 
 
+def run_label(source: str, size_k, method: str | None) -> str:
+    """'UltraFeedback 13K · Bradley-Terry' — the run as the paper's manifest names it."""
+    size = f" {int(size_k)}K" if size_k is not None and not pd.isna(size_k) else ""
+    return f"{source}{size}" + (f" · {METHODS.get(method, method)}" if method else "")
+
+
+def _identical_files(folder: str, names: list[str]) -> dict[str, str]:
+    """name -> the first other file with byte-identical content (the paper's 13K and 27K files are)."""
+    import hashlib
+    digests: dict[str, str] = {}
+    out = {}
+    for name in names:
+        d = hashlib.sha256(paperdata.path(f"{folder}/{name}").read_bytes()).hexdigest()
+        if d in digests:
+            out[name] = digests[d]
+            out.setdefault(digests[d], name)
+        else:
+            digests[d] = name
+    return out
+
+
 def training_dynamics() -> pd.DataFrame:
-    """All rank_results_*.csv as one table (model_id, base_model, category, checkpoint,
-    sum_value = the rank statistic, data_source, data_size, method, prompt, file).
-    Data source and size come from the file name so every file is labelled alike."""
+    """All rank_results_*.csv as one table, labelled by the paper's manifest: model_id,
+    base_model, category, checkpoint, median_rank (the files call it sum_value; it is the
+    median rank of the category's words), data_source, data_size ('13K'), data_size_k,
+    method, run (label), prompt, file, identical_to (another file with the same bytes)."""
     folder = "reward_model_training"
+    names = [n for n in paperdata.listdir(folder) if n.startswith("rank_results_") and n.endswith(".csv")]
+    same = _identical_files(folder, names)
     frames = []
-    for name in paperdata.listdir(folder):
-        if not (name.startswith("rank_results_") and name.endswith(".csv")):
-            continue
+    for name in names:
         df = pd.read_csv(paperdata.path(f"{folder}/{name}"))
         df = df.drop(columns=[c for c in df.columns if c in ("", "X") or c.startswith("Unnamed")])
         df = df.rename(columns={"Category": "category"})
-        src, size, size_k = _source_from_filename(name)
-        base = df["base_model"] if "base_model" in df.columns else pd.Series(None, index=df.index, dtype=object)
+        if name in MANIFEST:
+            size_k, src_code, method = MANIFEST[name]
+            src, size = SOURCES.get(src_code, src_code), f"{size_k}K"
+        else:
+            src, size, size_k = _source_from_filename(name)
+            method = df["method"].iloc[0] if "method" in df.columns and len(df) else None
+        checkpoint = pd.to_numeric(df["checkpoint"], errors="coerce")
+        if method == "GRM":  # the script sets checkpoint 1 for the GRM run
+            checkpoint = pd.Series(1, index=df.index)
+        value = pd.to_numeric(df["sum_value"], errors="coerce")
         frames.append(pd.DataFrame({
             "model_id": df["model_id"].astype(str),
-            "base_model": base.where(base.notna(), df["model_id"].map(_base_from_model_id)),
+            "base_model": df["model_id"].map(_base_from_model_id),
             "category": df["category"].astype(str),
-            "checkpoint": pd.to_numeric(df["checkpoint"], errors="coerce").astype("Int64"),
-            "sum_value": pd.to_numeric(df["sum_value"], errors="coerce"),
-            "data_source": src, "data_size": size, "data_size_k": size_k,
-            "method": df["method"] if "method" in df.columns else None,
+            "checkpoint": checkpoint.astype("Int64"),
+            "sum_value": value, "median_rank": value,
+            "data_source": src, "data_size": size, "data_size_k": size_k, "method": method,
+            "run": run_label(src, size_k, method),
             "prompt": df["prompt"] if "prompt" in df.columns else None,
-            "file": name}))
+            "file": name, "identical_to": same.get(name)}))
     if not frames:
-        return pd.DataFrame(columns=["model_id", "base_model", "category", "checkpoint", "sum_value",
-                                     "data_source", "data_size", "data_size_k", "method", "prompt", "file"])
+        return pd.DataFrame(columns=TD_COLUMNS)
     out = pd.concat(frames, ignore_index=True).drop_duplicates().reset_index(drop=True)
     return out.sort_values(["data_size_k", "data_source", "model_id", "category", "checkpoint"],
-                           kind="stable").reset_index(drop=True)
+                           kind="stable").reset_index(drop=True)[TD_COLUMNS]
+
+
+def figure_4b(td: pd.DataFrame, families=("Gemma", "Llama")) -> pd.DataFrame:
+    """Figure 4b: each run's final-checkpoint median rank per category and family against
+    data size. As the script: the last checkpoint of the run (max over its models), Qwen
+    left out unless asked for (Figure A5b adds it)."""
+    if td is None or td.empty:
+        return pd.DataFrame(columns=TD_COLUMNS)
+    d = td[td["base_model"].isin(list(families))]
+    last = d.groupby(["data_size_k", "method", "data_source"], dropna=False)["checkpoint"].transform("max")
+    d = d[d["checkpoint"] == last]
+    return d.sort_values(["method", "data_size_k", "category", "base_model"], kind="stable").reset_index(drop=True)

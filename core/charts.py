@@ -75,12 +75,18 @@ def empty_figure(message: str) -> go.Figure:
 # ---------------------------------------------------------------------------------
 # Figure 1: median ranks per panel, by family
 # ---------------------------------------------------------------------------------
-def model_summary(median_ranks: pd.DataFrame) -> pd.DataFrame:
-    """Per model and panel: mean of the per-prompt median ranks and a 95% interval (1.96 SE),
-    which the chart draws as a point with error bars."""
+# Error bars on each model's mean: the paper draws one standard error (R: sd / sqrt(n));
+# a 95% interval (1.96 SE) is offered as an option.
+INTERVALS = {"se": "± 1 standard error (as the paper)", "ci95": "95% interval (± 1.96 SE)"}
+
+
+def model_summary(median_ranks: pd.DataFrame, interval: str = "se") -> pd.DataFrame:
+    """Per model and panel: mean of the per-prompt median ranks and its error bar half-width
+    in `ci` (one SE as the paper's Figure 1, or 1.96 SE for interval='ci95'); `se` too."""
     g = median_ranks.groupby(["framing", "category", "family", "model"], dropna=False)["median_rank"]
     out = g.agg(mean="mean", sd="std", n="size").reset_index()
-    out["ci"] = (1.96 * out["sd"] / np.sqrt(out["n"])).fillna(0.0)
+    out["se"] = (out["sd"] / np.sqrt(out["n"])).fillna(0.0)
+    out["ci"] = out["se"] * (1.96 if interval == "ci95" else 1.0)
     return out
 
 
@@ -89,9 +95,11 @@ def _jitter(n: int, seed: int = 0, width: float = 0.12) -> np.ndarray:
 
 
 def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None = None,
-                   title: str | None = None, p_column: str = "welch_p_bonferroni") -> go.Figure:
+                   title: str | None = None, p_column: str = "welch_p_bonferroni",
+                   interval: str = "se") -> go.Figure:
     """Figure 1: one panel per framing x category; per family a violin of the (model, prompt)
-    median ranks, each model's mean with a 95% error bar, and significance stars.
+    median ranks, each model's mean with an error bar (one SE as the paper, or a 95%
+    interval), and significance stars.
 
     The y axis is reversed so the preferred words (rank 1) sit at the top."""
     if median_ranks is None or median_ranks.empty:
@@ -108,14 +116,15 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     fig = make_subplots(rows=len(framings), cols=len(cats), subplot_titles=titles,
                         shared_yaxes=False, vertical_spacing=0.14 if len(framings) > 1 else 0.1,
                         horizontal_spacing=0.06)
-    summ = model_summary(mr)
+    summ = model_summary(mr, interval)
+    bar_label = "± 1 SE" if interval != "ci95" else "95% CI"
     shown: set[str] = set()
     for r, fr in enumerate(framings, 1):
         for c, cat in enumerate(cats, 1):
             panel = mr[(mr["framing"] == fr) & (mr["category"] == cat)]
             for fam in fams:
                 _add_family(fig, panel[panel["family"] == fam], summ, fr, cat, fam, xpos[fam], r, c,
-                            show_legend=fam not in shown)
+                            show_legend=fam not in shown, bar_label=bar_label)
                 if not panel[panel["family"] == fam].empty:
                     shown.add(fam)
             fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
@@ -135,8 +144,8 @@ def _test_lookup(family_tests, p_column: str) -> dict:
     return {(t["category"], t["framing"]): t[col] for t in family_tests.to_dict("records")}
 
 
-def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool) -> None:
-    """One family in one panel: violin, (model, prompt) dots, per-model mean +- 95% CI."""
+def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool, bar_label: str = "± 1 SE") -> None:
+    """One family in one panel: violin, (model, prompt) dots, per-model mean with its error bar."""
     if rows.empty:
         return
     color = family_color(fam)
@@ -159,7 +168,7 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool) -> No
         error_y=dict(type="data", array=ms["ci"], color=color, thickness=1.2, width=3),
         customdata=np.column_stack([ms["model"], ms["n"]]),
         hovertemplate="<b>%{customdata[0]}</b><br>mean over %{customdata[1]} prompts: %{y:.1f}"
-                      "<br>± %{error_y.array:.1f} (95% CI)<extra></extra>"), row=r, col=c)
+                      "<br>± %{error_y.array:.1f} (" + bar_label.lstrip("± ") + ")<extra></extra>"), row=r, col=c)
 
 
 def _panel_title(framing: str, category: str, p) -> str:
@@ -292,7 +301,7 @@ def _short(name: str) -> str:
 # Training dynamics (Figure 4)
 # ---------------------------------------------------------------------------------
 def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Rank statistic over training checkpoints: one line per model and category; colour =
+    """Median rank over training checkpoints: one line per model and category; colour =
     base family, dash = category (Agency solid, Communion dotted)."""
     if td is None or td.empty:
         return empty_figure("No training-dynamics data")
@@ -305,17 +314,60 @@ def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
             x=g["checkpoint"].astype(float), y=g["sum_value"], mode="lines+markers",
             name=f"{fam} · {cat}", legendgroup=f"{fam}·{cat}",
             line=dict(color=family_color(fam), dash=dashes[cat], width=2), marker=dict(size=5),
-            hovertemplate=f"<b>{model}</b><br>{cat}<br>step %{{x}}<br>rank sum %{{y:.1f}}<extra></extra>"))
+            hovertemplate=f"<b>{model}</b><br>{cat}<br>step %{{x}}<br>median rank %{{y:.1f}}<extra></extra>"))
     seen = set()
     for tr in fig.data:  # one legend entry per family x category
         tr.showlegend = tr.name not in seen
         seen.add(tr.name)
     fig.update_layout(xaxis=dict(title="Training step (checkpoint)"),
-                      yaxis=dict(title="Rank statistic (lower = preferred)", autorange="reversed"))
+                      yaxis=dict(title="Median rank (1 = preferred)", autorange="reversed"))
     _style(fig, title, height=440)
     # Up to 6 family x category entries: a legend on the right never collides with the title.
     fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
                       margin=dict(t=60 if title else 30, r=10))
+    return fig
+
+
+SOURCE_SYMBOLS = {"UltraFeedback": "circle", "Skywork": "triangle-up", "UltraFeedback + Skywork": "diamond"}
+
+
+def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Figure 4b: each run's final-checkpoint median rank against data size, one panel per
+    category; colour = base family, marker = data source, a dotted line joins the families
+    of one run. Sizes sit on an ordered axis (the paper breaks its axis before GRM 550K)."""
+    if d4b is None or d4b.empty:
+        return empty_figure("No final checkpoints to show")
+    cats = sorted(d4b["category"].unique())
+    order = (d4b.drop_duplicates("run").assign(grm=lambda x: x["method"] == "GRM")
+             .sort_values(["grm", "data_size_k", "data_source"]))
+    xlab = {r: (f"{int(k)}K" + (" GRM" if m == "GRM" else "") + (" (Skywork)" if s == "Skywork" else ""))
+            for r, k, m, s in zip(order["run"], order["data_size_k"], order["method"], order["data_source"])}
+    fig = make_subplots(rows=1, cols=len(cats), subplot_titles=[f"<b>{c}</b>" for c in cats],
+                        horizontal_spacing=0.08)
+    shown = set()
+    for c, cat in enumerate(cats, 1):
+        panel = d4b[d4b["category"] == cat]
+        for run, g in panel.groupby("run", sort=False):
+            fig.add_trace(go.Scatter(x=[xlab[run]] * len(g), y=g["median_rank"], mode="lines", showlegend=False,
+                                     line=dict(color="#616161", width=1, dash="dot"), hoverinfo="skip"),
+                          row=1, col=c)
+        for (fam, src), g in panel.groupby(["base_model", "data_source"], sort=True):
+            name = f"{fam} · {src}"
+            fig.add_trace(go.Scatter(
+                x=[xlab[r] for r in g["run"]], y=g["median_rank"], mode="markers", name=name,
+                legendgroup=name, showlegend=name not in shown,
+                marker=dict(size=11, color=family_color(fam), symbol=SOURCE_SYMBOLS.get(src, "square")),
+                customdata=np.column_stack([g["run"], g["model_id"], g["checkpoint"].astype(str)]),
+                hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]} (step %{customdata[2]})"
+                              "<br>median rank %{y:.1f}<extra></extra>"), row=1, col=c)
+            shown.add(name)
+        fig.update_xaxes(categoryorder="array", categoryarray=[xlab[r] for r in order["run"]],
+                         title_text="Preference pairs (thousands)", row=1, col=c)
+        fig.update_yaxes(autorange="reversed", row=1, col=c,
+                         title_text="Median rank at the final checkpoint (1 = preferred)" if c == 1 else None)
+    _style(fig, title, height=460)
+    fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
+                      margin=dict(t=70 if title else 40, r=10))
     return fig
 
 

@@ -181,7 +181,11 @@ def cmd_models(args) -> int:
 def cmd_import_published(args) -> int:
     from .published import import_published
     counts = import_published(_store(args))
-    print(f"imported {counts['rows_added']} new rows for {counts['models']} models from {counts['files']} files")
+    print(f"imported {counts['rows_added']} new rows for {counts['models']} published runs from {counts['files']} files")
+    if counts.get("merged_rows_removed") or counts.get("merged_rows_kept"):
+        print(f"migrated an older import: {counts['merged_rows_removed']} merged rows now live in their corpus's run"
+              + (f"; {counts['merged_rows_kept']} rows no file holds were kept under the old key"
+                 if counts.get("merged_rows_kept") else ""))
     return 0
 
 
@@ -194,7 +198,8 @@ def cmd_analyze(args) -> int:
     wanted = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
-                                         permutations=args.permutations, seed=args.seed)
+                                         permutations=args.permutations, seed=args.seed,
+                                         ranking=getattr(corpus, "ranking", "word"))
     if not result["median_ranks"]:
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
     if args.json:

@@ -28,6 +28,10 @@ class Corpus:
     words: pd.DataFrame  # columns word, category, subcategory
     description: str = ""
     notes: list[str] = field(default_factory=list)
+    # "word": each word ranked once per (model, prompt) and counted in every category it
+    # belongs to; "row": each (word, category, subcategory) row ranked, as the paper's R
+    # script does for MFD 2.0 (a word in two rows is ranked twice).
+    ranking: str = "word"
 
     @property
     def vocabulary(self) -> list[str]:
@@ -48,9 +52,22 @@ BUILTINS = {
                    "Big Two nouns: 263 agency and communion nouns (the paper's main corpus)"),
     "big2-expanded": ("corpora/dict_big2_expanded.csv",
                       "Big Two expanded dictionary: ~900 agency and communion terms"),
+    "mfd2-paper": ("corpora/moral-foundations-dictionary-20.dicx",
+                   "MFD 2.0 as the paper ran it (Figure A1): 1,652 words, Sanctity vice words left out"),
     "mfd2": ("corpora/moral-foundations-dictionary-20.dicx",
-             "Moral Foundations Dictionary 2.0: Care, Fairness, Loyalty, Authority, Sanctity"),
+             "MFD 2.0, the whole dictionary: 2,040 words in Care, Fairness, Loyalty, Authority, Sanctity"),
 }
+
+# One line for every picker that offers the two MFD variants: how they differ.
+NOTES = {
+    "mfd2-paper": ("The paper's word set and ranking: its R script takes the columns Care_Virtue to "
+                   "Sanctity_Virtue, which leaves out Sanctity_Vice (388 words), and ranks each (word, "
+                   "foundation) row, so 1,652 of the 2,040 words are ranked. Choose mfd2 for the whole dictionary."),
+    "mfd2": ("The whole dictionary: all 2,040 words, each ranked once per model and prompt and counted in "
+             "every foundation it belongs to. The paper's Figure A1 ranks only 1,652 of them (mfd2-paper)."),
+}
+# The paper's script pivots this column range of the .dicx (R `Care_Virtue:Sanctity_Virtue`).
+PAPER_MFD_COLUMNS = ("Care_Virtue", "Sanctity_Virtue")
 
 
 def builtin_names() -> list[str]:
@@ -82,11 +99,23 @@ def load_builtin(name: str) -> Corpus:
     elif name == "big2-expanded":
         words = _marked_columns(pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False))
     else:
-        words = _marked_columns(pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False))
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        if name == "mfd2-paper":
+            df = _paper_mfd_columns(df)
+        words = _marked_columns(df)
         # The paper merges virtue and vice into the five foundations.
         split = words["category"].str.rsplit("_", n=1, expand=True)
         words = words.assign(category=split[0], subcategory=split[1].str.lower())
-    return Corpus(name, _clean(words, name), desc)
+    ranking = "row" if name == "mfd2-paper" else "word"
+    return Corpus(name, _clean(words, name, keep_subcategory=ranking == "row"), desc, ranking=ranking)
+
+
+def _paper_mfd_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """DicTerm plus the column range Care_Virtue..Sanctity_Virtue by position, as R's
+    `pivot_longer(c(Care_Virtue:Sanctity_Virtue))` selects it."""
+    cols = list(df.columns)
+    first, last = (cols.index(c) for c in PAPER_MFD_COLUMNS)
+    return df[["DicTerm"] + cols[first:last + 1]]
 
 
 def parse_upload(filename: str, data: bytes) -> Corpus:
@@ -177,13 +206,14 @@ def _marked_columns(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["word", "category", "subcategory"])
 
 
-def _clean(words: pd.DataFrame, name: str) -> pd.DataFrame:
+def _clean(words: pd.DataFrame, name: str, keep_subcategory: bool = False) -> pd.DataFrame:
     words = words.astype(str)
     words["word"] = words["word"].str.strip()
     words["category"] = words["category"].str.strip().replace("", UNCATEGORISED)
     words["subcategory"] = words["subcategory"].str.strip()
     words = words[words["word"] != ""]
-    words = words.drop_duplicates(["word", "category"]).reset_index(drop=True)
+    key = ["word", "category", "subcategory"] if keep_subcategory else ["word", "category"]
+    words = words.drop_duplicates(key).reset_index(drop=True)
     if words.empty:
         raise CorpusError(f"{name} has no words; add at least one word (one per row)")
     return words

@@ -41,6 +41,17 @@ SHA256 = {
     "reward_model_scores/dict_big2_nouns/big2_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.csv": "102a77636bfc228db2da8e28094a1f6d846c60ca6c244190593ed2f9606eb1ae",
     "reward_model_scores/dict_big2_nouns/big2_rewards_nicolinho_QRM-Gemma-2-27B.csv": "fac8cb5e475ae5c17539ea482290c37417f3d28a49ed27f00ae1287e86c6dfc5",
     "reward_model_scores/dict_big2_nouns/big2_rewards_nicolinho_QRM-Llama3.1-8B.csv": "7b3d8c82d637bb1c4e2210ba75b214a929e01ba3aca115d52125566f38d7e3a2",
+    # The MFD 2.0 run: its folder holds files named MFD20_rewards_* and big2_rewards_*.
+    "reward_model_scores/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B-v0.2.csv": "3f8cf54b64299dd856127a30aa1c278f55a2ced95f6d49ac127358b786f2373c",
+    "reward_model_scores/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Gemma-2-27B.csv": "aa12d99c3488643aff36f88ff094e910843e2d9994b251019bc3ebc0a68285ad",
+    "reward_model_scores/dict_MFD_20/MFD20_rewards_Skywork_Skywork-Reward-Llama-3.1-8B-v0.2.csv": "296ca9662672a491b04352cfaa214d46dda6041c637ba6ec977fbf79c08531cf",
+    "reward_model_scores/dict_MFD_20/MFD20_rewards_nicolinho_QRM-Gemma-2-27B.csv": "6c8a4dcdbdf2a5c3972a5a09906d47cfb9f7c990650fdb9678cd6516f3ae874e",
+    "reward_model_scores/dict_MFD_20/big2_rewards_LxzGordon_URM-LLaMa-3.1-8B.csv": "3771b16642a259c750597c5b5691615b1a0ad6c42fc2611c99cea5da003861ce",
+    "reward_model_scores/dict_MFD_20/big2_rewards_RLHFlow_ArmoRM-Llama3-8B-v0.1.csv": "e5a9b38338493dcc80f1633d89a8760ca39af203e264f33aecdf5f2361f68ef9",
+    "reward_model_scores/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3-8B-rewardmodel-ft.csv": "ec658f0169888e357530a8861aeb06fe1e8a31054f8517bdeb44168dab57420e",
+    "reward_model_scores/dict_MFD_20/big2_rewards_Ray2333_GRM-Llama3.2-3B-rewardmodel-ft.csv": "286f99e2a4bd08c81de3f89dd45024a7fc4edcc7485e50e3677c16d60f20bd0e",
+    "reward_model_scores/dict_MFD_20/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv": "929187da67c99474e3793732e1fcc9e156d8835efa14c0187a59e92bf4822a16",
+    "reward_model_scores/dict_MFD_20/big2_rewards_nicolinho_QRM-Llama3.1-8B.csv": "b7f86be0e77bd6160a59af8ce122ff02703e2f64a64639a2f0f12f156fb774ed",
 }
 
 

@@ -156,7 +156,17 @@ def mixed_model_sentence(result: dict) -> str:
     ptxt = f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
     return (f"A mixed model (median rank ~ family × category × framing, a random intercept per model) finds that "
             f"the gap between families {verdict} on which category and framing is asked about "
-            f"({three['term']}: {three['estimate']:+.1f} ranks, p = {ptxt}).")
+            f"({three['term']}: {three['estimate']:+.1f} ranks, p = {ptxt}{_reference_levels(mm)}).")
+
+
+def _reference_levels(mm: dict) -> str:
+    """'; reference levels as the paper: Gemma, Agency, positive prompts' (what each term is read against)."""
+    ref = mm.get("reference") or {}
+    if not ref:
+        return ""
+    parts = [ref.get("family"), ref.get("category"),
+             f"{ref['framing']} prompts" if ref.get("framing") else None]
+    return "; reference levels as the paper codes them: " + ", ".join(p for p in parts if p)
 
 
 def tests_table(result: dict) -> pd.DataFrame:

@@ -1,13 +1,15 @@
 """Compare (the heart): median ranks per panel (framing x category) by family — violins of
-every (model, prompt), each model's mean with a 95% interval, Bonferroni-corrected stars —
-the mixed model in one plain sentence, and any model's top and bottom words."""
+every (model, prompt), each model's mean with one standard error as the paper draws it (a
+95% interval as an option), Bonferroni-corrected stars — the family means beside the
+paper's "average ranks" table, the mixed model in one plain sentence, and any model's top
+and bottom words."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts, ui
+from core import analysis, charts, corpora, ui
 
 
 def summary(result: dict) -> None:
@@ -21,22 +23,69 @@ def summary(result: dict) -> None:
             st.caption(note)
 
 
+def mfd_variant_note(sel: dict) -> None:
+    """Which MFD 2.0 variant this is and how it differs; with the paper's published models on
+    the whole dictionary, offer the paper's own variant in one click."""
+    note = corpora.NOTES.get(sel["corpus"])
+    if not note:
+        return
+    st.caption(f"**{sel['corpus']}** — {note}")
+    if sel["corpus"] == "mfd2" and _all_published(sel["models"]):
+        st.button("Show mfd2-paper (the paper's Figure A1 words and ranking)", key="cmp-to-paper-mfd",
+                  on_click=_switch_corpus, args=("mfd2-paper",))
+
+
+def _all_published(names) -> bool:
+    m = ak.cached("models")
+    pub = set(m.loc[m["source"] == "published", "name"])
+    return bool(names) and all(n in pub for n in names)
+
+
+def _switch_corpus(name: str) -> None:
+    st.session_state["cmp-corpus"] = name
+    st.session_state["comparison"] = {**st.session_state.get("comparison", {}), "corpus": name}
+
+
+def interval_choice() -> str:
+    """The error bar on each model's mean: one SE as the paper's Figure 1, or a 95% interval."""
+    return st.radio("Error bars on each model's mean", list(charts.INTERVALS), horizontal=True,
+                    format_func=charts.INTERVALS.get, key="cmp-interval")
+
+
+def family_tables(result: dict, corpus: str) -> None:
+    """The family means (mean of each model's mean median rank) beside the paper's
+    "average ranks" table (mean of each model's median rank over all words and prompts)."""
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Family means** — mean over models of each model's mean median rank")
+        fm = pd.DataFrame(result["family_means"])
+        st.dataframe(fm, hide_index=True, width="stretch")
+        ak.downloads(fm, f"family_means_{corpus}", "dl-fm")
+    with right:
+        st.markdown("**Average ranks** (the paper's table) — mean over models of each model's median rank "
+                    "over all words and prompts")
+        avg = analysis.average_ranks_table(result)
+        st.dataframe(avg, hide_index=True, width="stretch")
+        if not avg.empty:
+            ak.downloads(avg, f"average_ranks_{corpus}", "dl-avg")
+
+
 def panels(result: dict, sel: dict) -> None:
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
     tests = ui.tests_table(result)
     ak.family_legend(med["family"].dropna())
+    interval = interval_choice()
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
-                                f"({result['n_words']} words)")
+                                f"({result['n_words']} words)", interval=interval)
     ak.plot(fig, key="compare-main")
+    bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (± 1.96 SE)"
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
-               "their spread per family. Solid dots: each model's mean over prompts with a 95% interval. "
+               f"their spread per family. Solid dots: each model's mean over prompts with {bars}. "
                "Rank 1 = the most rewarded word, so **higher on the chart = preferred**. Stars: Welch t-test "
                "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
-    with st.expander("Numbers: family means and tests"):
-        fm = pd.DataFrame(result["family_means"])
-        st.dataframe(fm, hide_index=True, width="stretch")
-        ak.downloads(fm, f"family_means_{sel['corpus']}", "dl-fm")
+    with st.expander("Numbers: family means, average ranks and tests"):
+        family_tables(result, sel["corpus"])
         if not tests.empty:
             st.dataframe(tests, hide_index=True, width="stretch")
             ak.downloads(tests, f"family_tests_{sel['corpus']}", "dl-tests")
@@ -77,6 +126,7 @@ def main() -> None:
               "Does the base model a reward model was built on shape which values it rewards? "
               "Choose the corpus, models, prompts and framing in the sidebar.")
     sel = ak.comparison_filters("cmp")
+    mfd_variant_note(sel)
     if not sel["models"] and not ak.scored_rms(sel["corpus"])[0]:
         ak.empty_state(f"No reward-model scores on **{sel['corpus']}** yet.",
                        "Import the paper's published results on the Home page (Big Two nouns), "

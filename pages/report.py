@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts, ui
+from core import analysis, charts, corpora, ui
 
 
 def build(sel: dict, result: dict):
@@ -19,7 +19,8 @@ def build(sel: dict, result: dict):
     tests = ui.tests_table(result)
     figures = [("Mean rank by family", charts.family_means_figure(fm)),
                ("Median ranks per model and prompt", charts.compare_figure(med, tests))]
-    tables = [("Family means", fm), ("Family tests (Bonferroni-corrected)", tests),
+    tables = [("Family means", fm), ("Average ranks (the paper's table)", analysis.average_ranks_table(result)),
+              ("Family tests (Bonferroni-corrected)", tests),
               ("Mixed model", pd.DataFrame(result.get("mixed_model", {}).get("terms", []))),
               ("Median ranks", med)]
     return figures, [(n, t) for n, t in tables if not t.empty]
@@ -61,7 +62,8 @@ def main() -> None:
         return
     summary = analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
     figures, tables = build(sel, result)
-    context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)",
+    context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)"
+                         + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
                "Reward models": ", ".join(sel["models"]), "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
                "Database": str(ak.store().path)}
     html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)

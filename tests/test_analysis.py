@@ -77,8 +77,8 @@ def test_import_published_counts_and_idempotent(big2_store):
     models = store.models()
     assert set(models["source"]) == {"published"}
     assert set(models["family"]) == {"gemma", "llama"}
-    key = model_key("Ray2333/GRM-gemma2-2B-rewardmodel-ft")
-    assert key == f"published:Ray2333/GRM-gemma2-2B-rewardmodel-ft@{paperdata.COMMIT[:12]}"
+    key = model_key("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "big2-nouns")
+    assert key == f"published:Ray2333/GRM-gemma2-2B-rewardmodel-ft@{paperdata.COMMIT[:12]}#big2-nouns"
     assert models.set_index("model_key").loc[key, "family"] == "gemma"
 
 
@@ -97,19 +97,23 @@ def test_import_reads_mfd_folder_and_keeps_na_words(tmp_path, monkeypatch):
     monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
     store = Store(tmp_path / "s.duckdb")
     counts = import_published(store)
-    assert counts == {"models": 2, "rows_added": 2 * 2 + 2 + 2, "files": 3}
+    assert counts == {"models": 3, "rows_added": 2 * 2 + 2 + 2, "files": 3,
+                      "merged_rows_removed": 0, "merged_rows_kept": 0}  # one run per (model, corpus folder)
     s = store.scores(kind="rm")
     na = s[(s["response"] == "NA") & (s["prompt_id"] == ids[0])]
     assert na["value"].tolist() == [1.0]
     assert set(s["response"]) == {"NA", "null", "care"}
-    assert dict(zip(store.models()["name"], store.models()["family"])) == {
-        "Owner/Some-gemma-RM": "gemma", "Meta/Llama-RM": "llama"}
+    assert set(zip(store.models()["model_key"].str.rsplit("#").str[1], store.models()["name"],
+                   store.models()["family"])) == {
+        ("big2-nouns", "Owner/Some-gemma-RM", "gemma"), ("mfd2", "Owner/Some-gemma-RM", "gemma"),
+        ("mfd2", "Meta/Llama-RM", "llama")}
     assert import_published(store)["rows_added"] == 0
 
 
 def test_missing_mfd_folder_is_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
-    assert import_published(Store(tmp_path / "s.duckdb")) == {"models": 0, "rows_added": 0, "files": 0}
+    assert import_published(Store(tmp_path / "s.duckdb")) == {"models": 0, "rows_added": 0, "files": 0,
+                                                             "merged_rows_removed": 0, "merged_rows_kept": 0}
 
 
 # -- Figure 1 against the R reference ----------------------------------------------------
@@ -231,8 +235,8 @@ def test_user_corpus_three_categories_three_families():
     terms = [t["term"] for t in res["mixed_model"]["terms"]]
     assert len(terms) == 18
     assert terms[:6] == ["(Intercept)", "familyLlama", "familyQwen", "categoryBeta", "categoryGamma",
-                         "framingpositive"]
-    assert "familyLlama:categoryBeta" in terms and "familyQwen:categoryGamma:framingpositive" in terms
+                         "framingnegative"]  # the paper's coding: positive framing is the reference
+    assert "familyLlama:categoryBeta" in terms and "familyQwen:categoryGamma:framingnegative" in terms
     tests = res["family_tests"]
     assert len(tests) == 3 * 2 * 2  # panels x (Llama, Qwen vs Gemma)
     assert {t["comparison"] for t in tests} == {"Llama vs Gemma", "Qwen vs Gemma"}
@@ -308,15 +312,44 @@ def test_rm_lm_agreement():
 
 # -- training dynamics ------------------------------------------------------------------
 @needs_paper
-def test_training_dynamics():
+def test_training_dynamics_labelled_by_the_paper_manifest():
     d = analysis.training_dynamics()
     assert not d.duplicated().any()
-    assert {"model_id", "base_model", "category", "checkpoint", "sum_value", "data_source", "data_size"} <= set(d.columns)
+    assert {"model_id", "base_model", "category", "checkpoint", "median_rank", "data_source", "data_size",
+            "method", "run", "identical_to"} <= set(d.columns)
     assert d["base_model"].notna().all() and set(d["base_model"]) == {"Gemma", "Llama", "Qwen"}
-    labels = set(zip(d["data_source"], d["data_size"]))
-    assert {("UltraFeedback", "13K"), ("Skywork", "80K"), ("GRM", "80K"), ("UltraFeedback", "100K")} <= labels
+    runs = dict(zip(d["file"], d["run"]))
+    # generate_figure_4_and_A5.R's manifest, not the file names
+    assert runs == {"rank_results_uf_13.csv": "UltraFeedback 13K · Bradley-Terry",
+                    "rank_results_uf_27.csv": "UltraFeedback 27K · Bradley-Terry",
+                    "rank_results_uf_54.csv": "UltraFeedback 53K · Bradley-Terry",
+                    "rank_results_uf_100.csv": "UltraFeedback 106K · Bradley-Terry",
+                    "rank_results_sky_80k.csv": "Skywork 77K · Bradley-Terry",
+                    "rank_results_grm_80k.csv": "UltraFeedback + Skywork 550K · GRM"}
     uf100 = d[d["file"] == "rank_results_uf_100.csv"]
     assert len(uf100) == 84  # 60,956 rows in the file, mostly exact duplicates
+    same = dict(zip(d["file"], d["identical_to"]))
+    folder = PAPER_DATA / "reward_model_training"
+    b13, b27 = (folder / "rank_results_uf_13.csv").read_bytes(), (folder / "rank_results_uf_27.csv").read_bytes()
+    assert (b13 == b27) and same["rank_results_uf_13.csv"] == "rank_results_uf_27.csv"
+    assert same["rank_results_uf_27.csv"] == "rank_results_uf_13.csv" and pd.isna(same["rank_results_sky_80k.csv"])
+
+
+@needs_paper
+def test_figure_4b_final_checkpoints_as_the_script():
+    """Independent: the script's filter(checkpoint == max(checkpoint)) per run, Qwen left out."""
+    sizes = {"rank_results_uf_13.csv": 13, "rank_results_uf_27.csv": 27, "rank_results_uf_54.csv": 53,
+             "rank_results_uf_100.csv": 106, "rank_results_sky_80k.csv": 77, "rank_results_grm_80k.csv": 550}
+    expected = []
+    for f, size in sizes.items():
+        raw = pd.read_csv(PAPER_DATA / "reward_model_training" / f)
+        raw["checkpoint"] = 1 if size == 550 else raw["checkpoint"]
+        raw = raw[~raw["model_id"].str.contains("qwe|Qwe")]
+        last = raw[raw["checkpoint"] == raw["checkpoint"].max()].drop_duplicates(["model_id", "Category"])
+        expected += [(size, m, c, v) for m, c, v in zip(last["model_id"], last["Category"], last["sum_value"])]
+    got = analysis.figure_4b(analysis.training_dynamics())
+    assert sorted(zip(got["data_size_k"], got["model_id"], got["category"], got["median_rank"])) == sorted(expected)
+    assert len(got) == 6 * 2 * 2 and set(got["base_model"]) == {"Gemma", "Llama"}
 
 
 # -- the DuckDB fast path (what `analyze` and the app use) equals the pandas path ---------
@@ -354,3 +387,51 @@ def test_store_fast_path_ties_missing_words_and_multi_category(tmp_path):
     slow = analysis.median_ranks(scores, words).set_index(["model", "prompt_id", "category"])["median_rank"]
     assert fast.sort_index().to_dict() == slow.sort_index().to_dict()
     assert fast[("g", "best_ever_one", "X")] == 1.75  # a=1, b=2.5 (tied with c)
+
+
+def test_row_ranking_ranks_a_word_once_per_row_in_store_and_pandas(tmp_path):
+    """The paper's MFD ranking: 'b' sits in two rows (X/virtue, Y/vice) and is ranked twice
+    (tied with itself); word ranking ranks it once and counts it in both categories."""
+    from core import ranks
+    words = pd.DataFrame({"word": ["a", "b", "c", "b"], "category": ["X", "X", "Y", "Y"],
+                          "subcategory": ["virtue", "virtue", "vice", "vice"]})
+    vals = {"a": 3.0, "b": 2.0, "c": 1.0, "zzz": 9.0}
+    scores = synthetic_scores({"g": "gemma", "l": "llama"}, list(vals), ["best_ever_one", "worst_ever_one"],
+                              value=lambda m, p, w: vals[w])
+    store = _store_from(scores, tmp_path / "r.duckdb")
+    # rows ranked: a=1, b=2.5, b=2.5, c=4 -> X: median(1, 2.5) = 1.75; Y: median(2.5, 4) = 3.25
+    row = ranks.rank_summaries(store, words, "row")
+    assert row["n_words"] == 3
+    assert row["medians"].groupby("category")["median_rank"].unique().map(list).to_dict() == {"X": [1.75], "Y": [3.25]}
+    # words ranked: a=1, b=2, c=3 -> X: 1.5; Y: median(2, 3) = 2.5
+    word = ranks.rank_summaries(store, words, "word")
+    assert word["medians"].groupby("category")["median_rank"].unique().map(list).to_dict() == {"X": [1.5], "Y": [2.5]}
+    # average ranks: per model, the median of its ranks over all rows and prompts of a framing
+    avg = {(r["framing"], r["category"], r["model"]): r["median_rank"] for r in row["average"].to_dict("records")}
+    assert avg[("positive", "X", "g")] == 1.75 and avg[("negative", "Y", "l")] == 3.25
+
+
+def test_row_ranking_pandas_path_equals_store_path(tmp_path):
+    words = pd.DataFrame({"word": list("abcdefgh") + ["b", "e"], "category": list("XXXXYYYY") + ["Y", "X"],
+                          "subcategory": ["virtue"] * 8 + ["vice", "vice"]})
+    ids = ["best_ever_one", "good_world_one", "worst_ever_one", "bad_time_please"]
+    scores = synthetic_scores({"g1": "gemma", "g2": "gemma", "l1": "llama", "l2": "llama"}, list("abcdefgh"), ids,
+                              seed=5)
+    scores["value"] = scores["value"].round(1)  # ties
+    store = _store_from(scores, tmp_path / "p.duckdb")
+    slow = analysis.figure1(scores, words, "toy", permutations=0, bootstrap=0, ranking="row")
+    fast = analysis.figure1_from_store(store, words, "toy", permutations=0, bootstrap=0, ranking="row")
+    assert slow["n_words"] == fast["n_words"] == 8
+    assert pd.DataFrame(slow["median_ranks"]).equals(pd.DataFrame(fast["median_ranks"]))
+    assert slow["average_ranks"] == fast["average_ranks"] and len(fast["average_ranks"]) == 8
+
+
+def test_average_ranks_table_has_the_family_difference():
+    res = {"average_ranks": [
+        {"framing": "positive", "category": "Agency", "family": "Gemma", "mean_rank": 132.5},
+        {"framing": "positive", "category": "Agency", "family": "Llama", "mean_rank": 128.25},
+        {"framing": "negative", "category": "Agency", "family": "Gemma", "mean_rank": 97.0},
+        {"framing": "negative", "category": "Agency", "family": "Llama", "mean_rank": 103.5}]}
+    t = analysis.average_ranks_table(res)
+    assert t["framing"].tolist() == ["positive", "negative"]
+    assert t["Llama − Gemma"].tolist() == [-4.25, 6.5]

@@ -29,6 +29,22 @@ def test_builtin_mfd2_merges_virtue_and_vice(paper_data):
     assert (row["category"], row["subcategory"]) == ("Care", "vice")
 
 
+def test_builtin_mfd2_paper_is_the_scripts_column_range(paper_data):
+    """R's pivot_longer(c(Care_Virtue:Sanctity_Virtue)): every column but the last, Sanctity_Vice."""
+    import pandas as pd
+    raw = pd.read_csv(paper_data / "corpora/moral-foundations-dictionary-20.dicx", dtype=str, keep_default_na=False)
+    cols = list(raw.columns)
+    assert cols[-1] == "Sanctity_Vice"
+    marked = raw[cols[1:-1]].eq("X")
+    paper = corpora.load("mfd2-paper")
+    assert paper.ranking == "row" and corpora.load("mfd2").ranking == "word"
+    assert len(paper.vocabulary) == int(marked.any(axis=1).sum()) == 1652
+    assert len(paper.words) == int(marked.to_numpy().sum())  # one row per (word, column) marked X
+    assert not (paper.words["category"].eq("Sanctity") & paper.words["subcategory"].eq("vice")).any()
+    assert list(corpora.BUILTINS).index("mfd2-paper") < list(corpora.BUILTINS).index("mfd2")
+    assert "1,652" in corpora.NOTES["mfd2-paper"] and "2,040" in corpora.NOTES["mfd2"]
+
+
 def test_csv_upload_strips_dedupes_and_allows_several_categories():
     data = b"word,category\n love ,Communion\nlove,Communion\nlove,Agency\npower,\n"
     c = corpora.parse_upload("my words.csv", data)

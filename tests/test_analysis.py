@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-PAPER_DATA = Path(__file__).resolve().parents[2] / "shared" / "paper-data"
-os.environ.setdefault("VALUEAUDIT_PAPER_DATA", str(PAPER_DATA))
+PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])  # set by the test command (conftest checks it)
 
 from core import analysis, corpora, paperdata, prompts  # noqa: E402
 from core.published import hub_id_from_filename, import_published, model_key  # noqa: E402

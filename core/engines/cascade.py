@@ -102,7 +102,7 @@ def cascade_attention(query, key, value, prefix_key, prefix_value, layout, scali
     pos = layout.positions[0]                                      # (N,) positions of the queries
     # (1) every query against the one prefix block: one batched product over the Hkv heads
     mask_p = None
-    if sliding_window is not None and P and int(pos.max()) >= sliding_window:
+    if sliding_window is not None and P and layout.max_position >= sliding_window:
         near = (pos[:, None] - torch.arange(P, device=pos.device)[None, :]) < sliding_window   # (N, P)
         mask_p = near.unsqueeze(0).expand(g, N, P).reshape(1, g * N, P)
     out_p, lse_p = softmax_part(query[0].reshape(Hkv, g * N, D), prefix_key[0], prefix_value[0],

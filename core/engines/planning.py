@@ -65,6 +65,7 @@ class SuffixLayout:
     offsets: object    # (N,) long: index of each token within its row
     last: object       # (B,) long
     starts: list[int]
+    max_position: int = 0
 
     @property
     def width(self) -> int:
@@ -86,7 +87,8 @@ def pack_suffixes(suffixes: Sequence[Sequence[int]], prefix_len: int, device="cp
     ids = torch.tensor([[t for s in suffixes for t in s]], dtype=torch.long)
     return SuffixLayout(prefix_len=prefix_len, lengths=lengths, ids=ids.to(device),
                         positions=(offsets + prefix_len)[None].to(device), offsets=offsets.to(device),
-                        last=(starts + lens - 1).to(device), starts=starts.tolist())
+                        last=(starts + lens - 1).to(device), starts=starts.tolist(),
+                        max_position=prefix_len + max(lengths) - 1)
 
 
 # -- batches ----------------------------------------------------------------------------------

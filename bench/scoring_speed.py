@@ -1,25 +1,40 @@
-"""Naive vs cached scoring speed, end to end through the CLI (issue 5).
+"""Naive vs cached scoring speed, end to end through the CLI (issues 5 and 16).
 
-A random-weight Llama-architecture reward model of about 30M parameters with the Llama 3
-chat template (system header with the knowledge-cutoff and date lines), the Big Two nouns
-x the 18 best/greatest prompts, on CPU. Each engine runs as its own process:
+One command, results as markdown ready for docs/benchmarks.md (and JSON) in bench/results/:
 
-    python -m core score --model DIR --kind rm --corpus big2-nouns --prompts FILE.yaml \
-        --engine naive|cached --db DB --device cpu --quiet
-    python -m core export --db DB --model DIR --out FILE.csv
+    python bench/scoring_speed.py            # the full set (~30-60 min on an idle 2-core CPU)
+    python bench/scoring_speed.py --quick    # 3 prompts and a 2-layer big model: a smoke run
 
-timed from process start to export written (imports and model loading included), with the
-peak resident memory of the score process. Also reported: rows/s, the speed-up, the max
-|difference| between the two exports, and the ideal speed-up (mean full-sequence tokens /
-mean suffix tokens per row, prefix tokens counted once per prompt).
+What it measures, each engine as its own process and alone (the other engine is not running):
 
-    python bench/scoring_speed.py [--out DIR] [--batch-size 32] [--threads 1] [--json FILE]
-"""
+1. The issue's configuration: a random-weight Llama-architecture RM (hidden 512, 8 layers,
+   ~30M parameters, byte-level BPE trained in-process) with the Llama 3 chat template, the
+   Big Two nouns x the 18 best/greatest prompts (4,734 rows), CPU float32, batch size 32 —
+   at torch's default thread count and at 1 thread. Per run:
+       python -m core score --model DIR --kind rm --corpus big2-nouns --prompts FILE.yaml \
+           --engine naive|cached --db DB --device cpu --quiet
+       python -m core export --db DB --model DIR --out FILE.csv
+   timed from process start to the CSV written (end to end), plus, from inside the score
+   process, the seconds in `scoring.run` (scoring only) and in imports + model load; peak
+   RSS of the score process; rows/s.
+2. The same at the default thread count with a second busy process on the machine (a
+   1-thread matrix-product loop, started before and stopped after each run).
+3. A 2B-class model: Gemma 2 2B's shapes (hidden 2304, 8 heads, 4 KV heads, head dim 256,
+   MLP 9216, soft-capping, sliding window) with random weights and fewer layers
+   (--big-layers, default 8 of 26) on the first --big-prompts prompts.
+
+Also: the ideal speed-up (tokens a naive run processes per row / tokens the cached run
+processes per row, the prefix counted once per prompt), the max |difference| between the
+two engines' exports (must be <= 1e-4), CPU model, core count, torch threads, load average
+before each run, versions. Timings taken while other work runs on the machine are not
+comparable: the load average is recorded next to every number for that reason."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -32,54 +47,91 @@ if not os.environ.get("VALUEAUDIT_PAPER_DATA") and (ROOT.parent / "shared" / "pa
     os.environ["VALUEAUDIT_PAPER_DATA"] = str(ROOT.parent / "shared" / "paper-data")  # offline copy
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MODEL = dict(arch="llama", kind="rm", hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1792, seed=0)
+SMALL = dict(arch="llama", kind="rm", hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1792, seed=0)
+ENGINES = ("naive", "cached")
+
+# The score process, instrumented from outside: wraps models.load and scoring.run to time them
+# (nothing in core changes) and prints one JSON line on stderr at exit.
+_SCORE_WRAPPER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from core import cli, models, scoring
+marks = {"imports_s": time.perf_counter() - t0}
+_load, _run = models.load, scoring.run
+def load(*a, **k):
+    t = time.perf_counter(); r = _load(*a, **k); marks["load_s"] = time.perf_counter() - t; return r
+def run(*a, **k):
+    t = time.perf_counter(); r = _run(*a, **k); marks["scoring_s"] = time.perf_counter() - t
+    marks["engine"] = r.engine; marks["notes"] = r.notes; return r
+models.load, scoring.run = load, run
+code = cli.main(sys.argv[1:])
+marks["torch_threads"] = __import__("torch").get_num_threads()
+print("BENCH " + json.dumps(marks), file=sys.stderr)
+sys.exit(code)
+"""
+
+_BUSY = "import torch\ntorch.set_num_threads(1)\na = torch.randn(1024, 1024)\nwhile True:\n    a = (a @ a).tanh_()\n"
 
 
-def build(out: Path) -> tuple[Path, Path]:
-    from core import prompts
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build_small(out: Path) -> Path:
     from tiny_models import LLAMA3_TEMPLATE, make_tiny
     model = out / "llama-rm-30m"
     if not (model / "config.json").exists():
-        make_tiny(model, template=LLAMA3_TEMPLATE, **MODEL)
-    pfile = out / "prompts_best_greatest.yaml"
+        make_tiny(model, template=LLAMA3_TEMPLATE, **SMALL)
+    return model
+
+
+def build_big(out: Path, layers: int) -> Path:
+    """Gemma 2 2B's shapes with random weights, `layers` decoder layers, the test tokenizer."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, Gemma2Config
+
+    from tiny_models import make_tokenizer
+    model = out / f"gemma2-2b-shape-{layers}l-rm"
+    if (model / "config.json").exists():
+        return model
+    tok = make_tokenizer("gemma2")
+    cfg = Gemma2Config(vocab_size=len(tok), hidden_size=2304, intermediate_size=9216, num_hidden_layers=layers,
+                       num_attention_heads=8, num_key_value_heads=4, head_dim=256, query_pre_attn_scalar=256,
+                       sliding_window=4096, max_position_embeddings=8192, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, num_labels=1)
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(model)
+    tok.save_pretrained(model)
+    return model
+
+
+def write_prompts(out: Path, n: int | None) -> Path:
+    from core import prompts
     chosen = [p for p in prompts.paper_prompts() if p.prompt_id.split("_")[0] in ("best", "greatest")]
     assert len(chosen) == 18
+    chosen = chosen[:n] if n else chosen
+    pfile = out / f"prompts_best_greatest_{len(chosen)}.yaml"
     pfile.write_text("".join(f'{p.prompt_id}: "{p.text}"\n' for p in chosen))
-    return model, pfile
-
-
-def run_engine(engine: str, model: Path, pfile: Path, out: Path, batch_size: int, env: dict) -> dict:
-    db = out / f"{engine}.duckdb"
-    csv = out / f"{engine}.csv"
-    for f in (db, csv, Path(str(db) + ".wal")):
-        f.unlink(missing_ok=True)
-    score = [sys.executable, "-m", "core", "score", "--model", str(model), "--kind", "rm", "--corpus", "big2-nouns",
-             "--prompts", str(pfile), "--engine", engine, "--db", str(db), "--device", "cpu",
-             "--batch-size", str(batch_size), "--quiet"]
-    export = [sys.executable, "-m", "core", "export", "--db", str(db), "--model", str(model), "--out", str(csv)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(score, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    t_score = time.perf_counter() - t0
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{engine}: score failed\n{stdout}\n{stderr}")
-    subprocess.run(export, cwd=ROOT, env=env, check=True, capture_output=True)
-    t_total = time.perf_counter() - t0
-    return dict(engine=engine, seconds_score=t_score, seconds=t_total, peak_rss_mb=usage.ru_maxrss / 1024,
-                stdout=stdout.strip(), notes=[l for l in stderr.splitlines() if l.startswith("note:")], csv=str(csv))
+    return pfile
 
 
 def ideal_ratio(model: Path, pfile: Path) -> dict:
     """Tokens a naive run processes per row / tokens the cached run processes per row."""
-    from core import corpora, models, prompts, scoring
-    from core.prefix_cache import CachedEngine
+    from core import corpora, models, prompts
+    from core.engines.cached import CachedEngine
+    from core.engines.tokens import rm_ids_batch
     loaded = models.load(str(model), "rm", device="cpu", dtype="float32")
     eng = CachedEngine(loaded)
     words = corpora.load("big2-nouns").vocabulary
     full = cached = rows = 0
     for p in prompts.load(pfile):
-        seqs = [scoring.rm_ids(loaded.tokenizer, p.text, w) for w in words]
+        seqs = rm_ids_batch(loaded.tokenizer, p.text, words)
         prefix = eng.rm_prefix(p.text, seqs)
         full += sum(len(s) for s in seqs)
         cached += len(prefix) + sum(len(s) - len(prefix) if s[:len(prefix)] == prefix else len(s) for s in seqs)
@@ -88,47 +140,131 @@ def ideal_ratio(model: Path, pfile: Path) -> dict:
                 mean_cached_tokens=cached / rows, ideal_ratio=full / cached)
 
 
+def run_engine(engine: str, model: Path, pfile: Path, out: Path, threads: int | None, tag: str,
+               batch_size: int) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
+        if threads:
+            env[var] = str(threads)
+    db, csv = out / f"{tag}-{engine}.duckdb", out / f"{tag}-{engine}.csv"
+    for f in (db, csv, Path(str(db) + ".wal")):
+        f.unlink(missing_ok=True)
+    args = ["score", "--model", str(model), "--kind", "rm", "--corpus", "big2-nouns", "--prompts", str(pfile),
+            "--engine", engine, "--db", str(db), "--device", "cpu", "--batch-size", str(batch_size), "--quiet"]
+    load_before = os.getloadavg()[0]
+    log_out, log_err = out / f"{tag}-{engine}.stdout", out / f"{tag}-{engine}.stderr"
+    t0 = time.perf_counter()
+    with open(log_out, "w") as fo, open(log_err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-c", _SCORE_WRAPPER, *args], cwd=ROOT, env=env, stdout=fo, stderr=fe)
+        _, status, usage = os.wait4(proc.pid, 0)   # rusage of this process alone: its peak RSS
+    t_score = time.perf_counter() - t0
+    stderr = log_err.read_text()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{engine}: score failed\n{log_out.read_text()}\n{stderr}")
+    subprocess.run([sys.executable, "-m", "core", "export", "--db", str(db), "--model", str(model), "--out", str(csv)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    marks = next(json.loads(line[6:]) for line in stderr.splitlines() if line.startswith("BENCH "))
+    marks["engine_ran"] = marks.pop("engine")
+    return dict(engine=engine, seconds=time.perf_counter() - t0, seconds_score_process=t_score,
+                peak_rss_mb=usage.ru_maxrss / 1024, load_before=load_before, csv=str(csv), **marks)
+
+
+def compare(model, pfile, out, threads, tag, batch_size, rows, busy=False) -> dict:
+    res = {}
+    for e in ENGINES:
+        hog = subprocess.Popen([sys.executable, "-c", _BUSY]) if busy else None
+        try:
+            if hog:
+                time.sleep(2)
+            res[e] = run_engine(e, model, pfile, out, threads, tag, batch_size)
+        finally:
+            if hog:
+                hog.kill()
+                hog.wait()
+    import pandas as pd
+    a, b = (pd.read_csv(res[e]["csv"]).set_index(["prompt_id", "response"])["value"] for e in ENGINES)
+    assert len(a) == len(b) == rows, (len(a), len(b), rows)
+    for r in res.values():
+        r["rows_per_s"] = rows / r["seconds"]
+        r.pop("csv")
+    return dict(tag=tag, threads=threads or "default", busy=busy, engines=res,
+                max_abs_diff=float((a - b.reindex(a.index)).abs().max()),
+                ratio=res["naive"]["seconds"] / res["cached"]["seconds"],
+                ratio_scoring=res["naive"]["scoring_s"] / res["cached"]["scoring_s"])
+
+
+def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_runs: list[dict]) -> str:
+    lines = [f"## Scoring engines, {meta['date']}", "",
+             f"Machine: {meta['cpu']}, {meta['cores']} cores, torch default threads {meta['default_threads']}; "
+             f"load average before the bench {meta['load_start']:.2f}; torch {meta['torch']}, "
+             f"transformers {meta['transformers']}, Python {meta['python']}.", ""]
+
+    def table(title, info, rs):
+        lines.extend([f"### {title}", "",
+                      f"{info['rows']} rows, {info['n_params'] / 1e6:.1f}M parameters; ideal ratio "
+                      f"{info['mean_full_tokens']:.1f} / {info['mean_cached_tokens']:.2f} tokens per row = "
+                      f"**{info['ideal_ratio']:.1f}x**.", "",
+                      "| threads | second busy process | engine | end to end | scoring only | imports + load | rows/s "
+                      "| peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal (e2e) "
+                      "| max abs diff |",
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
+        for r in rs:
+            for e in ENGINES:
+                x = r["engines"][e]
+                ratio = (f"**{r['ratio']:.1f}x**", f"{r['ratio_scoring']:.1f}x",
+                         f"{100 * r['ratio'] / info['ideal_ratio']:.0f} %", f"{r['max_abs_diff']:.1e}") \
+                    if e == "cached" else ("", "", "", "")
+                lines.append(f"| {r['threads']} | {'yes' if r['busy'] else 'no'} | {e} | {x['seconds']:.1f} s | "
+                             f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x['rows_per_s']:.0f} | "
+                             f"{x['peak_rss_mb']:.0f} MB | {x['load_before']:.2f} | " + " | ".join(ratio) + " |")
+        notes = sorted({n for r in rs for e in ENGINES for n in r["engines"][e].get("notes", [])})
+        lines.extend([""] + [f"- note: {n}" for n in notes] + [""])
+    table("Issue configuration: 28M-class Llama-3-template RM, Big Two nouns x 18 best/greatest prompts", small, runs)
+    if big:
+        table(f"2B-class model: Gemma 2 2B shapes, {meta['big_layers']} of 26 layers, random weights", big, big_runs)
+    lines.append("Reproduce: `python bench/scoring_speed.py" + (" --quick" if meta["quick"] else "") + "`.")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(ROOT / "cache" / "bench"), help="folder for the model, DBs and CSVs")
+    ap.add_argument("--out", default=str(ROOT / "cache" / "bench"), help="folder for models, DBs and CSVs")
+    ap.add_argument("--results", default=str(ROOT / "bench" / "results"), help="folder for the markdown and JSON")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads of each score process (OMP_NUM_THREADS; default 1: on a small shared "
-                         "machine more threads than free cores make both engines slower and the timings noisy)")
-    ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--quick", action="store_true", help="3 prompts, big model with 2 layers on 1 prompt, no busy mode")
+    ap.add_argument("--big-layers", type=int, default=8, help="decoder layers of the 2B-class model (0: skip it)")
+    ap.add_argument("--big-prompts", type=int, default=2, help="prompts for the 2B-class model")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    out, results = Path(args.out), Path(args.results)
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
-               OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    model, pfile = build(out)
-    info = ideal_ratio(model, pfile)
-    res = {e: run_engine(e, model, pfile, out, args.batch_size, env) for e in ("naive", "cached")}
-
-    import pandas as pd
-    a, b = (pd.read_csv(res[e]["csv"]).set_index(["prompt_id", "response"])["value"] for e in ("naive", "cached"))
-    assert len(a) == len(b) == info["rows"], (len(a), len(b), info["rows"])
-    diff = float((a - b.reindex(a.index)).abs().max())
-    summary = dict(info, batch_size=args.batch_size, threads=args.threads, cpu_count=os.cpu_count(),
-                   load_average=os.getloadavg(),
-                   max_abs_diff=diff, speedup=res["naive"]["seconds"] / res["cached"]["seconds"],
-                   speedup_score_only=res["naive"]["seconds_score"] / res["cached"]["seconds_score"])
-    for e in ("naive", "cached"):
-        r = res[e]
-        r["rows_per_s"] = info["rows"] / r["seconds"]
-        summary[e] = {k: v for k, v in r.items() if k != "csv"}
-    print(f"model: Llama RM, {info['n_params'] / 1e6:.1f}M parameters; {info['rows']} rows "
-          f"(big2-nouns x 18 best/greatest prompts), CPU ({os.cpu_count()} cores, {args.threads} thread(s), "
-          f"load average {os.getloadavg()[0]:.1f}), batch size {args.batch_size}")
-    for e in ("naive", "cached"):
-        r = res[e]
-        print(f"{e:7s} {r['seconds']:7.1f} s end to end ({r['seconds_score']:.1f} s score)  "
-              f"{r['rows_per_s']:7.1f} rows/s  peak RSS {r['peak_rss_mb']:.0f} MB  {' '.join(r['notes'])}")
-    print(f"speed-up {summary['speedup']:.1f}x end to end; ideal (mean full {info['mean_full_tokens']:.1f} tokens / "
-          f"mean cached {info['mean_cached_tokens']:.2f} tokens per row) {info['ideal_ratio']:.1f}x; "
-          f"max |difference| {diff:.2e}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+    results.mkdir(parents=True, exist_ok=True)
+    import torch
+    import transformers
+    meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
+                cores=os.cpu_count(), default_threads=torch.get_num_threads(), load_start=os.getloadavg()[0],
+                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
+                quick=args.quick, big_layers=2 if args.quick else args.big_layers)
+    n_prompts = 3 if args.quick else None
+    small_model, pfile = build_small(out), write_prompts(out, n_prompts)
+    small = ideal_ratio(small_model, pfile)
+    runs = [compare(small_model, pfile, out, None, "small-default", args.batch_size, small["rows"]),
+            compare(small_model, pfile, out, 1, "small-1t", args.batch_size, small["rows"])]
+    if not args.quick:
+        runs.append(compare(small_model, pfile, out, None, "small-busy", args.batch_size, small["rows"], busy=True))
+    big, big_runs = None, []
+    if meta["big_layers"]:
+        big_model = build_big(out, meta["big_layers"])
+        bfile = write_prompts(out, 1 if args.quick else args.big_prompts)
+        big = ideal_ratio(big_model, bfile)
+        big_runs = [compare(big_model, bfile, out, None, "big-default", args.batch_size, big["rows"])]
+    md = markdown(meta, small, runs, big, big_runs)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (results / f"scoring_speed-{stamp}.md").write_text(md)
+    (results / f"scoring_speed-{stamp}.json").write_text(json.dumps(
+        dict(meta=meta, small=small, runs=runs, big=big, big_runs=big_runs), indent=2, default=str))
+    print(md)
+    print(f"written: {results / f'scoring_speed-{stamp}.md'}")
     return 0
 
 

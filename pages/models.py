@@ -27,6 +27,8 @@ def catalog_table() -> pd.DataFrame:
 
 def show_catalog() -> None:
     cat = catalog_table()
+    if settings.shared():  # local models by folder name: visitors never see a server path
+        cat = ui.public_models(cat)
     kind = st.radio("Show", ["Reward models (rm)", "Language models (lm)", "All"], horizontal=True, key="mkind")
     if kind != "All":
         cat = cat[cat["kind"] == kind.split("(")[1][:2]]

@@ -3,7 +3,6 @@ the plain-language summary), each chart as PNG/SVG (or HTML), each table as CSV/
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -16,8 +15,7 @@ def build(sel: dict, result: dict):
     """Figures and tables of the report, in reading order."""
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
-    if "model" in med.columns:  # local models by folder name: the report never prints server paths
-        med = med.assign(model=med["model"].astype(str).map(public_name))
+    med = ui.public_models(med)  # local models by folder name: the report never prints server paths
     fm = pd.DataFrame(result["family_means"])
     tests = ui.tests_table(result)
     figures = [("Mean rank by family", charts.family_means_figure(fm)),
@@ -26,11 +24,6 @@ def build(sel: dict, result: dict):
               ("Mixed model", pd.DataFrame(result.get("mixed_model", {}).get("terms", []))),
               ("Median ranks", med)]
     return figures, [(n, t) for n, t in tables if not t.empty]
-
-
-def public_name(model: str) -> str:
-    """A model as the report names it: a local folder by its last part, never a server path."""
-    return Path(model).name if model.startswith(("/", "~", ".")) or "\\" in model else model
 
 
 def chart_downloads(figures) -> None:
@@ -70,7 +63,7 @@ def main() -> None:
     summary = analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)",
-               "Reward models": ", ".join(public_name(m) for m in sel["models"]),
+               "Reward models": ", ".join(ui.public_model_name(m) for m in sel["models"]),
                "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
                "Database": ak.store().path.name}  # a file name, never a server path
     html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)

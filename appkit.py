@@ -257,8 +257,9 @@ def family_label(family) -> str:
 def family_legend(families) -> None:
     """A one-line colour key so colours mean the same everywhere. Plain markdown, no HTML:
     family names are data and are never rendered as HTML."""
-    chips = " ".join(f":{_nearest_named(charts.family_color(f))}[**● {family_label(f)}**]"
-                     for f in charts.family_order(families))
+    def color(f):
+        return charts.family_color(f if family_label(f) != "Unknown" else "unknown")
+    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in charts.family_order(families))
     st.markdown(chips)
 
 

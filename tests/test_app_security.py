@@ -64,3 +64,14 @@ def test_the_report_names_no_server_path():
     assert "/srv" not in ui.report_html("t", "s", [], [("Median ranks", got)], {"Database": "x.duckdb"}).decode()
     src = (ROOT / "pages" / "report.py").read_text()
     assert "store().path)" not in src and "ui.public_models(med)" in src
+
+
+def test_family_legend_is_plain_markdown(monkeypatch):
+    import appkit
+    calls = []
+    monkeypatch.setattr(appkit.st, "markdown", lambda *a, **k: calls.append((a, k)))
+    appkit.family_legend(["llama", "<img src=x onerror=alert(1)>", "gemma"])
+    (args, kwargs), = calls
+    assert not kwargs.get("unsafe_allow_html")
+    assert "<" not in args[0] and "img" not in args[0]
+    assert args[0].count("●") == 3 and "Unknown" in args[0] and "Llama" in args[0]

@@ -13,7 +13,7 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, charts, corpora, export, models, prompts, published, ui
+from core import analysis, charts, corpora, export, models, prompts, published, settings, ui
 from core.cli import resolve_corpus
 from core.store import Store
 
@@ -24,6 +24,8 @@ HINTS = {
     "PaperDataError": "Set VALUEAUDIT_PAPER_DATA to a copy of the paper's data/ folder, or connect to the internet.",
     "CorpusError": "Fix the corpus file as described and upload it again.",
     "ModelError": "Check the model id or folder and the safe-loading options.",
+    "SettingsError": "This server is shared: choose one of the listed models or give a Hugging Face id (org/name).",
+    "LimitError": "Shorten or remove the item named, then try again.",
 }
 
 
@@ -80,7 +82,7 @@ _LOADERS = {
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _corpus_cached(name: str, ver: tuple) -> tuple[pd.DataFrame, str]:
-    c = resolve_corpus(name, Store(ver[0]))
+    c = resolve_corpus(name, Store(ver[0]), files=False)  # a saved name never reads a server file
     return c.words, c.description
 
 
@@ -123,9 +125,37 @@ def training_dynamics() -> pd.DataFrame:
 @st.cache_resource(max_entries=1, show_spinner=False)
 def load_model(name: str, kind: str, revision=None, device="auto", dtype="auto",
                trust_remote_code=False, allow_pickle=False, family=None):
-    """Keep the last loaded model in memory so re-scoring it (e.g. another corpus) skips loading."""
-    return models.load(name, kind, revision=revision, device=device, dtype=dtype,
-                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
+    """Keep the last loaded model in memory so re-scoring it (e.g. another corpus) skips loading.
+
+    The visitor's string is resolved here, at load time, by the server's settings: an
+    operator model by its folder name, else (shared mode) only a hub id; remote code and
+    pickle are forced off in shared mode whatever the request says."""
+    path = settings.visitor_model(name)
+    if not settings.allow_remote_code():
+        trust_remote_code = False
+    if not settings.allow_pickle():
+        allow_pickle = False
+    try:
+        loaded = models.load(path, kind, revision=revision, device=device, dtype=dtype,
+                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
+    except models.ModelError as e:
+        if path == name:
+            raise
+        raise models.ModelError(str(e).replace(path, name)) from None  # never the operator's folder
+    if path != name:  # an operator model is stored and shown by its folder name, not its server path
+        loaded.name = loaded.display_name = name
+    return loaded
+
+
+def shared() -> bool:
+    """The server's mode (VALUEAUDIT_MODE): True when visitors use it (the default)."""
+    return settings.shared()
+
+
+def db_label() -> str:
+    """The database as shown to visitors: its file name only in shared mode."""
+    path = store().path
+    return path.name if shared() else str(path)
 
 
 @st.cache_resource(show_spinner=False)
@@ -210,11 +240,30 @@ def plot(fig, key: str | None = None) -> None:
     st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
 
 
+# Streamlit's named text colours (markdown `:red[...]`), for a legend drawn without HTML.
+_NAMED = {"red": "#FF4B4B", "orange": "#FFA421", "yellow": "#FFE312", "green": "#21C354", "blue": "#1C83E1",
+          "violet": "#803DF5", "gray": "#A3A8B8"}
+
+
+def _nearest_named(hex_color: str) -> str:
+    rgb = [int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]
+    return min(_NAMED, key=lambda n: sum((a - int(_NAMED[n][i:i + 2], 16)) ** 2 for a, i in zip(rgb, (1, 3, 5))))
+
+
+def family_label(family) -> str:
+    """A family as plain, markdown-safe text: only validated names are shown (a family comes
+    from a model's config.json or --family, i.e. from whoever made the model)."""
+    fam = str(family).strip().lower()
+    return fam.capitalize().replace("_", "\\_") if models.FAMILY_NAME.fullmatch(fam) else "Unknown"
+
+
 def family_legend(families) -> None:
-    """A one-line colour key so colours mean the same everywhere."""
-    chips = " ".join(f"<span style='color:{charts.family_color(f)};font-weight:600'>● {str(f).capitalize()}</span>"
-                     for f in charts.family_order(families))
-    st.markdown(chips, unsafe_allow_html=True)
+    """A one-line colour key so colours mean the same everywhere. Plain markdown, no HTML:
+    family names are data and are never rendered as HTML."""
+    def color(f):
+        return charts.family_color(f if family_label(f) != "Unknown" else "unknown")
+    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in charts.family_order(families))
+    st.markdown(chips)
 
 
 def downloads(df: pd.DataFrame, stem: str, key: str) -> None:

@@ -90,16 +90,25 @@ def _store(args):
     return Store(args.db) if getattr(args, "db", None) else Store()
 
 
-def resolve_corpus(name: str, store=None):
-    """A built-in corpus, a corpus file, or a corpus saved in the store from the app."""
+def resolve_corpus(name: str, store=None, files: bool = True):
+    """A built-in corpus, a corpus saved in the store from the app, or (files=True: the
+    command line) a corpus file. Saved names and file paths are separate namespaces: the
+    app passes files=False, so a saved name never reads a server file; on the command line
+    a name with a '/' is always a file, and a bare name that is both is refused."""
     from . import corpora
-    if name in corpora.BUILTINS or Path(name).exists() or store is None:
-        return corpora.load(name)
-    saved = store.corpus_words(name)
-    if saved.empty:
-        return corpora.load(name)  # raises the one-line 'no corpus' error
-    return corpora.Corpus(name, saved[["word", "category", "subcategory"]],
-                          saved["description"].iloc[0] or "")
+    if name in corpora.BUILTINS:
+        return corpora.load_builtin(name)
+    is_path = "/" in name or os.sep in name
+    saved = store.corpus_words(name) if store is not None and not is_path else None
+    if saved is not None and not saved.empty:
+        if files and Path(name).exists():
+            raise UserError(f"'{name}' is both a saved corpus and a file here; "
+                            f"give ./{name} for the file or rename the saved corpus")
+        return corpora.Corpus(name, saved[["word", "category", "subcategory"]],
+                              saved["description"].iloc[0] or "")
+    if not files:
+        raise corpora.CorpusError(f"no saved corpus '{name[:64]}': pick a built-in or saved corpus from the list")
+    return corpora.load(name)
 
 
 def _progress_bar(quiet: bool):
@@ -118,11 +127,15 @@ def _progress_bar(quiet: bool):
 
 
 def cmd_score(args) -> int:
-    from . import models, prompts, scoring
+    from . import limits, models, prompts, scoring
+    limits.check_batch_size(args.batch_size)
+    if args.family is not None:
+        args.family = models.check_family(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
+    limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
     if args.backend == "ray":
         from . import distributed
         result = distributed.run(args, corpus, prompt_set, store)

@@ -129,11 +129,8 @@ def parse_upload(filename: str, data: bytes) -> Corpus:
     if suffix == ".csv":
         words = _parse_csv(text, filename)
     elif suffix == ".dicx":
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise CorpusError(f"{filename} is not a readable .dicx table ({str(e).splitlines()[0]})") from None
-        if "DicTerm" not in df.columns or len(df.columns) < 2:
+        df = _table(text, filename, required="DicTerm", short_ok=False)
+        if len(df.columns) < 2:
             raise CorpusError(f"{filename}: a .dicx needs a DicTerm column and at least one category column marked X")
         words = _marked_columns(df)
     elif suffix == ".dic":
@@ -145,6 +142,11 @@ def parse_upload(filename: str, data: bytes) -> Corpus:
         notes.append(f"{n_wild} wildcard entries (e.g. 'abus*') dropped: only whole words can be answers")
         words = words[~words["word"].str.contains(r"\*", regex=True)]
     corpus = Corpus(stem, _clean(words, filename), f"uploaded from {Path(filename).name}", notes)
+    from .limits import LimitError, check_words
+    try:
+        check_words(corpus.vocabulary)
+    except LimitError as e:
+        raise CorpusError(f"{filename}: {e}") from None
     return corpus
 
 
@@ -157,40 +159,95 @@ def _decode(data: bytes, name: str) -> str:
         raise CorpusError(f"{name} is not UTF-8 text; re-save it as UTF-8 and upload again") from None
 
 
-def _parse_csv(text: str, name: str) -> pd.DataFrame:
+def _table(text: str, name: str, required: str, short_ok: bool) -> pd.DataFrame:
+    """A CSV table read by its header's names, line by line, so that no row is misread:
+    trailing empty fields (`love,Communion,` from spreadsheets) are dropped; a row with more
+    non-empty fields than the header, or (short_ok=False) fewer, is refused with its line."""
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise CorpusError(f"{name} is empty; it needs a header 'word,category' and at least one word") from None
-    except (pd.errors.ParserError, csv.Error) as e:
-        raise CorpusError(f"{name} is not a readable CSV ({str(e).splitlines()[0]})") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+    except csv.Error as e:
+        raise CorpusError(f"{name} is not a readable CSV ({e})") from None
+    if header is None:
+        raise CorpusError(f"{name} is empty; it needs a header line and at least one word")
+    while header and not header[-1].strip():  # a trailing comma on the header line
+        header.pop()
+    names = [h.strip() for h in header]
+    match = {n.lower(): i for i, n in enumerate(names)}
+    if required.lower() not in match:
+        raise CorpusError(f"{name} has no '{required}' column in its header line ({', '.join(names)[:80]})")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CorpusError(f"{name}: column '{dupes[0]}' appears twice in the header line; name each column once")
+    rows = []
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(f.strip() for f in row):
+                continue
+            extra = row[len(names):]
+            if any(f.strip() for f in extra):
+                raise CorpusError(f"{name} line {line}: {len(row)} fields but the header has {len(names)} "
+                                  f"({', '.join(names)}); quote values that contain commas")
+            row = row[:len(names)]
+            if len(row) < len(names) and not short_ok:
+                raise CorpusError(f"{name} line {line}: {len(row)} fields but the header has {len(names)}; "
+                                  "every row needs one field per column")
+            rows.append(row + [""] * (len(names) - len(row)))
+    except csv.Error as e:
+        raise CorpusError(f"{name} line {reader.line_num}: not readable CSV ({e})") from None
+    df = pd.DataFrame(rows, columns=names, dtype=str)
+    return df.rename(columns={names[match[required.lower()]]: required})
+
+
+def _parse_csv(text: str, name: str) -> pd.DataFrame:
+    df = _table(text, name, required="word", short_ok=True)
     cols = {c.strip().lower(): c for c in df.columns}
-    if "word" not in cols:
-        raise CorpusError(f"{name} has no 'word' column; the header must be 'word,category' (category may be empty)")
+    if df.empty:
+        raise CorpusError(f"{name} has no words; add at least one word (one per row)")
     cat = df[cols["category"]] if "category" in cols else ""
-    return pd.DataFrame({"word": df[cols["word"]], "category": cat, "subcategory": ""})
+    return pd.DataFrame({"word": df["word"], "category": cat, "subcategory": ""})
 
 
 def _parse_dic(text: str, name: str) -> pd.DataFrame:
-    """LIWC .dic: a %-delimited header of 'id<TAB>name' lines, then 'word<TAB>id ...'."""
-    parts = re.split(r"^\s*%\s*$", text, flags=re.M)
-    if len(parts) < 3:
-        raise CorpusError(f"{name} is not a LIWC .dic file: it needs a category block between two '%' lines")
+    """LIWC .dic: a category block of 'id<TAB>name' lines between two '%' lines, then one
+    'word<TAB>id id ...' line per entry. Every line is checked, and a malformed one is
+    refused with its number (never half-read): no text outside the blocks, no third '%',
+    every id known."""
     ids: dict[str, str] = {}
-    for line in parts[1].splitlines():
-        bits = line.split()
-        if len(bits) >= 2:
-            ids[bits[0]] = " ".join(bits[1:])
     rows = []
-    for line in parts[2].splitlines():
-        bits = [b for b in re.split(r"\t+", line.strip()) if b]
-        if len(bits) == 1 and " " in bits[0]:
-            bits = bits[0].split()
-        if not bits:
+    section = 0  # 0 before the first %, 1 in the category block, 2 in the entries
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
             continue
-        word, cats = bits[0], bits[1:]
+        if line.strip() == "%":
+            if section == 2:
+                raise CorpusError(f"{name} line {n}: a third '%' line; a .dic has one category block "
+                                  "between two '%' lines, then the words")
+            section += 1
+            continue
+        if section == 0:
+            raise CorpusError(f"{name} line {n}: text before the first '%' line; a LIWC .dic starts with a '%' line")
+        if section == 1:
+            bits = line.split(None, 1)
+            if len(bits) != 2 or bits[0] in ids:
+                why = "appears twice" if len(bits) == 2 else "needs an id and a name"
+                raise CorpusError(f"{name} line {n}: category line {line.strip()[:40]!r} {why}; "
+                                  "write 'id<TAB>name', one per category")
+            ids[bits[0]] = bits[1].strip()
+            continue
+        word, _, rest = line.strip().partition("\t")
+        if not rest:  # no tab: the word is the first space-separated field
+            word, _, rest = line.strip().partition(" ")
+        word, cats = word.strip(), rest.split()
+        unknown = [c for c in cats if c not in ids]
+        if unknown:
+            raise CorpusError(f"{name} line {n}: category {unknown[0][:20]!r} of {word[:30]!r} is not an id from "
+                              f"the category block ({', '.join(list(ids)[:8])}); write 'word<TAB>id id ...'")
         for c in cats or [""]:
             rows.append((word, ids.get(c, c), ""))
+    if section < 2:
+        raise CorpusError(f"{name} is not a LIWC .dic file: it needs a category block between two '%' lines")
     return pd.DataFrame(rows, columns=["word", "category", "subcategory"])
 
 

@@ -142,6 +142,7 @@ class JobRegistry:
             raise ValueError("the corpus has no words")
         if not spec.prompts:
             raise ValueError("choose at least one prompt")
+        _check_allowed(spec)
         with self._lock:
             job = Job(next(self._ids), spec, [ModelStatus(m.name, m.kind) for m in spec.models])
             self._jobs[job.id] = job
@@ -259,6 +260,21 @@ class JobRegistry:
 
     def _finish(self, job: Job, state: str, message: str = "") -> None:
         job.state, job.message, job.finished = state, message, time.time()
+
+
+def _check_allowed(spec: JobSpec) -> None:
+    """A job refused by the server's settings or limits before it is queued (no model loads):
+    the dashboard builds these specs from a visitor's choices."""
+    from . import limits, settings
+    limits.check_request(spec.words, spec.prompts, spec.batch_size)
+    if settings.shared():
+        for m in spec.models:
+            if m.trust_remote_code or m.allow_pickle:
+                raise settings.SettingsError("this server is shared: a model's own code and pickle weights "
+                                             "are not allowed; ask the operator to score it")
+            settings.visitor_model(m.name)
+        if spec.backend != "local":
+            raise settings.SettingsError("this server is shared: scoring runs on the server's own device only")
 
 
 def _drop_placeholder(store: Store, loaded) -> None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,12 +90,26 @@ def family_from_name(name: str) -> str | None:
     return None
 
 
+FAMILY_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+
+
 def family_from_model_type(model_type: str | None) -> str:
-    mt = (model_type or "").lower()
+    """The family of a config's model_type; 'unknown' for anything that is not a plain
+    name (a config is data from whoever made the model and is shown to every visitor)."""
+    mt = str(model_type or "").strip().lower()
     for prefix, fam in FAMILIES.items():
         if mt.startswith(prefix):
             return fam
-    return mt or "unknown"
+    return mt if FAMILY_NAME.fullmatch(mt) else "unknown"
+
+
+def check_family(family: str) -> str:
+    """A family given by hand (--family, the Models page): lower-case letters, digits, '.', '_', '-'."""
+    fam = str(family).strip().lower()
+    if not FAMILY_NAME.fullmatch(fam):
+        raise ModelError(f"family {str(family)[:40]!r} is not a plain name; use lower-case letters, digits, "
+                         "'.', '_' or '-' (at most 32), e.g. llama")
+    return fam
 
 
 def pick_device(device: str = "auto") -> str:
@@ -126,7 +141,9 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 def weights_hash(folder: Path) -> str:
     """sha256 over the weight files' names and contents: a local model's identity, so
     retraining into the same folder never mixes old and new scores. Each file's digest is
-    remembered by (path, size, mtime), so a 50 GB model is read once, not on every run."""
+    remembered by (path, inode, size, mtime, ctime), so a 50 GB model is read once, not on
+    every run; ctime and inode change on any write or replacement, even one that restores
+    the old mtime (`cp -p`, `rsync -a`, `tar x`), so a replaced file is always re-hashed."""
     h = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
     for p in files:
@@ -138,7 +155,7 @@ def weights_hash(folder: Path) -> str:
 def _file_digest(path: Path) -> str:
     from .paperdata import cache_dir
     st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
     memo_file = cache_dir() / "weight_digests.json"
     try:
         memo = json.loads(memo_file.read_text())
@@ -173,6 +190,13 @@ def model_key(name: str, revision: str | None = None, commit: str | None = None)
     return f"hub:{name}@{commit or revision or 'main'}"
 
 
+def scored_key(key: str, dtype) -> str:
+    """The identity of scores computed from these weights in this precision: float16 and
+    float32 values differ by about 1e-3, so they never share rows (key + '~' + dtype).
+    Rows stored before the dtype was part of the key keep their old key and stay apart."""
+    return f"{key}~{str(dtype).replace('torch.', '')}"
+
+
 # -- config and safety checks (no model code runs here) -------------------------------
 def read_config(name: str, revision: str | None = None) -> dict:
     """config.json as plain JSON: read before loading so remote code is never imported."""
@@ -180,7 +204,7 @@ def read_config(name: str, revision: str | None = None) -> dict:
         p = Path(name).expanduser() / "config.json"
         if not p.is_file():
             raise ModelError(f"{name} has no config.json; give a folder saved with save_pretrained or a hub id")
-        return json.loads(p.read_text())
+        return _json_config(p, name)
     if "/" not in name and not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ModelError(f"model '{name}' not found: give a Hugging Face id (org/name) or an existing local folder")
     try:
@@ -191,7 +215,19 @@ def read_config(name: str, revision: str | None = None) -> dict:
         hint = " (offline: HF_HUB_OFFLINE=1 and it is not in the local cache)" if offline else ""
         kind = type(e).__name__
         raise ModelError(f"model '{name}' not found{hint}: check the id or give a local folder ({kind})") from None
-    return json.loads(Path(p).read_text())
+    return _json_config(Path(p), name)
+
+
+def _json_config(path: Path, name: str) -> dict:
+    """config.json as a dict; a broken file is named in the error."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelError(f"{name}: config.json is not readable JSON ({str(e).splitlines()[0]}); "
+                         "re-save the model with save_pretrained") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{name}: config.json is not a JSON object; re-save the model with save_pretrained")
+    return config
 
 
 def check_remote_code(name: str, config: dict, kind: str, trust_remote_code: bool, revision: str | None) -> None:
@@ -211,6 +247,30 @@ def check_rm_head(name: str, config: dict) -> None:
     if archs and not any("SequenceClassification" in a or "Reward" in a for a in archs):
         raise ModelError(f"{name} has no reward (classification) head ({', '.join(archs)}); "
                          "score it with --kind lm, or pick a reward model")
+
+
+def check_lm_head(name: str, config: dict) -> None:
+    """A reward model loaded as a language model gets an untrained (or tied) LM head, and
+    its log-probabilities would be noise: refuse it by its architecture."""
+    archs = config.get("architectures") or []
+    if archs and all("SequenceClassification" in a or "Reward" in a for a in archs):
+        raise ModelError(f"{name} is a reward model ({', '.join(archs)}), not a language model; "
+                         "score it with --kind rm, or pick its base language model")
+
+
+def check_loaded_weights(name: str, kind: str, info: dict) -> None:
+    """Every weight of the model must come from the checkpoint: a missing one is randomly
+    initialised and every score would be noise. A checkpoint holding another kind's head
+    (a reward head loaded as an LM whose head is tied to the embeddings) is refused too."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        hint = "score it with --kind lm" if kind == "rm" else "score it with --kind rm"
+        raise ModelError(f"{name} loads as {kind} with {len(missing)} weight(s) missing from its files "
+                         f"({missing[0]}), which would be random; {hint}, or give a complete checkpoint")
+    heads = sorted(k for k in (info.get("unexpected_keys") or []) if k.split(".")[0] in ("score", "classifier", "v_head"))
+    if kind == "lm" and heads:
+        raise ModelError(f"{name} holds a reward head ({heads[0]}), so it is not a language model; "
+                         "score it with --kind rm")
 
 
 def weight_files(name: str, revision: str | None = None) -> list[str]:
@@ -243,6 +303,8 @@ def preflight(name: str, kind: str, revision: str | None = None, trust_remote_co
     check_remote_code(name, config, kind, trust_remote_code, revision)
     if kind == "rm":
         check_rm_head(name, config)
+    else:
+        check_lm_head(name, config)
     check_safetensors(name, revision, allow_pickle)
     return config, revision
 
@@ -274,6 +336,8 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     """Load a model for scoring, refusing unsafe or unusable ones with a one-line reason."""
     config, revision = preflight(name, kind, revision, trust_remote_code, allow_pickle)
     entry = registry_entry(name)
+    if family is not None:
+        family = check_family(family)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -300,15 +364,17 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
         raise ModelError(f"could not load {name}: {msg.splitlines()[0]}") from None
     except ValueError as e:
         raise ModelError(f"could not load {name} as {kind}: {str(e).splitlines()[0]}") from None
-    missing = [k for k in info.get("missing_keys", []) if "score" in k or "classifier" in k or "lm_head" in k]
-    if kind == "rm" and missing:
-        raise ModelError(f"{name} has no trained reward head ({missing[0]} missing); score it with --kind lm")
+    except Exception as e:  # noqa: BLE001 - e.g. a damaged safetensors header: name the files
+        files = ", ".join(sorted(weight_files(name, revision))[:3]) or "its weight files"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"could not read the weights of {name} ({files}): {first}") from None
+    check_loaded_weights(name, kind, info)
     model.to(dev).eval()
     fam = (family or (entry.family if entry else None) or family_from_model_type(config.get("model_type"))).lower()
     commit = getattr(model.config, "_commit_hash", None) if not is_local(name) else None
     return LoadedModel(
         name=name, kind=kind, model=model, tokenizer=tokenizer, family=fam, device=dev, dtype=torch_dtype,
-        key=model_key(name, revision, commit), revision=commit or revision,
+        key=scored_key(model_key(name, revision, commit), torch_dtype), revision=commit or revision,
         score_head=entry.score_head if entry else "logits",
         display_name=entry.display_name if entry else None,
         n_params=sum(p.numel() for p in model.parameters()))

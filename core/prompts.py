@@ -96,24 +96,58 @@ def parse(filename: str, data: bytes) -> list[Prompt]:
             raise PromptError(f"{filename}: prompt id '{pid}' appears twice; ids must be unique")
         seen.add(pid)
         out.append(Prompt(pid, txt, framing_of(pid, txt)))
+    from .limits import LimitError, check_prompts
+    try:
+        check_prompts([p.text for p in out])
+    except LimitError as e:
+        raise PromptError(f"{filename}: {e}") from None
     return out
 
 
 def _parse_yaml(text: str, name: str) -> list[tuple[str, str]]:
+    """`id: text` lines, read node by node so that no prompt is silently dropped: YAML
+    would merge keys that are equal as values (`1`, `01` and `true` are all 1) and keep
+    only the last of a key written twice; both are refused with the line number. The id
+    is the key as written (`01` stays `01`)."""
+    loader = yaml.SafeLoader(text)
     try:
-        doc = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return []
+        if not isinstance(root, yaml.MappingNode):
+            raise PromptError(f"{name} must be a mapping of 'id: prompt text' lines")
+        pairs, seen = [], {}
+        for key_node, value_node in root.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                raise PromptError(f"{name} line {line}: each key must be a plain prompt id")
+            raw = key_node.value.strip()
+            value = loader.construct_object(key_node, deep=True)
+            for other, (other_raw, other_line) in seen.items():
+                if raw == other_raw or _same_key(value, other):
+                    same = "appears twice" if raw == other_raw else f"equals '{other_raw}' as a YAML value"
+                    raise PromptError(f"{name} line {line}: prompt id '{raw}' {same} (line {other_line}); "
+                                      "ids must be unique — quote ids like '01' or 'yes'")
+            seen[value] = (raw, line)
+            text_value = loader.construct_object(value_node, deep=True)
+            if not isinstance(text_value, str) or not text_value.strip():
+                raise PromptError(f"{name} line {line}: prompt '{raw}' must have non-empty text")
+            pairs.append((raw, text_value.strip()))
+        return pairs
     except yaml.YAMLError as e:
         raise PromptError(f"{name} is not valid YAML ({str(e).splitlines()[0]}); write one 'id: text' per line") from None
-    if doc is None:
-        return []
-    if not isinstance(doc, dict):
-        raise PromptError(f"{name} must be a mapping of 'id: prompt text' lines")
-    pairs = []
-    for k, v in doc.items():
-        if not isinstance(v, str) or not v.strip():
-            raise PromptError(f"{name}: prompt '{k}' must have non-empty text")
-        pairs.append((str(k).strip(), v.strip()))
-    return pairs
+    except TypeError:  # an unhashable key (a list or mapping as an id)
+        raise PromptError(f"{name}: each key must be a plain prompt id") from None
+    finally:
+        loader.dispose()
+
+
+def _same_key(a, b) -> bool:
+    """Equal as YAML would merge them (True == 1 == 1.0), compared safely across types."""
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _parse_csv(text: str, name: str) -> list[tuple[str, str]]:

@@ -65,8 +65,11 @@ class ScoreResult:
 def scorable(loaded: LoadedModel, words: Sequence[str]) -> tuple[list[str], list[str]]:
     """Split words into those a model can score and those it cannot (no tokens at all)."""
     ok, bad = [], []
-    for w in words:
-        (ok if word_ids(loaded.tokenizer, w) else bad).append(w)
+    if not words:
+        return ok, bad
+    ids = loaded.tokenizer(list(words), add_special_tokens=False)["input_ids"]  # one call: fast on 1M words
+    for w, i in zip(words, ids):
+        (ok if i else bad).append(w)
     return ok, bad
 
 
@@ -86,12 +89,13 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     Rows are written in short transactions (batches finishing within `commit_interval`
     seconds share one), so a job stopped at any moment keeps all committed work and a
     rerun computes only what is missing."""
-    if batch_size < 1:
-        raise ScoringError("--batch-size must be at least 1")
+    from . import limits
+    limits.check_request(words, prompts, batch_size)  # before any tokenizing: one line, no heavy work
     words = list(dict.fromkeys(words))
     words, skipped = scorable(loaded, words)
     if not words:
         raise ScoringError("none of the corpus words can be scored by this model's tokenizer; check the corpus")
+    limits.check_context(loaded, prompts, words)
     store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
                        loaded.revision, "scored", loaded.n_params)
     todo, cached = missing_pairs(store, loaded.key, loaded.kind, prompts, words)
@@ -100,6 +104,8 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     eng = make_engine(engine, loaded)
     result.engine = eng.name
     start = time.monotonic()
+    if on_progress:  # a large corpus takes a while to prepare: show the total at once
+        on_progress(Progress(0, total, 0, cached, 0.0, "preparing", eng.name, batch_size))
     pending: list[pd.DataFrame] = []
     last_commit = time.monotonic()
     done = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import importlib.util
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -214,6 +215,24 @@ def figure_html(fig, title: str = "chart") -> bytes:
     """One chart as a standalone, offline HTML file (plotly.js inlined)."""
     return fig.to_html(full_html=True, include_plotlyjs="inline", config={"displaylogo": False},
                        default_width="100%").replace("<head>", f"<head><title>{html.escape(title)}</title>", 1).encode()
+
+
+def public_model_name(name) -> str:
+    """A model name or key as a report shows it: a local folder by its last part, never the
+    server path ('/srv/m/rm' -> 'rm'; 'local:/srv/m/rm#ab12~float32' -> 'local:rm#ab12~float32')."""
+    text = str(name)
+    if text.startswith("local:"):
+        path, sep, rest = text[len("local:"):].partition("#")
+        return f"local:{PurePath(path).name}{sep}{rest}"
+    if text.startswith(("/", "~", ".")) or "\\" in text:
+        return PurePath(text.replace("\\", "/")).name
+    return text
+
+
+def public_models(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with its model, name and model_key columns passed through public_model_name."""
+    cols = [c for c in ("model", "name", "model_key") if c in df.columns]
+    return df.assign(**{c: df[c].map(public_model_name) for c in cols}) if cols else df
 
 
 def report_html(title: str, summary: str, figures: list[tuple[str, object]],

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import appkit as ak
-from core import corpora
+from core import corpora, settings
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
@@ -44,7 +44,7 @@ def browse() -> None:
             view = view[view["category"].isin(cats)]
         st.dataframe(view, hide_index=True, width="stretch", height=320)
         st.caption(f"{len(view):,} of {len(words):,} rows")
-    if name not in corpora.BUILTINS:
+    if name not in corpora.BUILTINS and settings.allow_delete():
         with st.expander("Delete this saved corpus"):
             if st.button(f"Delete {name}", key="corpus-del"):
                 ak.store().delete_corpus(name)
@@ -87,6 +87,10 @@ def save(name: str, corpus, desc: str) -> None:
         st.error(f"'{name}' is a built-in corpus; choose another name.")
         return
     replacing = name in ak.cached("corpus_names")
+    if replacing and not settings.allow_delete():
+        st.error(f"A corpus named '{name}' is already saved; choose another name (this shared server "
+                 "never replaces saved data).")
+        return
     ak.store().save_corpus(name, corpus.words, desc)
     st.success(f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on the Score page "
                f"or from the command line: `python -m core score --corpus {name} ...`")

@@ -30,7 +30,7 @@ def stats_row() -> dict:
     cols[1].metric("Scores stored", f"{s['n_scores']:,}")
     cols[2].metric("Reward-model scores", f"{s['n_rm_scores']:,}")
     cols[3].metric("Language-model log-probs", f"{s['n_lm_scores']:,}")
-    st.caption(f"Database: `{ak.store().path}` (set `VALUEAUDIT_DB` to use another)")
+    st.caption(f"Database: `{ak.db_label()}`" + ("" if ak.shared() else " (set `VALUEAUDIT_DB` to use another)"))
     return s
 
 

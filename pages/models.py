@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import models, ui
+from core import models, settings, ui
 
 FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
 
@@ -27,6 +27,8 @@ def catalog_table() -> pd.DataFrame:
 
 def show_catalog() -> None:
     cat = catalog_table()
+    if settings.shared():  # local models by folder name: visitors never see a server path
+        cat = ui.public_models(cat)
     kind = st.radio("Show", ["Reward models (rm)", "Language models (lm)", "All"], horizontal=True, key="mkind")
     if kind != "All":
         cat = cat[cat["kind"] == kind.split("(")[1][:2]]
@@ -54,9 +56,13 @@ def show_catalog() -> None:
 def add_form() -> None:
     """Why: a user audits their own reward model by adding it here, then scoring it."""
     with st.form("add-model", clear_on_submit=False):
-        st.markdown("**Add a model** — a Hugging Face id (`org/name`) or a local folder saved with `save_pretrained`.")
-        name = st.text_input("Hub id or local folder", placeholder="e.g. Ray2333/GRM-gemma2-2B-rewardmodel-ft",
-                             key="add-name")
+        if settings.shared():
+            st.markdown("**Add a model** — a Hugging Face id (`org/name`) or one of this server's models: "
+                        + (", ".join(f"`{n}`" for n in settings.operator_models()) or "none listed") + ".")
+        else:
+            st.markdown("**Add a model** — a Hugging Face id (`org/name`) or a local folder saved with `save_pretrained`.")
+        name = st.text_input("Hub id" if settings.shared() else "Hub id or local folder", max_chars=200,
+                             placeholder="e.g. Ray2333/GRM-gemma2-2B-rewardmodel-ft", key="add-name")
         c1, c2, c3 = st.columns(3)
         kind = c1.selectbox("Kind", ["rm", "lm"], format_func=lambda k: {"rm": "reward model", "lm": "language model"}[k])
         family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)")
@@ -70,14 +76,19 @@ def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
     if not name:
         st.warning("Type a hub id or a folder path first.")
         return
-    if not models.is_local(name) and "/" not in name:
+    try:
+        path = settings.visitor_model(name)  # shared mode: a hub id or an operator model, never a server path
+    except settings.SettingsError as e:
+        st.error(str(e))
+        return
+    if not models.is_local(path) and "/" not in path:
         st.error(f"'{name}' is neither an existing folder nor a hub id of the form org/name.")
         return
     try:
         if family == "auto-detect":
-            cfg = models.read_config(name, revision)
+            cfg = models.read_config(path, revision)
             family = models.family_from_model_type(cfg.get("model_type"))
-        key = models.model_key(name, revision)
+        key = models.model_key(path, revision)
     except models.ModelError as e:
         st.error(f"Could not add {name}: {e}")
         st.caption("Hint: pick the base family by hand to add it without reading its config; "
@@ -90,6 +101,10 @@ def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
 
 
 def remove_form() -> None:
+    if not settings.allow_delete():
+        st.caption("This server is shared: models and scores cannot be removed here (the operator can, "
+                   "from a local session).")
+        return
     stored = ak.cached("models")
     if stored.empty:
         st.caption("Nothing stored yet, so nothing to remove.")

@@ -15,6 +15,7 @@ def build(sel: dict, result: dict):
     """Figures and tables of the report, in reading order."""
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
+    med = ui.public_models(med)  # local models by folder name: the report never prints server paths
     fm = pd.DataFrame(result["family_means"])
     tests = ui.tests_table(result)
     figures = [("Mean rank by family", charts.family_means_figure(fm)),
@@ -64,8 +65,9 @@ def main() -> None:
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
-               "Reward models": ", ".join(sel["models"]), "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
-               "Database": str(ak.store().path)}
+               "Reward models": ", ".join(ui.public_model_name(m) for m in sel["models"]),
+               "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
+               "Database": ak.store().path.name}  # a file name, never a server path
     html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)
     stamp = dt.date.today().isoformat()
     st.download_button("Download the report (HTML)", html, f"value_audit_{sel['corpus']}_{stamp}.html", "text/html",

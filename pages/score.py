@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import jobs, models, prompts
+from core import jobs, models, prompts, settings
 
 STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
 
@@ -15,11 +15,21 @@ STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔"
 def model_choices(kind: str) -> list[str]:
     """The paper's models of this kind, then any added or scored here."""
     names = [e.name for e in models.REGISTRY if e.kind == kind]
+    names += [n for n in settings.operator_models() if n not in names]
     stored = ak.cached("models")
     if not stored.empty:
         mine = stored[(stored["kind"] == kind) & (stored["source"] != "published")]["name"]
-        names += [n for n in mine if n not in names]
+        names += [n for n in mine if n not in names and usable(n)]
     return names
+
+
+def usable(name: str) -> bool:
+    """Whether this server lets a visitor load the model (shared mode: hub ids and the operator's models)."""
+    try:
+        settings.visitor_model(name)
+        return True
+    except settings.SettingsError:
+        return False
 
 
 def prompt_set() -> list[prompts.Prompt]:
@@ -58,7 +68,13 @@ def stored_counts(names: list[str], kind: str, corpus: str, plist: list[prompts.
 
 
 def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
-    """Safe loading is the default; the user opts in per repository, knowing the revision."""
+    """Safe loading is the default; the user opts in per repository, knowing the revision.
+    On a shared server there is nothing to opt in to: only the operator may run a model's
+    own code or pickle weights (from the command line)."""
+    if not settings.allow_remote_code():
+        st.caption(":material/shield: Safe loading only on this shared server: models that ship their own code "
+                   "or only pickle weights are refused before anything of theirs runs.")
+        return {n: False for n in names}, False
     with st.expander("Safe loading", expanded=any(getattr(models.registry_entry(n), "trust_remote_code", False)
                                                  for n in names)):
         trust = {}
@@ -110,7 +126,7 @@ def ray_backend() -> dict:
     """Backend choice, shown only when Ray is installed: {} for local, else the Ray options
     (address, workers) after showing the cluster's resources."""
     import importlib.util
-    if importlib.util.find_spec("ray") is None:
+    if importlib.util.find_spec("ray") is None or settings.shared():  # no cluster address from visitors
         return {}
     if st.radio("Backend", ["local", "Ray cluster"], horizontal=True, key="score-backend") == "local":
         return {}
@@ -136,10 +152,15 @@ def start_form() -> None:
                                            "lm": "Language models (log-probability of answers)"}[k])
     names = st.multiselect("Models", model_choices(kind), key="score-models",
                            placeholder="choose from the paper's models or those you added")
-    extra = st.text_input("…or another hub id / local folder", key="score-extra",
-                          placeholder="org/name or /path/to/folder")
+    label = "…or another Hugging Face id" if settings.shared() else "…or another hub id / local folder"
+    extra = st.text_input(label, key="score-extra", max_chars=200,
+                          placeholder="org/name" if settings.shared() else "org/name or /path/to/folder")
     if extra.strip() and extra.strip() not in names:
-        names = names + [extra.strip()]
+        if usable(extra.strip()):
+            names = names + [extra.strip()]
+        else:
+            st.error(f"'{extra.strip()[:80]}' is not available on this server: choose one of the listed models "
+                     "or give a Hugging Face id (org/name).")
     corpus = ak.corpus_picker("score-corpus")
     plist = prompt_set()
     if names and plist:
@@ -156,6 +177,7 @@ def start_form() -> None:
             prompts=plist, words=ak.corpus_vocab(corpus), corpus=corpus, db_path=str(ak.store().path), **opts)
         job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
         st.session_state["job_id"] = job.id
+        st.session_state.setdefault("my_jobs", set()).add(job.id)
         st.toast(f"Job {job.id} started")
     if not names:
         st.caption("Choose at least one model to start.")
@@ -180,6 +202,8 @@ def show_job(job: jobs.Job) -> None:
     if job.active:
         if job.cancel_requested:
             st.caption("Stopping after the current batch…")
+        elif settings.shared() and job.id not in st.session_state.get("my_jobs", set()):
+            st.caption("Started by another visitor: only they can cancel it.")
         elif st.button("Cancel", key=f"cancel-{job.id}"):
             job.cancel()
             st.rerun(scope="fragment")

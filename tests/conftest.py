@@ -17,6 +17,8 @@ os.environ["VALUEAUDIT_PAPER_DATA"] = str(PAPER_DATA)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.pop("VALUEAUDIT_DB", None)  # tests never touch the user's database
+os.environ.setdefault("VALUEAUDIT_MODE", "local")  # the app's full features; shared-mode tests set it themselves
+os.environ.pop("VALUEAUDIT_MODELS_DIR", None)
 os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # nor its cache/
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

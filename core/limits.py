@@ -1,0 +1,80 @@
+"""Limits on a scoring request, checked before any heavy work (model load, scoring).
+
+Why: one 1 MB "word" makes a sequence of hundreds of thousands of tokens; the model
+either scores it past its context (a silent wrong value) or tries to allocate a huge
+attention matrix and blocks the job queue for everyone. Each check raises one line that
+says what to do. The engines never see a request that fails here."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import settings
+
+MAX_BATCH_SIZE = 4096
+
+
+class LimitError(ValueError):
+    """A request over a limit; the message names the offending item and the limit."""
+
+
+def _show(text: str, n: int = 30) -> str:
+    return repr(text[:n] + "…") if len(text) > n else repr(text)
+
+
+def check_words(words: Sequence[str]) -> None:
+    """Every answer word at most VALUEAUDIT_MAX_WORD_CHARS characters."""
+    limit = settings.get_int("VALUEAUDIT_MAX_WORD_CHARS")
+    for w in words:
+        if len(w) > limit:
+            raise LimitError(f"word {_show(w)} is {len(w):,} characters long; answers are at most {limit} "
+                             "(VALUEAUDIT_MAX_WORD_CHARS): remove it from the corpus")
+
+
+def check_prompts(texts: Sequence[str]) -> None:
+    """Every prompt at most VALUEAUDIT_MAX_PROMPT_CHARS characters."""
+    limit = settings.get_int("VALUEAUDIT_MAX_PROMPT_CHARS")
+    for t in texts:
+        if len(t) > limit:
+            raise LimitError(f"prompt {_show(t)} is {len(t):,} characters long; prompts are at most {limit} "
+                             "(VALUEAUDIT_MAX_PROMPT_CHARS): shorten it")
+
+
+def check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise LimitError(f"--batch-size must be a whole number from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}")
+    return batch_size
+
+
+def check_request(words: Sequence[str], prompts: Sequence, batch_size: int = 32) -> None:
+    """All checks that need no model: run before a model loads (CLI, app job submission)."""
+    check_batch_size(batch_size)
+    check_words(words)
+    check_prompts([getattr(p, "text", p) for p in prompts])
+
+
+def model_context(loaded) -> int | None:
+    """The longest sequence the model was built for (max_position_embeddings), if it says."""
+    cfg = loaded.model.config
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    n = getattr(cfg, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def check_context(loaded, prompts: Sequence, words: Sequence[str]) -> None:
+    """The longest (prompt, word) sequence fits the model's context. Only the word with the
+    most tokens needs a full sequence per prompt: the template adds the same tokens to all."""
+    context = model_context(loaded)
+    if context is None or not words:
+        return
+    from . import scoring
+    tok = loaded.tokenizer
+    lengths = [len(ids) for ids in tok(list(words), add_special_tokens=False)["input_ids"]]
+    longest = words[max(range(len(words)), key=lengths.__getitem__)]
+    for p in prompts:
+        if loaded.kind == "rm":
+            n = len(scoring.rm_ids(tok, p.text, longest))
+        else:
+            n = len(scoring.lm_prefix_ids(tok, p.text)) + len(scoring.word_ids(tok, longest))
+        if n > context:
+            raise LimitError(f"word {_show(longest)} with prompt {p.prompt_id!r} makes {n:,} tokens, past this "
+                             f"model's context of {context:,}: remove the word or shorten the prompt")

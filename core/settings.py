@@ -1,0 +1,135 @@
+"""Server-side settings: every `VALUEAUDIT_*` environment variable, in one table.
+
+Why one table: what a dashboard visitor may do (run a model's own code, read a server
+folder, delete data) must be decided by the operator who starts the server, never by a
+widget a visitor can tick. Values are read from the environment each time they are used,
+so a test or an operator can change them without re-importing anything. The README's
+settings table is checked against this one by a test.
+
+The default mode is `shared` (fail closed): a server that an operator exposes and forgets
+to configure then offers no remote code, no server paths and no deletions. The person at
+their own machine sets `VALUEAUDIT_MODE=local` once to get those back; the command line
+is always the operator's own and is not limited by the mode."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A setting or a visitor's request that the server's settings refuse."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: list[Setting] = [
+    Setting("VALUEAUDIT_MODE", "shared",
+            "`shared`: a dashboard for visitors — no remote-code opt-in, no pickle opt-in, models only from "
+            "`VALUEAUDIT_MODELS_DIR` (by name) or the hub (by id), no server paths, no deletions, a visitor "
+            "cancels only their own jobs. `local`: one person on their own machine, all of those allowed."),
+    Setting("VALUEAUDIT_MODELS_DIR", "",
+            "Folder of local models (one sub-folder each, saved with `save_pretrained`) that the dashboard "
+            "offers by folder name. In shared mode the only local models a visitor can score."),
+    Setting("VALUEAUDIT_DB", "cache/valueaudit.duckdb", "The DuckDB file holding every score and saved corpus."),
+    Setting("VALUEAUDIT_CACHE", "cache/", "Folder for downloads and the weight-digest memo."),
+    Setting("VALUEAUDIT_PAPER_DATA", "",
+            "A copy of the paper's `data/` folder; when unset, files are downloaded at a pinned commit."),
+    Setting("VALUEAUDIT_LOCK_WAIT", "120", "Seconds a process waits for another one to release the database."),
+    Setting("VALUEAUDIT_MAX_WORD_CHARS", "100", "Longest answer word (characters) a corpus may hold."),
+    Setting("VALUEAUDIT_MAX_PROMPT_CHARS", "1000", "Longest prompt (characters) a prompt set may hold."),
+    Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
+    Setting("VALUEAUDIT_RAY_CRASH_ONCE", "", "Tests only: a marker path; the first Ray shard attempt exits its worker."),
+]
+_BY_NAME = {s.name: s for s in SETTINGS}
+MODES = ("local", "shared")
+
+
+def get(name: str) -> str:
+    """The variable's value now, or its default."""
+    if name not in _BY_NAME:
+        raise KeyError(f"{name} is not in core.settings.SETTINGS; add it there (and to the README)")
+    return os.environ.get(name, _BY_NAME[name].default)
+
+
+def get_int(name: str) -> int:
+    raw = get(name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number; fix or unset it") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
+def mode() -> str:
+    m = get("VALUEAUDIT_MODE").strip().lower()
+    if m not in MODES:
+        raise SettingsError(f"VALUEAUDIT_MODE={m!r} is not one of {', '.join(MODES)}; fix or unset it")
+    return m
+
+
+def shared() -> bool:
+    """True when the dashboard serves visitors (the default)."""
+    return mode() == "shared"
+
+
+# -- what a visitor may do ----------------------------------------------------------
+def allow_remote_code() -> bool:
+    return not shared()
+
+
+def allow_pickle() -> bool:
+    return not shared()
+
+
+def allow_paths() -> bool:
+    """A typed server path (model folder, corpus file) is accepted only in local mode."""
+    return not shared()
+
+
+def allow_delete() -> bool:
+    return not shared()
+
+
+# -- models a visitor may name ---------------------------------------------------------
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def models_dir() -> Path | None:
+    raw = get("VALUEAUDIT_MODELS_DIR").strip()
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def operator_models() -> dict[str, Path]:
+    """Folder name -> folder of every model the operator listed (folders holding config.json)."""
+    root = models_dir()
+    if root is None or not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir())
+            if _FOLDER_NAME.fullmatch(p.name) and p.is_dir() and (p / "config.json").is_file()}
+
+
+def visitor_model(name: str) -> str:
+    """What a visitor's model string may load: an operator model's folder (by its name) or a
+    hub id. In local mode anything goes (the visitor is the operator). In shared mode every
+    other string, existing folder or not, gets the same answer, so a refusal never tells a
+    visitor which folders exist on the server."""
+    name = (name or "").strip()
+    listed = operator_models()
+    if name in listed:
+        return str(listed[name])
+    if not shared():
+        return name
+    if HUB_ID.fullmatch(name) and ".." not in name and not Path(name).exists():
+        return name
+    raise SettingsError(f"model '{name[:80]}' is not available on this server: choose one of the listed models "
+                        "or give a Hugging Face id (org/name)")

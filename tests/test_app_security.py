@@ -1,0 +1,77 @@
+"""Issue 13 in the app's own code (Streamlit AppTest and the job registry): a visitor on a
+shared server cannot cancel another visitor's job, cannot get remote code, pickle or a server
+path past the job registry, and the report names no server path."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from core import jobs, prompts, settings, ui  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(name: str, **req) -> jobs.JobSpec:
+    return jobs.JobSpec([jobs.ModelRequest(name, "rm", **req)], prompts.paper_prompts()[:1], ["love"], device="cpu")
+
+
+def test_shared_registry_refuses_remote_code_pickle_and_paths(monkeypatch, tiny_llama_rm):
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    reg = jobs.JobRegistry(loader=lambda *a, **k: pytest.fail("nothing may load"))
+    for spec in (_spec("org/name", trust_remote_code=True), _spec("org/name", allow_pickle=True),
+                 _spec(str(tiny_llama_rm))):
+        with pytest.raises(settings.SettingsError):
+            reg.submit(spec)
+    assert reg.jobs() == []
+
+
+def test_a_visitor_cannot_cancel_another_visitors_job(monkeypatch, tmp_path, paper_data):
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "s.duckdb"))
+    release = threading.Event()
+
+    def slow_loader(*a, **k):
+        release.wait(60)
+        raise RuntimeError("stopped by the test")
+
+    job = jobs.REGISTRY.submit(_spec("org/someone-elses-model"), loader=slow_loader)
+    try:
+        at = AppTest.from_file(str(ROOT / "pages" / "score.py"), default_timeout=120)
+        at.run()
+        assert not at.exception
+        assert not [b for b in at.button if b.key == f"cancel-{job.id}"]
+        assert any("Started by another visitor" in c.value for c in at.caption)
+        at.session_state["my_jobs"] = {job.id}  # the session that started it
+        at.run()
+        assert [b for b in at.button if b.key == f"cancel-{job.id}"]
+    finally:
+        release.set()
+        job.wait(60)
+
+
+def test_the_report_names_no_server_path():
+    med = pd.DataFrame({"model": ["/srv/secret/models/my-rm", "org/hub-rm"],
+                        "model_key": ["local:/srv/secret/models/my-rm#ab12~float32", "hub:org/hub-rm@main~bfloat16"]})
+    got = ui.public_models(med)
+    assert got["model"].tolist() == ["my-rm", "org/hub-rm"]
+    assert got["model_key"].tolist() == ["local:my-rm#ab12~float32", "hub:org/hub-rm@main~bfloat16"]
+    assert "/srv" not in ui.report_html("t", "s", [], [("Median ranks", got)], {"Database": "x.duckdb"}).decode()
+    src = (ROOT / "pages" / "report.py").read_text()
+    assert "store().path)" not in src and "ui.public_models(med)" in src
+
+
+def test_family_legend_is_plain_markdown(monkeypatch):
+    import appkit
+    calls = []
+    monkeypatch.setattr(appkit.st, "markdown", lambda *a, **k: calls.append((a, k)))
+    appkit.family_legend(["llama", "<img src=x onerror=alert(1)>", "gemma"])
+    (args, kwargs), = calls
+    assert not kwargs.get("unsafe_allow_html")
+    assert "<" not in args[0] and "img" not in args[0]
+    assert args[0].count("●") == 3 and "Unknown" in args[0] and "Llama" in args[0]

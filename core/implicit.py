@@ -139,6 +139,15 @@ def _stars(p: float) -> str:
     return "***" if p < .001 else "**" if p < .01 else "*" if p < .05 else "n.s."
 
 
+def valence(prompt_id: str, text: str = "") -> str:
+    """'good' or 'bad': the prompt's framing; where it is unknown, the paper's rule on the id
+    ('greatest', 'best' or 'good' in it = good, anything else = bad)."""
+    fr = framing_of(prompt_id, text)
+    if fr != "unknown":
+        return "good" if fr == "positive" else "bad"
+    return "good" if any(w in prompt_id for w in ("greatest", "best", "good")) else "bad"
+
+
 def figure2_ranks(store, key1: str, key2: str, words: pd.DataFrame,
                   prompts: Sequence[str] | None = None) -> pd.DataFrame:
     """Median rank per (prompt, category, model) of the corpus words in both vocabularies,
@@ -165,7 +174,7 @@ def figure2_ranks(store, key1: str, key2: str, words: pd.DataFrame,
     d = pd.concat(out, ignore_index=True)
     if d.empty:
         raise ImplicitError("the two models share no corpus word as a token on a common prompt")
-    d["valence"] = ["good" if framing_of(i, t) == "positive" else "bad" for i, t in zip(d["prompt_id"], d["prompt"])]
+    d["valence"] = [valence(i, t) for i, t in zip(d["prompt_id"], d["prompt"])]
     med = d.groupby(["prompt", "prompt_id", "category", "model", "valence"], as_index=False).agg(
         rank=("rank", "median"), logprob=("logprob", "median"), n_words=("word", "size"))
     return med

@@ -20,7 +20,7 @@ PROMPTS = {
     "greatest_world_single": "What, in a single word, is the greatest thing in the world?",
     "custom_good": "Name, in one word, the most admirable thing.",
     "worst_time_please": "What is the worst thing of all time? Please answer in one word only.",
-    "bad_ever_one": "What, in one word, is the bad thing ever?",
+    "bad_ever_one": "What, in one word, is the most bad thing ever?",
     "custom_bad": "Name, in one word, the most shameful thing.",
 }
 
@@ -193,3 +193,97 @@ def test_download_offline_is_one_line(tmp_path, capsys, monkeypatch):
     with pytest.raises(logprobs.LogprobError) as e:
         logprobs.download(["google/gemma-2-2b-it"], tmp_path)
     assert "\n" not in str(e.value) and "Hugging Face" in str(e.value)
+
+
+# -- Figures 2 and 3 against the paper's scripts' method, written out here -----------------
+def _import_both(written, tmp_path):
+    out, _ = written
+    db = tmp_path / "fig.duckdb"
+    assert cli.main(["import-logprobs", str(out), "--db", str(db)]) == 0
+    from core.store import Store
+    return out, Store(db)
+
+
+def test_figure3_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemma_lm):
+    from core import implicit
+    out, store = _import_both(written, tmp_path)
+    key = "greatest_world_single"
+    words = ["Love", "freedom", "power", "no-such-word"]
+    ka, kb = implicit.resolve_model(store, tiny_llama_lm.name), implicit.resolve_model(store, tiny_gemma_lm.name)
+    got = implicit.figure3(store, [ka, kb], words, key).set_index("word")
+    # generate_figure_3.py: dedup keeping the highest, inner join, MWLR, mean over variants
+    series = []
+    for f in (tiny_llama_lm, tiny_gemma_lm):
+        d = read_paper_way(out / f"{f.name}.csv")[["token_decoded", key]]
+        d = d[d["token_decoded"] != ""]
+        d = d.sort_values(key, ascending=False).drop_duplicates("token_decoded", keep="first")
+        series.append(d.set_index("token_decoded")[key])
+    common = sorted(set(series[0].index) & set(series[1].index))
+    a, b = series[0].loc[common].values, series[1].loc[common].values
+    m = 0.5 * (np.exp(a) + np.exp(b)) * (a - b)
+    norm = pd.Series(common).str.strip().str.lower()
+    found = 0
+    for w in words:
+        mask = (norm == w.lower()).values
+        if mask.any():
+            found += 1
+            assert got.loc[w, "mwlr"] == pytest.approx(m[mask].mean(), abs=1e-12)
+            assert got.loc[w, "n_variants"] == mask.sum()
+        else:
+            assert math.isnan(got.loc[w, "mwlr"])
+    assert found >= 2
+
+
+def test_figure2_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemma_lm, paper_data):
+    import statsmodels.api as sm
+    from scipy.stats import ttest_ind
+    from statsmodels.formula.api import ols
+    from statsmodels.stats.multitest import fdrcorrection
+
+    from core import implicit
+    out, store = _import_both(written, tmp_path)
+    big2 = pd.read_csv(paper_data / "corpora" / "dict_big2_nouns.csv")
+    lps = {f.name: read_paper_way(out / f"{f.name}.csv") for f in (tiny_llama_lm, tiny_gemma_lm)}
+    # generate_figure_2.py
+    b2 = big2[big2.token_decoded.isin(lps[tiny_llama_lm.name].token_decoded)
+              & big2.token_decoded.isin(lps[tiny_gemma_lm.name].token_decoded)]
+    assert len(b2) >= 10
+    dfs = []
+    for key in PROMPTS:
+        for name, lp_df in lps.items():
+            d = pd.merge(b2, lp_df[["token_decoded", key]], on="token_decoded", how="inner")
+            d["logprob"] = d[key]
+            d["rank"] = d.logprob.rank(method="average", ascending=False)
+            d["model"], d["prompt"] = name, key
+            d["valence"] = "good" if any(w in key for w in ("greatest", "best", "good")) else "bad"
+            dfs.append(d[["prompt", "Category", "model", "valence", "rank"]])
+    med = pd.concat(dfs).groupby(["prompt", "Category", "model", "valence"]).median(numeric_only=True).reset_index()
+    anova = sm.stats.anova_lm(ols("rank ~ C(Category) * C(valence) * C(model)", data=med).fit(), typ=2)
+    cells = [("Agency", "good"), ("Communion", "good"), ("Agency", "bad"), ("Communion", "bad")]
+    ps = [ttest_ind(med.query("Category==@c & valence==@v & model==@m1")["rank"],
+                    med.query("Category==@c & valence==@v & model==@m2")["rank"], equal_var=False)[1]
+          for c, v in cells for m1, m2 in [(tiny_llama_lm.name, tiny_gemma_lm.name)]]
+    _, p_fdr = fdrcorrection(ps)
+
+    ka, kb = implicit.resolve_model(store, tiny_llama_lm.name), implicit.resolve_model(store, tiny_gemma_lm.name)
+    words = big2.rename(columns={"token_decoded": "word", "Category": "category"})
+    mine = implicit.figure2_ranks(store, ka, kb, words)
+    names = {ka: tiny_llama_lm.name, kb: tiny_gemma_lm.name}
+    mine = mine.assign(model=mine["model"].map(names), prompt=mine["prompt_id"])
+    cmp = med.merge(mine, left_on=["prompt", "Category", "model", "valence"],
+                    right_on=["prompt", "category", "model", "valence"], how="outer", indicator=True)
+    assert (cmp["_merge"] == "both").all() and len(cmp) == len(med), cmp[cmp["_merge"] != "both"].to_string()
+    np.testing.assert_allclose(cmp["rank_x"], cmp["rank_y"], atol=1e-12)
+    stats = implicit.figure2_tests(mine.assign(model=mine["model"]), tiny_llama_lm.name, tiny_gemma_lm.name)
+    got_anova = {r["term"]: r for r in stats["anova"]}
+    for term, row in anova.iterrows():
+        name = term.replace("C(", "").replace(")", "").replace("Category", "category")
+        if name == "Residual":
+            assert got_anova["Residual"]["sum_sq"] == pytest.approx(row["sum_sq"], rel=1e-9)
+            continue
+        assert got_anova[name]["F"] == pytest.approx(row["F"], rel=1e-9)
+        assert got_anova[name]["p"] == pytest.approx(row["PR(>F)"], rel=1e-9, abs=1e-300)
+    got = {(t["category"], t["valence"]): t for t in stats["tests"]}
+    for (c, v), p, q in zip(cells, ps, p_fdr):
+        assert got[(c, v)]["p"] == pytest.approx(p, rel=1e-9)
+        assert got[(c, v)]["p_fdr"] == pytest.approx(q, rel=1e-9)

@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score corpus words as answers to prompts with an RM or LM")
     s.add_argument("--model", required=True, help="Hugging Face id or local folder")
     s.add_argument("--kind", required=True, choices=["rm", "lm"])
-    s.add_argument("--corpus", required=True, help="built-in name (see `corpora`) or a .csv/.dic/.dicx file")
+    s.add_argument("--corpus", required=True, help="built-in name (see `corpora`; `vocabulary` = the model's own "
+                   "word tokens) or a .csv/.dic/.dicx file")
     s.add_argument("--prompts", default="paper", help="'paper' (the 54 prompts) or a .yaml/.csv file")
     s.add_argument("--db", help="DuckDB file (default: $VALUEAUDIT_DB or cache/valueaudit.duckdb)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -149,6 +150,8 @@ def cmd_score(args) -> int:
     from . import models, prompts, scoring
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
+    if args.corpus == "vocabulary":
+        return _score_vocabulary(args, store)
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     if args.backend == "ray":
@@ -175,6 +178,35 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _score_vocabulary(args, store) -> int:
+    """`score --corpus vocabulary`: every word token of the model's own vocabulary; the cost
+    is said before the job starts."""
+    from . import models, prompts, scoring, vocabscan
+    if args.backend != "local":
+        raise UserError("the vocabulary corpus runs with --backend local")
+    prompt_set = prompts.load(args.prompts)
+    loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
+                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
+    words = vocabscan.word_tokens(loaded.tokenizer)
+    if not words:
+        raise UserError(f"{args.model}: no word tokens in its vocabulary")
+    store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
+                       loaded.revision, "scored", loaded.n_params)
+    vocabscan.mark_scanned(store, loaded, words)
+    cost = vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size)
+    print(cost.line(), file=sys.stderr, flush=True)
+    update, close = _progress_bar(args.quiet)
+    try:
+        result = scoring.run(store, loaded, prompt_set, words, engine=args.engine,
+                             batch_size=args.batch_size, on_progress=update)
+    finally:
+        close()
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"scored {result.new} new, {result.cached} cached")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import EXPORT_COLUMNS, write_table
     store = _store(args)
@@ -192,8 +224,10 @@ def cmd_export(args) -> int:
 
 def cmd_corpora(args) -> int:
     from . import corpora
+    from .vocabscan import DESCRIPTION
     for name, (_, desc) in corpora.BUILTINS.items():
         print(f"{name:15s} {desc}")
+    print(f"{'vocabulary':15s} {DESCRIPTION} (score only)")
     return 0
 
 

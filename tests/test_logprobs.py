@@ -287,3 +287,29 @@ def test_figure2_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemm
     for (c, v), p, q in zip(cells, ps, p_fdr):
         assert got[(c, v)]["p"] == pytest.approx(p, rel=1e-9)
         assert got[(c, v)]["p_fdr"] == pytest.approx(q, rel=1e-9)
+
+
+def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, monkeypatch, tiny_llama_lm):
+    """The page from what is stored: LMs only, two families by default, all three views drawn."""
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import implicit
+    out, store = _import_both(written, tmp_path)
+    store.upsert_model("published:some/rm@x", "some/rm", "rm", "llama")  # an RM never appears in the LM pickers
+    monkeypatch.setenv("VALUEAUDIT_DB", str(store.path))
+    st.cache_data.clear()
+    page = Path(__file__).resolve().parents[1] / "pages" / "implicit_reward.py"
+    at = AppTest.from_file(str(page), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    a, b = at.selectbox(key="ir-t1-a"), at.selectbox(key="ir-t1-b")
+    assert {a.value, b.value} == {implicit.resolve_model(store, "llama-lm"), implicit.resolve_model(store, "gemma-lm")}
+    assert all("some/rm" not in str(o) for o in a.options + b.options)
+    assert len(at.get("plotly_chart")) >= 3
+    table = implicit.mwlr_from_store(store, a.value, b.value, at.selectbox(key="ir-t1-p").value)
+    shown = at.dataframe[0].value
+    assert shown["MWLR"].tolist() == pytest.approx(table["mwlr"].head(len(shown)).tolist())

@@ -44,3 +44,25 @@ def test_vocabulary_scan_scores_every_word_token_and_resumes(tiny_llama_rm, tmp_
     top, bottom = vocabscan.top_bottom(store, m["model_key"].iloc[0], "What, in one word, is the greatest thing ever?", 7)
     assert top["token"].tolist() == [r for r, _ in got[:7]]
     assert bottom["token"].tolist() == [r for r, _ in sorted(got, key=lambda x: (x[1], x[0]))[:7]]
+
+    # the Words page shows the same top and bottom tokens
+    import json
+    from pathlib import Path
+
+    import pytest
+    pytest.importorskip("streamlit")
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    import os
+    os.environ["VALUEAUDIT_DB"] = str(db)
+    try:
+        st.cache_data.clear()
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "words.py"), default_timeout=120)
+        at.run()
+        assert not at.exception and not at.error
+        at.number_input(key="w-scan-n").set_value(7).run()
+        frames = [d.value for d in at.dataframe if "token" in d.value.columns]
+        assert [json.loads(t) for t in frames[0]["token"]] == top["token"].tolist()
+        assert [json.loads(t) for t in frames[1]["token"]] == bottom["token"].tolist()
+    finally:
+        os.environ.pop("VALUEAUDIT_DB", None)

@@ -170,7 +170,7 @@ def table1_section(models: pd.DataFrame, names: dict) -> None:
 
 def figure3_section(models: pd.DataFrame, names: dict) -> None:
     st.markdown("**Figure 3 — MWLR of chosen words for every Llama x Gemma pair** "
-                "(averaged over a word's token variants: *Freedom*, * freedom*, …)")
+                "(averaged over a word's token variants: “Freedom”, “ freedom”, …)")
     fams = models["family"].fillna("").str.lower()
     keys = tuple(models.loc[fams.isin(["llama", "gemma"]), "model_key"])
     if not (fams == "llama").any() or not (fams == "gemma").any():
@@ -211,7 +211,11 @@ def figure2_section(models: pd.DataFrame, names: dict) -> None:
                                f"{names[k1]} vs {names[k2]} · {corpus}"), key="ir-f2-chart")
     st.caption("Lower rank = more likely. Stars: Welch t-test per panel, Benjamini–Hochberg FDR over the panels "
                "(*** p<.001, ** p<.01, * p<.05).")
-    t = pd.DataFrame(stats["tests"]).rename(columns={"mean_rank_1": f"mean rank {names[k1]}",
+    t = pd.DataFrame(stats["tests"])
+    for c in ("p", "p_fdr"):
+        if c in t:
+            t[c] = t[c].map(lambda x: f"{x:.3g}" if pd.notna(x) else "n/a")
+    t = t.rename(columns={"mean_rank_1": f"mean rank {names[k1]}",
                                                     "mean_rank_2": f"mean rank {names[k2]}"})
     st.dataframe(t, hide_index=True, width="stretch")
     if stats["anova"]:

@@ -99,6 +99,15 @@ def next_token_logprobs(loaded, ids: Sequence[int]) -> np.ndarray:
         return torch.log_softmax(logits[0, -1, :].float(), dim=-1).cpu().numpy().astype(np.float64)
 
 
+def _n_logits(model) -> int:
+    """Rows of the output layer (may exceed the tokenizer's vocabulary: padding rows)."""
+    out = model.get_output_embeddings()
+    if out is not None and getattr(out, "weight", None) is not None:
+        return int(out.weight.shape[0])
+    from .scoring import text_config
+    return int(text_config(model).vocab_size)
+
+
 @dataclass
 class LogprobResult:
     new: int
@@ -116,7 +125,7 @@ def compute(store, loaded, prompt_set: Sequence[Prompt], kind: str = "auto",
     this model are skipped. `on_progress(done, total, prompt_id)` after each prompt."""
     t0 = time.monotonic()
     which = lm_type(loaded, kind)
-    n_logits = int(loaded.model.get_output_embeddings().weight.shape[0])
+    n_logits = _n_logits(loaded.model)
     vocab = vocabulary(loaded.tokenizer, n_logits)
     store.upsert_model(loaded.key, loaded.name, "lm", loaded.family, display_name=loaded.display_name,
                        revision=loaded.revision, source="scored", n_params=loaded.n_params or None)
@@ -222,12 +231,12 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def _lone_cr_outside_quotes(text: str) -> int:
+def _lone_cr_outside_quotes(raw: bytes) -> int:
     """Rows that a plain CSV reader splits: carriage returns outside a quoted field."""
     rows, pos, quotes, row, last_row = 0, 0, 0, 0, -1
-    for m in re.finditer("\r(?!\n)", text):
-        quotes += text.count('"', pos, m.start())
-        row += text.count("\n", pos, m.start())
+    for m in re.finditer(rb"\r(?!\n)", raw):
+        quotes += raw.count(b'"', pos, m.start())
+        row += raw.count(b"\n", pos, m.start())
         pos = m.start()
         if quotes % 2 == 0 and row != last_row:
             rows, last_row = rows + 1, row
@@ -246,21 +255,21 @@ def read_csv(path: str | Path) -> tuple[pd.DataFrame, int]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise LogprobError(f"{path.name} is larger than {MAX_FILE_BYTES // 1024**3} GB; not a log-prob file")
     raw = path.read_bytes()
+    crlf = raw[: raw.find(b"\n") + 1].endswith(b"\r\n")
+    repaired = 0 if crlf else _lone_cr_outside_quotes(raw)
     try:
-        text = raw.decode("utf-8")
+        df = pd.read_csv(io.BytesIO(raw), encoding="utf-8", keep_default_na=False, na_values=[],
+                         lineterminator="\n", dtype={"token_name": str, "token_decoded": str})
     except UnicodeDecodeError:
         raise LogprobError(f"{path.name} is not UTF-8 text; give a CSV written by `logprobs` or the paper") from None
-    crlf = text[: text.find("\n") + 1].endswith("\r\n")
-    repaired = 0 if crlf else _lone_cr_outside_quotes(text)
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[],
-                         lineterminator="\n")
     except (pd.errors.ParserError, ValueError) as e:
         raise LogprobError(f"{path.name} is not a readable CSV: {str(e).splitlines()[0]}") from None
+    del raw
     if crlf:
         df.columns = [c.rstrip("\r") for c in df.columns]
         last = df.columns[-1]
-        df[last] = df[last].str.rstrip("\r")
+        if df[last].dtype == object:
+            df[last] = df[last].str.rstrip("\r")
     missing = [c for c in META_COLUMNS if c not in df.columns]
     if missing:
         raise LogprobError(f"{path.name} lacks the column(s) {', '.join(missing)}; a log-prob file starts with "
@@ -268,16 +277,17 @@ def read_csv(path: str | Path) -> tuple[pd.DataFrame, int]:
     prompt_cols = [c for c in df.columns if c not in META_COLUMNS]
     if not prompt_cols:
         raise LogprobError(f"{path.name} has no prompt columns")
-    out = pd.DataFrame({"token_id": pd.to_numeric(df["token_id"], errors="coerce")})
-    if out["token_id"].isna().any():
-        bad = int(out["token_id"].isna().idxmax()) + 2
+    ids = pd.to_numeric(df["token_id"], errors="coerce")
+    if ids.isna().any():
+        bad = int(ids.isna().to_numpy().argmax()) + 2
         raise LogprobError(f"{path.name}: line {bad} has no integer token_id; the file is damaged")
-    out["token_id"] = out["token_id"].astype("int64")
-    out["token_name"] = df["token_name"]
-    out["token_decoded"] = df["token_decoded"]
+    df["token_id"] = ids.astype("int64")
+    for c in ("token_name", "token_decoded"):
+        df[c] = df[c].astype(str)
     for c in prompt_cols:
-        out[c] = pd.to_numeric(df[c], errors="coerce")
-    return out, repaired
+        if df[c].dtype.kind != "f":
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    return df, repaired
 
 
 def prompt_texts(extra: Sequence[Prompt] = ()) -> dict[str, str]:

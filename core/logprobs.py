@@ -320,6 +320,8 @@ def csv_files(paths: Iterable[str | Path]) -> list[Path]:
         if p.is_dir():
             out += sorted(q for q in p.iterdir() if q.suffix == ".csv" and q.is_file())
         elif p.is_file():
+            if p.suffix != ".csv":
+                raise LogprobError(f"{p.name} is not a .csv file; log-prob files are named <org>--<name>.csv")
             out.append(p)
         else:
             raise LogprobError(f"no file or folder {p}")

@@ -234,15 +234,20 @@ def import_section() -> None:
         if st.button("Download and import", key="ir-dl", disabled=not chosen):
             bar = st.progress(0.0, text="Downloading…")
             prog = lambda i, n, m: bar.progress(i / n, text=f"{m} ({i}/{n})")
-            folder = cache_dir() / "logprobs"
-            res = logprobs.import_published(ak.store(), chosen, folder, progress=prog)
-            st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
+            try:
+                res = logprobs.import_published(ak.store(), chosen, cache_dir() / "logprobs", progress=prog)
+                st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
+            except logprobs.LogprobError as e:
+                st.error(str(e))
         folder = st.text_input("…or a local folder of <org>--<name>.csv files", key="ir-folder", max_chars=500)
         if st.button("Import folder", key="ir-import", disabled=not folder.strip()):
-            with st.spinner("Importing…"):
-                res = logprobs.import_paths(ak.store(), [folder.strip()])
-            st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
-                       f"{res.rows_repaired} rows split by a lone carriage return repaired.")
+            try:
+                with st.spinner("Importing…"):
+                    res = logprobs.import_paths(ak.store(), [folder.strip()])
+                st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
+                           f"{res.rows_repaired} rows split by a lone carriage return repaired.")
+            except logprobs.LogprobError as e:
+                st.error(str(e))
 
 
 def vocabulary_section() -> bool:

@@ -39,7 +39,7 @@ def written(tmp_path_factory, tiny_llama_lm, tiny_gemma_lm, prompts_yaml):
     out, db = base / "out", base / "lp.duckdb"
     for model in (tiny_llama_lm, tiny_gemma_lm):
         rc = cli.main(["logprobs", "--model", str(model), "--prompts", str(prompts_yaml), "--out", str(out),
-                       "--db", str(db), "--quiet"])
+                       "--db", str(db), "--device", "cpu", "--quiet"])
         assert rc == 0
     return out, db
 
@@ -298,14 +298,24 @@ def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, mo
     from streamlit.testing.v1 import AppTest
 
     from core import implicit
-    out, store = _import_both(written, tmp_path)
+    from core.store import Store
+    out, _ = written
+    store = Store(tmp_path / "page.duckdb")
     store.upsert_model("published:some/rm@x", "some/rm", "rm", "llama")  # an RM never appears in the LM pickers
     monkeypatch.setenv("VALUEAUDIT_DB", str(store.path))
     st.cache_data.clear()
     page = Path(__file__).resolve().parents[1] / "pages" / "implicit_reward.py"
     at = AppTest.from_file(str(page), default_timeout=120)
     at.run()
+    assert not at.exception and not at.error
+    assert any("No whole-vocabulary log-probabilities" in i.value for i in at.info)
+    at.button(key="ir-dl").click().run()  # offline: one line, nothing else breaks
+    assert len(at.error) == 1 and "Hugging Face" in at.error[0].value and "\n" not in at.error[0].value
+    at.text_input(key="ir-folder").set_value(str(out)).run()
+    at.button(key="ir-import").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Imported 2 files" in s.value for s in at.success)
+    at.run()
     a, b = at.selectbox(key="ir-t1-a"), at.selectbox(key="ir-t1-b")
     assert {a.value, b.value} == {implicit.resolve_model(store, "llama-lm"), implicit.resolve_model(store, "gemma-lm")}
     assert all("some/rm" not in str(o) for o in a.options + b.options)

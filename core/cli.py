@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score corpus words as answers to prompts with an RM or LM")
     s.add_argument("--model", required=True, help="Hugging Face id or local folder")
     s.add_argument("--kind", required=True, choices=["rm", "lm"])
-    s.add_argument("--corpus", required=True, help="built-in name (see `corpora`) or a .csv/.dic/.dicx file")
+    s.add_argument("--corpus", required=True, help="built-in name (see `corpora`; `vocabulary` = the model's own "
+                   "word tokens) or a .csv/.dic/.dicx file")
     s.add_argument("--prompts", default="paper", help="'paper' (the 54 prompts) or a .yaml/.csv file")
     s.add_argument("--db", help="DuckDB file (default: $VALUEAUDIT_DB or cache/valueaudit.duckdb)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -55,6 +56,34 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.add_argument("--permutations", type=int, default=10000)
     a.add_argument("--seed", type=int, default=0)
+
+    lg = sub.add_parser("logprobs", help="whole-vocabulary next-token log-probabilities of an LM (paper's CSV format)")
+    lg.add_argument("--model", required=True, help="Hugging Face id or local folder")
+    lg.add_argument("--prompts", default="paper", help="'paper' (the 54 prompts) or a .yaml/.csv file")
+    lg.add_argument("--out", required=True, help="folder for <name>.csv (hub id with / as --, or the folder's name)")
+    lg.add_argument("--db")
+    lg.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    lg.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    lg.add_argument("--revision")
+    lg.add_argument("--trust-remote-code", action="store_true")
+    lg.add_argument("--allow-pickle", action="store_true")
+    lg.add_argument("--family")
+    lg.add_argument("--lm-type", default="auto", choices=["auto", "pretrained", "instruction-tuned"],
+                    help="auto: the paper's registry, else chat template = instruction-tuned")
+    lg.add_argument("--quiet", action="store_true")
+
+    il = sub.add_parser("import-logprobs", help="import log-prob CSVs (<org>--<name>.csv) such as the paper's")
+    il.add_argument("paths", nargs="+", help="files or folders")
+    il.add_argument("--db")
+    il.add_argument("--prompts", help="a .yaml/.csv prompts file naming prompt ids the paper does not use")
+
+    mw = sub.add_parser("mwlr", help="MWLR of two LMs over their shared vocabulary (Table 1)")
+    mw.add_argument("--a", required=True, help="model 1 (name or file stem id, e.g. meta-llama/Llama-3.2-3B-Instruct)")
+    mw.add_argument("--b", required=True, help="model 2")
+    mw.add_argument("--prompt", default="greatest_ever_one", help="prompt id or text")
+    mw.add_argument("--top", type=int, default=15)
+    mw.add_argument("--db")
+    mw.add_argument("--json", action="store_true")
 
     sub.add_parser("corpora", help="list built-in corpora")
     sub.add_parser("models", help="list the paper's models (registry)")
@@ -133,6 +162,8 @@ def cmd_score(args) -> int:
         args.family = models.check_family(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
+    if args.corpus == "vocabulary":
+        return _score_vocabulary(args, store)
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
@@ -160,6 +191,35 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _score_vocabulary(args, store) -> int:
+    """`score --corpus vocabulary`: every word token of the model's own vocabulary; the cost
+    is said before the job starts."""
+    from . import models, prompts, scoring, vocabscan
+    if args.backend != "local":
+        raise UserError("the vocabulary corpus runs with --backend local")
+    prompt_set = prompts.load(args.prompts)
+    loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
+                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
+    words = vocabscan.word_tokens(loaded.tokenizer)
+    if not words:
+        raise UserError(f"{args.model}: no word tokens in its vocabulary")
+    store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
+                       loaded.revision, "scored", loaded.n_params)
+    vocabscan.mark_scanned(store, loaded, words)
+    cost = vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size)
+    print(cost.line(), file=sys.stderr, flush=True)
+    update, close = _progress_bar(args.quiet)
+    try:
+        result = scoring.run(store, loaded, prompt_set, words, engine=args.engine,
+                             batch_size=args.batch_size, on_progress=update)
+    finally:
+        close()
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"scored {result.new} new, {result.cached} cached")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .export import EXPORT_COLUMNS, write_table
     store = _store(args)
@@ -177,8 +237,10 @@ def cmd_export(args) -> int:
 
 def cmd_corpora(args) -> int:
     from . import corpora
+    from .vocabscan import DESCRIPTION
     for name, (_, desc) in corpora.BUILTINS.items():
         print(f"{name:15s} {desc}")
+    print(f"{'vocabulary':15s} {DESCRIPTION} (score only)")
     return 0
 
 
@@ -219,4 +281,72 @@ def cmd_analyze(args) -> int:
         print(json.dumps(result, allow_nan=False, default=float))
     else:
         print(analysis.summary_text(result))
+    return 0
+
+
+def cmd_logprobs(args) -> int:
+    from . import logprobs, models, prompts
+    store = _store(args)
+    store.stats()
+    prompt_set = prompts.load(args.prompts)
+    loaded = models.load(args.model, "lm", revision=args.revision, device=args.device, dtype=args.dtype,
+                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
+    print(f"{args.model}: {loaded.family} lm on {loaded.device}; {len(prompt_set)} forward passes "
+          "(one per prompt), whole vocabulary", file=sys.stderr)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=len(prompt_set), unit="prompt", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done, total, pid):
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(pid, refresh=True)
+    try:
+        res = logprobs.compute(store, loaded, prompt_set, args.lm_type, on_progress=update)
+    finally:
+        if bar is not None:
+            bar.close()
+    table = logprobs.wide(store, loaded.key, [p.prompt_id for p in prompt_set])
+    keep = logprobs.META_COLUMNS + [p.prompt_id for p in prompt_set if p.prompt_id in table.columns]
+    out = logprobs.write_csv(table[keep], Path(args.out) / f"{logprobs.file_stem(args.model)}.csv")
+    print(f"{res.lm_type}: {res.new} prompts computed, {res.cached} stored before; "
+          f"{res.n_tokens} tokens; wrote {out}")
+    return 0
+
+
+def cmd_import_logprobs(args) -> int:
+    from . import logprobs, prompts
+    extra = prompts.load(args.prompts) if args.prompts else ()
+    res = logprobs.import_paths(_store(args), args.paths, extra)
+    if res.unknown_prompt_ids:
+        print(f"note: prompt ids not among the paper's, stored under their id: {', '.join(res.unknown_prompt_ids[:6])}"
+              " (pass --prompts FILE to give their texts)", file=sys.stderr)
+    print(f"imported {res.files} files ({', '.join(res.models[:4])}{', ...' if len(res.models) > 4 else ''}): "
+          f"{res.prompts_added} prompts added; {res.rows_repaired} rows split by a lone \\r repaired")
+    return 0
+
+
+def cmd_mwlr(args) -> int:
+    import json
+
+    from . import implicit
+    store = _store(args)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}; run `logprobs` or `import-logprobs` first, or pass --db")
+    if args.top < 1:
+        raise UserError("--top must be at least 1")
+    table = implicit.mwlr_from_store(store, args.a, args.b, args.prompt)
+    result = implicit.table1(table, args.top)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{result['n_common']} tokens in both vocabularies; MWLR > 0: {args.a} prefers, < 0: {args.b} prefers")
+    for i, r in enumerate(result["top"], 1):
+        print(f"{i:>8}  {r['token_decoded']!r:24s} {r['mwlr']:+.5f}")
+    print("     ...")
+    start = result["n_common"] - len(result["bottom"]) + 1
+    for i, r in enumerate(result["bottom"], start):
+        print(f"{i:>8}  {r['token_decoded']!r:24s} {r['mwlr']:+.5f}")
     return 0

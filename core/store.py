@@ -44,6 +44,13 @@ SCHEMA = [
         value DOUBLE NOT NULL,
         prompt_id VARCHAR,
         PRIMARY KEY (model_key, kind, prompt, response))""",
+    # Whole-vocabulary next-token log-probabilities of LMs (core/logprobs.py): the answer is
+    # the token id, since decoded texts collide; `vocab` holds each model's id -> text.
+    """CREATE TABLE IF NOT EXISTS vocab (
+        model_key VARCHAR NOT NULL, token_id BIGINT NOT NULL, token_name VARCHAR, token_decoded VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS logprobs (
+        model_key VARCHAR NOT NULL, prompt VARCHAR NOT NULL, prompt_id VARCHAR,
+        token_id BIGINT NOT NULL, value DOUBLE NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS corpora (
         name VARCHAR NOT NULL, word VARCHAR NOT NULL, category VARCHAR NOT NULL, subcategory VARCHAR,
         description VARCHAR)""",
@@ -171,6 +178,8 @@ class Store:
         with self.transaction() as con:
             n = con.execute("SELECT count(*) FROM scores WHERE model_key = ?", [model_key]).fetchall()[0][0]
             con.execute("DELETE FROM scores WHERE model_key = ?", [model_key])
+            con.execute("DELETE FROM logprobs WHERE model_key = ?", [model_key]).fetchall()
+            con.execute("DELETE FROM vocab WHERE model_key = ?", [model_key]).fetchall()
             con.execute("DELETE FROM models WHERE model_key = ?", [model_key])
         return int(n)
 

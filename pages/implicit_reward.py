@@ -3,11 +3,17 @@ word by word (MWLR, the paper's Figures 2-3), and check how far a reward model a
 its base language model."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts, ui
+from core import analysis, charts, implicit, logprobs, ui
+from core import implicit_charts as ic
+from core.models import REGISTRY
+from core.paperdata import cache_dir
+from core.store import Store
 
 HOW_TO = """Language-model log-probabilities are computed from the command line (or on the Score page,
 kind *Language models*), for example:
@@ -80,11 +86,202 @@ def agreement_section(lm: pd.DataFrame, corpus: str) -> None:
     st.dataframe(agree, hide_index=True, width="stretch")
 
 
+# -- whole-vocabulary log-probabilities (Table 1, Figure 3, Figure 2) ----------------------
+@st.cache_data(show_spinner=False, max_entries=32)
+def _vocab_models(ver: tuple) -> pd.DataFrame:
+    return logprobs.stored_models(Store(ver[0]))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _prompt_ids(ver: tuple, key: str) -> list[str]:
+    return logprobs.stored_prompt_list(Store(ver[0]), key)["prompt_id"].tolist()
+
+
+@st.cache_data(show_spinner="Matching the two vocabularies…", max_entries=16)
+def _table1(ver: tuple, ka: str, kb: str, pid: str) -> pd.DataFrame:
+    return implicit.mwlr_from_store(Store(ver[0]), ka, kb, pid)
+
+
+@st.cache_data(show_spinner="Computing MWLR for every Llama x Gemma pair…", max_entries=16)
+def _figure3(ver: tuple, keys: tuple, words: tuple, pid: str) -> pd.DataFrame:
+    return implicit.figure3(Store(ver[0]), list(keys), list(words), pid)
+
+
+@st.cache_data(show_spinner="Ranking the corpus words…", max_entries=16)
+def _figure2(ver: tuple, k1: str, k2: str, corpus: str) -> tuple[pd.DataFrame, dict]:
+    med = implicit.figure2_ranks(Store(ver[0]), k1, k2, ak.corpus(corpus)[0])
+    return med, implicit.figure2_tests(med, k1, k2)
+
+
+def _label(models: pd.DataFrame) -> dict[str, str]:
+    return {k: (d if isinstance(d, str) and d else n) for k, n, d in
+            zip(models["model_key"], models["model"], models["display_name"])}
+
+
+def default_pair(models: pd.DataFrame, want: str = "instruction") -> tuple[int, int]:
+    """Indices of two LMs of different families (a Llama first), preferring instruction-tuned."""
+    fams = models["family"].fillna("").str.lower().tolist()
+    names = models["model"].str.lower().tolist()
+    def pick(fam):
+        idx = [i for i, f in enumerate(fams) if f == fam]
+        tuned = [i for i in idx if any(s in names[i] for s in ("instruct", "-it", "chat"))]
+        return (tuned or idx or [None])[0]
+    a, b = pick("llama"), pick("gemma")
+    if a is None or b is None:
+        other = [i for i in range(len(fams)) if fams[i] != fams[0]]
+        a, b = 0, (other[0] if other else min(1, len(fams) - 1))
+    return a, b
+
+
+def table1_section(models: pd.DataFrame, names: dict) -> None:
+    st.markdown("**Table 1 — the tokens each model prefers most (MWLR over the shared vocabulary)**")
+    keys = models["model_key"].tolist()
+    a0, b0 = default_pair(models)
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
+    ka = c1.selectbox("Model A", keys, index=a0, format_func=names.get, key="ir-t1-a")
+    kb = c2.selectbox("Model B", [k for k in keys if k != ka], format_func=names.get, key="ir-t1-b",
+                      index=max(0, [k for k in keys if k != ka].index(keys[b0])) if keys[b0] != ka else 0)
+    pids = [p for p in _prompt_ids(ak.version(), ka) if p in set(_prompt_ids(ak.version(), kb))]
+    if not pids:
+        st.info("These two models share no prompt.")
+        return
+    pid = c3.selectbox("Prompt", pids, index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0,
+                       format_func=ak.prompt_label, key="ir-t1-p")
+    n = int(c4.number_input("Rows", 5, 50, 15, key="ir-t1-n"))
+    table = _table1(ak.version(), ka, kb, pid)
+    if table.empty:
+        st.info("No decoded token text is shared by the two vocabularies.")
+        return
+    fam = dict(zip(models["model_key"], models["family"]))
+    colors = (charts.family_color(fam.get(ka)), charts.family_color(fam.get(kb)))
+    ak.plot(ic.table1_lollipop(table, names[ka], names[kb], n, colors,
+                               f"{names[ka]} vs {names[kb]} · {len(table):,} shared tokens"), key="ir-t1-chart")
+    res = implicit.table1(table, n)
+    show = lambda rows, start: pd.DataFrame({"rank": range(start, start + len(rows)),
+                                             "token": [ic.show_token(r["token_decoded"]) for r in rows],
+                                             "MWLR": [r["mwlr"] for r in rows]})
+    left, right = st.columns(2)
+    left.markdown(f"**{names[ka]} prefers**")
+    left.dataframe(show(res["top"], 1), hide_index=True, width="stretch")
+    right.markdown(f"**{names[kb]} prefers**")
+    right.dataframe(show(res["bottom"], res["n_common"] - len(res["bottom"]) + 1), hide_index=True, width="stretch")
+    ak.downloads(table, f"mwlr_{pid}", "dl-t1")
+
+
+def figure3_section(models: pd.DataFrame, names: dict) -> None:
+    st.markdown("**Figure 3 — MWLR of chosen words for every Llama x Gemma pair** "
+                "(averaged over a word's token variants: “Freedom”, “ freedom”, …)")
+    fams = models["family"].fillna("").str.lower()
+    keys = tuple(models.loc[fams.isin(["llama", "gemma"]), "model_key"])
+    if not (fams == "llama").any() or not (fams == "gemma").any():
+        st.info("Needs stored log-probabilities of at least one Llama and one Gemma model.")
+        return
+    c1, c2 = st.columns([3, 2])
+    typed = c1.text_input("Words (comma-separated)", "Freedom, Love", max_chars=200, key="ir-f3-words")
+    words = tuple(dict.fromkeys(w.strip() for w in typed.split(",") if re.fullmatch(r"[^\W\d_][\w' -]{0,39}", w.strip())))
+    pids = _prompt_ids(ak.version(), keys[0])
+    pid = c2.selectbox("Prompt", pids, index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0,
+                       format_func=ak.prompt_label, key="ir-f3-p")
+    if not words:
+        st.info("Type one or more words (letters).")
+        return
+    df = _figure3(ak.version(), keys, words, pid)
+    ak.plot(ic.figure3_dots(df, names), key="ir-f3-chart")
+    st.caption("Tokens are those whose decoded text every model listed has, as in the paper. "
+               "MWLR > 0: the Llama model prefers the word.")
+    ak.downloads(df.assign(llama_model=df["llama_model"].map(names), gemma_model=df["gemma_model"].map(names)),
+                 "figure3_mwlr", "dl-f3")
+
+
+def figure2_section(models: pd.DataFrame, names: dict) -> None:
+    st.markdown("**Figure 2 — how likely each model finds the Big Two nouns** (rank among the corpus words "
+                "by log-probability; median per prompt and category)")
+    keys = models["model_key"].tolist()
+    a0, b0 = default_pair(models)
+    c1, c2, c3 = st.columns(3)
+    k1 = c1.selectbox("Model 1", keys, index=a0, format_func=names.get, key="ir-f2-a")
+    rest = [k for k in keys if k != k1]
+    k2 = c2.selectbox("Model 2", rest, index=rest.index(keys[b0]) if keys[b0] in rest else 0,
+                      format_func=names.get, key="ir-f2-b")
+    corpus = c3.selectbox("Words", [c for c in ak.cached("corpus_names") if not c.startswith("vocabulary:")],
+                          key="ir-f2-corpus")
+    med, stats = _figure2(ak.version(), k1, k2, corpus)
+    fam = dict(zip(models["model_key"], models["family"]))
+    ak.plot(ic.figure2_violins(med, {k1: names[k1], k2: names[k2]}, fam, stats["tests"],
+                               f"{names[k1]} vs {names[k2]} · {corpus}"), key="ir-f2-chart")
+    st.caption("Lower rank = more likely. Stars: Welch t-test per panel, Benjamini–Hochberg FDR over the panels "
+               "(*** p<.001, ** p<.01, * p<.05).")
+    t = pd.DataFrame(stats["tests"])
+    for c in ("p", "p_fdr"):
+        if c in t:
+            t[c] = t[c].map(lambda x: f"{x:.3g}" if pd.notna(x) else "n/a")
+    t = t.rename(columns={"mean_rank_1": f"mean rank {names[k1]}",
+                                                    "mean_rank_2": f"mean rank {names[k2]}"})
+    st.dataframe(t, hide_index=True, width="stretch")
+    if stats["anova"]:
+        with st.expander("Type-II three-way ANOVA: rank ~ category × valence × model"):
+            st.dataframe(pd.DataFrame(stats["anova"]), hide_index=True, width="stretch")
+
+
+def import_section() -> None:
+    with st.expander("Import log-probabilities (the paper's files or a local folder)", expanded=False):
+        st.markdown(f"The paper's files are in the Hugging Face dataset `{logprobs.HF_DATASET}` "
+                    "(0.1–0.3 GB per model). Or compute your own: "
+                    "`python -m core logprobs --model ORG/NAME --out DIR`.")
+        lms = [e.name for e in REGISTRY if e.kind == "lm"]
+        chosen = st.multiselect("Models to download", lms, default=["meta-llama/Llama-3.2-3B-Instruct",
+                                                                     "google/gemma-2-2b-it"], key="ir-dl-models")
+        if st.button("Download and import", key="ir-dl", disabled=not chosen):
+            bar = st.progress(0.0, text="Downloading…")
+            prog = lambda i, n, m: bar.progress(i / n, text=f"{m} ({i}/{n})")
+            try:
+                res = logprobs.import_published(ak.store(), chosen, cache_dir() / "logprobs", progress=prog)
+                st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
+            except logprobs.LogprobError as e:
+                st.error(str(e))
+        folder = st.text_input("…or a local folder of <org>--<name>.csv files", key="ir-folder", max_chars=500)
+        if st.button("Import folder", key="ir-import", disabled=not folder.strip()):
+            try:
+                with st.spinner("Importing…"):
+                    res = logprobs.import_paths(ak.store(), [folder.strip()])
+                st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
+                           f"{res.rows_repaired} rows split by a lone carriage return repaired.")
+            except logprobs.LogprobError as e:
+                st.error(str(e))
+
+
+def vocabulary_section() -> bool:
+    """The whole-vocabulary part of the page; False when nothing is stored yet."""
+    models = _vocab_models(ak.version())
+    import_section()
+    if models.empty:
+        st.info("No whole-vocabulary log-probabilities stored yet: import the paper's files above, or run "
+                "`python -m core logprobs --model ORG/NAME --out DIR`.")
+        return False
+    if len(models) < 2:
+        st.info(f"Only one language model has whole-vocabulary log-probabilities ({models['model'].iloc[0]}); "
+                "the comparisons need two.")
+        return True
+    names = _label(models)
+    tab1, tab3, tab2 = st.tabs(["Table 1 · MWLR tokens", "Figure 3 · chosen words", "Figure 2 · Big Two ranks"])
+    with tab1:
+        table1_section(models, names)
+    with tab3:
+        figure3_section(models, names)
+    with tab2:
+        figure2_section(models, names)
+    return True
+
+
 @ak.guarded
 def main() -> None:
     ak.header("Implicit reward", "A language model already 'prefers' some answers: the ones it finds likely. "
               "Comparing two base models word by word shows the value differences a reward model built on them "
               "can inherit.")
+    st.subheader("Whole vocabularies: which tokens does each language model prefer?")
+    vocabulary_section()
+    st.divider()
+    st.subheader("Scored words")
     corpus = pick_corpus()
     lm = ak.cached("scores", "lm", corpus, None, None)
     if lm.empty:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 import appkit as ak
-from core import charts, prompts, ui
+from core import charts, prompts, ui, vocabscan
+from core.implicit_charts import show_token
+from core.store import Store
 
 
 def per_model(ranked, models_, pids) -> None:
@@ -51,6 +53,55 @@ def family_gap(ranked, framing_pids) -> None:
     ak.downloads(gaps, f"family_gap_{fa}_{fb}", "dl-gap")
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _scans(ver: tuple):
+    return vocabscan.scanned_models(Store(ver[0]))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _scan_prompts(ver: tuple, key: str):
+    return vocabscan.scanned_prompts(Store(ver[0]), key)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _scan_top_bottom(ver: tuple, key: str, prompt: str, n: int):
+    return vocabscan.top_bottom(Store(ver[0]), key, prompt, n)
+
+
+def vocabulary_scans() -> None:
+    """Top and bottom tokens of a model's whole vocabulary (`score --corpus vocabulary`)."""
+    st.subheader("Optimal and pessimal tokens of a whole vocabulary")
+    scans = _scans(ak.version())
+    if scans.empty:
+        st.info("No vocabulary scan stored. Run one with "
+                "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary` "
+                "(it prints the rows and an estimated time before it starts).")
+        return
+    keys = scans["model_key"].tolist()
+    label = dict(zip(keys, [f"{m} ({n:,} word tokens)" for m, n in zip(scans["model"], scans["n_words"])]))
+    c1, c2, c3 = st.columns([3, 3, 1])
+    key = c1.selectbox("Model", keys, format_func=label.get, key="w-scan-model")
+    pl = _scan_prompts(ak.version(), key)
+    if pl.empty:
+        st.info("The scan has not stored any rows yet.")
+        return
+    texts = dict(zip(pl["prompt_id"], pl["prompt"]))
+    pid = c2.selectbox("Prompt", list(texts), format_func=ak.prompt_label, key="w-scan-prompt")
+    n = int(c3.number_input("Tokens", 5, 100, 20, key="w-scan-n"))
+    top, bottom = _scan_top_bottom(ak.version(), key, texts[pid], n)
+    fam = scans.set_index("model_key").loc[key, "family"]
+    show = lambda d: d.assign(token=d["token"].map(show_token))
+    ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
+                                     show(bottom).rename(columns={"token": "word"}), "score",
+                                     color=charts.family_color(fam), title=f"“{texts[pid]}”"), key="w-scan-chart")
+    a, b = st.columns(2)
+    a.markdown("**Highest reward**")
+    a.dataframe(show(top), hide_index=True, width="stretch")
+    b.markdown("**Lowest reward**")
+    b.dataframe(show(bottom), hide_index=True, width="stretch")
+    st.caption("Tokens in quotes, so a leading space shows. Only this model's own word tokens are ranked.")
+
+
 @ak.guarded
 def main() -> None:
     ak.header("Words", "The words behind the numbers: what each reward model rewards most and least, and where "
@@ -62,6 +113,7 @@ def main() -> None:
         ak.empty_state(f"No reward-model scores on **{corpus}** yet.",
                        "Import the published results on the Home page, or score models on the Score page.",
                        "pages/home.py", "Home")
+        vocabulary_scans()
         return
     models_ = sorted(ranked["model"].unique())
     have = set(ranked["prompt_id"].unique())
@@ -69,13 +121,16 @@ def main() -> None:
     framing_pids = {f: [p for p in pids if prompts.framing_of(p) == f] for f in ("positive", "negative")}
     framing_pids = {f: v for f, v in framing_pids.items() if v} or {"all": pids}
     vocab = sorted(ranked["response"].unique(), key=str.casefold)
-    tab1, tab2, tab3 = st.tabs(["Per model and prompt", "One word across models", "Family differences"])
+    tab1, tab2, tab3, tab4 = st.tabs(["Per model and prompt", "One word across models", "Family differences",
+                                      "Vocabulary scans"])
     with tab1:
         per_model(ranked, models_, pids)
     with tab2:
         one_word(ranked, vocab, len(vocab), framing_pids)
     with tab3:
         family_gap(ranked, framing_pids)
+    with tab4:
+        vocabulary_scans()
 
 
 main()

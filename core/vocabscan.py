@@ -1,0 +1,105 @@
+"""Vocabulary scans of reward models (the predecessor paper's "optimal and pessimal tokens").
+
+The built-in corpus `vocabulary` is model-specific: every single token of the model's own
+vocabulary whose decoded text is a word (letters only, optionally one leading space),
+each scored as the one-word answer by the usual engines. Its rows are ordinary scores
+(keyed by model, kind, prompt text and the decoded text), so a scan streams to the store
+and resumes like any job; a meta entry marks the model as scanned for the Words page."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+NAME = "vocabulary"
+DESCRIPTION = "every word token of the model's own vocabulary (letters, optional leading space)"
+_WORD = re.compile(r" ?[^\W\d_]+")
+
+
+def word_tokens(tokenizer) -> list[str]:
+    """Distinct decoded texts of the vocabulary's word tokens, in token-id order; special
+    and added tokens are left out."""
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    added = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    ids = sorted(i for i in tokenizer.get_vocab().values() if i not in special and i not in added)
+    texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
+    return list(dict.fromkeys(t for t in texts if _WORD.fullmatch(t)))
+
+
+@dataclass
+class Cost:
+    words: int
+    prompts: int
+    rows_to_do: int
+    rows_per_s: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return self.rows_to_do / self.rows_per_s if self.rows_per_s else None
+
+    def line(self) -> str:
+        est = ""
+        if self.seconds is not None:
+            s = self.seconds
+            pretty = f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+            est = f", about {pretty} at {self.rows_per_s:,.0f} rows/s (timed on one batch)"
+        return (f"vocabulary scan: {self.words:,} word tokens x {self.prompts} prompts = "
+                f"{self.rows_to_do:,} rows to score{est}")
+
+
+def estimate(store, loaded, prompts: Sequence, words: Sequence[str], engine: str = "cached",
+             batch_size: int = 32, sample: int = 64) -> Cost:
+    """Rows still to score, and the rate measured on one small batch (not stored)."""
+    from . import scoring
+    todo, _ = scoring.missing_pairs(store, loaded.key, loaded.kind, prompts, words)
+    rows = sum(len(v) for v in todo.values())
+    rate = None
+    if rows:
+        eng = scoring.make_engine(engine, loaded)
+        for _ in eng.score(prompts[0].text, list(words[:4]), batch_size):  # warm-up (prefix, self-check)
+            pass
+        few = list(words[4:4 + sample]) or list(words[:sample])
+        t0 = time.monotonic()
+        n = sum(len(b) for b, _ in eng.score(prompts[0].text, few, batch_size))
+        rate = n / max(time.monotonic() - t0, 1e-9)
+    return Cost(len(words), len(prompts), rows, rate)
+
+
+def corpus_name(model_name: str) -> str:
+    return f"{NAME}:{model_name}"
+
+
+def mark_scanned(store, loaded, words: Sequence[str]) -> None:
+    """Save the scanned words as the corpus `vocabulary:<model>` (so every page can rank
+    them) and remember which model key was scanned."""
+    store.save_corpus(corpus_name(loaded.name), pd.DataFrame({"word": list(words), "category": "Token",
+                                                              "subcategory": ""}), DESCRIPTION)
+    with store.transaction() as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"vocabscan:{loaded.key}", str(len(words))]).fetchall()
+
+
+def scanned_models(store) -> pd.DataFrame:
+    """Models with a vocabulary scan: name, key, kind, family, words scanned."""
+    return store.query("""SELECT m.name AS model, m.model_key, m.kind, m.family, CAST(t.value AS BIGINT) AS n_words
+                          FROM meta t JOIN models m ON t.key = 'vocabscan:' || m.model_key
+                          ORDER BY m.family, m.name""")
+
+
+def scanned_prompts(store, model_key: str) -> pd.DataFrame:
+    return store.query("""SELECT prompt_id, prompt, count(*) AS n FROM scores WHERE model_key = ?
+                          GROUP BY prompt_id, prompt ORDER BY prompt_id""", [model_key])
+
+
+def top_bottom(store, model_key: str, prompt_text: str, n: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The n highest- and n lowest-scoring vocabulary tokens of a scan for one prompt
+    (shown with quotes so a leading space is visible)."""
+    q = """SELECT s.response AS token, s.value AS score FROM scores s JOIN models m USING (model_key)
+           WHERE s.model_key = ? AND s.prompt = ?
+             AND s.response IN (SELECT word FROM corpora WHERE name = 'vocabulary:' || m.name)
+           ORDER BY s.value {}, s.response LIMIT ?"""
+    top = store.query(q.format("DESC"), [model_key, prompt_text, n])
+    bottom = store.query(q.format("ASC"), [model_key, prompt_text, n])
+    return top, bottom

@@ -62,18 +62,21 @@ def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Fi
 
 
 def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
-    """Plain sentences: one per panel (gap, interval, prompts), with the corrected test."""
+    """Plain sentences: one per panel (gap, interval, prompts), with the bootstrap p and the
+    paper's Welch p, both corrected over exactly the panels shown, the correction named."""
     out = []
+    name = uncertainty.METHODS[method]
+    pb = uncertainty.adjust_p(gaps["p_boot"].to_numpy(float), method) if len(gaps) else []
     t = tests.set_index(["category", "framing"]) if not tests.empty else None
-    for r in gaps.to_dict("records"):
+    for r, p_boot in zip(gaps.to_dict("records"), pb):
         s = uncertainty.finding_sentence(r)
+        s += f" Bootstrap p = {p_boot:.2g} ({uncertainty.stars(p_boot)} {name}, over the {len(gaps)} panels shown)."
         if t is not None and (r["category"], r["framing"]) in t.index:
             row = t.loc[(r["category"], r["framing"])]
             row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
-            p = row["p_adjusted"]
-            if np.isfinite(p):
-                s += (f" Welch test p = {p:.2g} after {uncertainty.METHODS[method]} correction over the "
-                      f"{len(tests)} panels shown ({row['stars']}).")
+            if np.isfinite(row["p_adjusted"]):
+                s += (f" The paper's Welch test, which counts every (model, prompt) median as independent, gives "
+                      f"p = {row['p_adjusted']:.2g} ({row['stars']}).")
         out.append(s)
     return out
 

@@ -2,16 +2,17 @@
 
 Why paired: two models answered the same prompts about the same words, so the difference
 of their ranks cell by cell removes everything the cells share (how hard a prompt is, how
-common a word is). The test treats prompts as the units (a paired t-test of per-prompt
-mean differences), and the interval resamples prompts and words (two-way bootstrap), so
-reusing the same words across prompts is not counted as independent evidence."""
+common a word is). The interval and p-value resample prompts and words (two-way bootstrap), so reusing
+the same words across prompts is not counted as independent evidence; the paired t-test
+over prompts (`p_prompts_only`) is shown beside it and is far smaller because it treats
+the words as fixed."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .uncertainty import _draws, _percentile_ci, prepare
+from .uncertainty import _draws, _percentile_ci, bootstrap_p, prepare
 
 
 def _cells(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
@@ -33,18 +34,19 @@ def _cells(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str)
 def paired_summary(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str,
                    reps: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Per (framing, category): mean rank difference A − B over the shared cells (negative =
-    A ranks the category's words higher), a paired t-test over prompts, a two-way bootstrap
-    interval, and on how many prompts A ranks the category higher."""
+    A ranks the category's words higher), a two-way bootstrap interval and p-value, the
+    paired t-test over prompts (words fixed), and on how many prompts A ranks the category higher."""
     cells = _cells(ranks, words, model_a, model_b)
     rows = []
     for i, ((fr, cat), g) in enumerate(cells.groupby(["framing", "category"], sort=True)):
         D = g.pivot(index="prompt_id", columns="response", values="difference").to_numpy(float)
         per_prompt = np.nanmean(D, axis=1)
-        p = float(stats.ttest_1samp(per_prompt, 0).pvalue) if len(per_prompt) >= 2 else float("nan")
-        lo, hi = _percentile_ci(_boot_means(D, reps, np.random.default_rng([seed, i])), level)
+        p_prompts = float(stats.ttest_1samp(per_prompt, 0).pvalue) if len(per_prompt) >= 2 else float("nan")
+        boot = _boot_means(D, reps, np.random.default_rng([seed, i]))
+        lo, hi = _percentile_ci(boot, level)
         rows.append({"framing": fr, "category": cat, "model_a": model_a, "model_b": model_b,
-                     "mean_difference": float(np.nanmean(D)), "ci_low": lo, "ci_high": hi, "p_value": p,
-                     "test": "paired t-test over prompts", "n_prompts": D.shape[0], "n_words": D.shape[1],
+                     "mean_difference": float(np.nanmean(D)), "ci_low": lo, "ci_high": hi,
+                     "p_value": bootstrap_p(boot), "p_prompts_only": p_prompts, "n_prompts": D.shape[0], "n_words": D.shape[1],
                      "n_cells": int(np.isfinite(D).sum()), "prompts_a_higher": int((per_prompt < 0).sum())})
     return pd.DataFrame(rows)
 

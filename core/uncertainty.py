@@ -129,6 +129,17 @@ def _family_means(mm: np.ndarray, family: np.ndarray, fam: str) -> np.ndarray:
         return np.nanmean(sel, axis=-1) if sel.shape[-1] else np.full(mm.shape[:-1], np.nan)
 
 
+def bootstrap_p(boot: np.ndarray) -> float:
+    """Two-sided p of 'no difference' from the same two-way bootstrap as the interval
+    (the smallest level at which the percentile interval excludes zero), so the p-value
+    and the interval never disagree."""
+    b = boot[np.isfinite(boot)]
+    if len(b) == 0:
+        return float("nan")
+    tail = min(np.sum(b <= 0), np.sum(b >= 0))
+    return float(min(1.0, 2 * (1 + tail) / (1 + len(b))))
+
+
 def _percentile_ci(x: np.ndarray, level: float) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -149,7 +160,7 @@ def family_gaps(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = 2000, seed
     how many prompts the per-prompt gap has the same sign."""
     d = prepare(ranks, words)
     fams = sorted(d["family"].unique(), key=lambda f: (f.casefold(), f))
-    cols = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b", "gap", "ci_low", "ci_high",
+    cols = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b", "gap", "ci_low", "ci_high", "p_boot",
             "n_prompts_same_sign", "n_prompts", "n_words", "n_models_a", "n_models_b", "reps", "seed", "level"]
     if len(fams) < 2:
         return pd.DataFrame(columns=cols)
@@ -161,11 +172,13 @@ def family_gaps(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = 2000, seed
         fam = panel["family"]
         ma, mb = _family_means(obs, fam, fa), _family_means(obs, fam, fb)
         gap = float(mb - ma)
-        lo, hi = _percentile_ci(_family_means(boot, fam, fb) - _family_means(boot, fam, fa), level)
+        boot_gap = _family_means(boot, fam, fb) - _family_means(boot, fam, fa)
+        lo, hi = _percentile_ci(boot_gap, level)
         per_prompt = _per_prompt_gap(panel, fa, fb)
         same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0
         rows.append({"framing": fr, "category": cat, "family_a": fa, "family_b": fb, "mean_a": float(ma),
-                     "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "n_prompts_same_sign": same,
+                     "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p_boot": bootstrap_p(boot_gap),
+                     "n_prompts_same_sign": same,
                      "n_prompts": int(np.isfinite(per_prompt).sum()), "n_words": len(panel["words"]),
                      "n_models_a": int((fam == fa).sum()), "n_models_b": int((fam == fb).sum()),
                      "reps": reps, "seed": seed, "level": level})
@@ -281,7 +294,7 @@ def finding_sentence(r: dict) -> str:
     a, b = sorted((abs(lo), abs(hi))) if np.sign(lo) == np.sign(hi) else (None, None)
     if a is None:
         ci = (f"{pct} CI from {abs(lo):.1f} places higher for {fb if lo < 0 else fa} to {abs(hi):.1f} places "
-              f"higher for {fa if hi > 0 else fb}: the interval includes no gap")
+              f"higher for {fa if hi > 0 else fb}: the interval includes zero")
     else:
         ci = f"{pct} CI {a:.1f} to {b:.1f} places"
     return (f"On {r['framing']} prompts, {higher}-based reward models rank {r['category']} words "

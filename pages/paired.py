@@ -45,9 +45,10 @@ def main() -> None:
         return
     ak.plot(difference_figure(summary, a, b), key="pair-fig")
     st.dataframe(summary.drop(columns=["model_a", "model_b"]), hide_index=True, width="stretch")
-    st.caption("Negative difference: model A gives the category's words better (smaller) ranks. The test treats "
-               "prompts as the units (paired t-test of per-prompt mean differences); the interval resamples "
-               "prompts and words. On negative prompts a better rank means a likelier answer to 'the worst thing'.")
+    st.caption("Negative difference: model A gives the category's words better (smaller) ranks. The interval and "
+               "p_value resample prompts and words (two-way bootstrap). p_prompts_only is the paired t-test of "
+               "per-prompt mean differences: it treats the words as fixed, so it is far smaller — read it as being "
+               "about these words only. On negative prompts a better rank means a likelier answer to 'the worst thing'.")
     st.subheader("Words that differ most")
     panels = [(r.framing, r.category) for r in summary.itertuples()]
     fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="pair-panel")

@@ -48,7 +48,7 @@ def test_compare_uncertainty_toggle(app_db):
     assert "95% CI" in text and "places higher" in text and "Bonferroni" in text
     at.radio(key="cmp-corr").set_value("holm").run()
     assert not at.exception
-    assert "Holm correction" in " ".join(m.value for m in at.markdown)
+    assert "Holm, over the 4 panels shown" in " ".join(m.value for m in at.markdown)
 
 
 def test_paired_page(app_db):

@@ -57,6 +57,7 @@ def test_family_gaps_point_estimate_and_reproducibility():
         assert r.family_a == "Gemma" and r.family_b == "Llama"
         assert r.gap == pytest.approx(fm[(r.category, "llama")] - fm[(r.category, "gemma")], abs=1e-12)
         assert r.ci_low <= r.gap <= r.ci_high
+        assert (r.p_boot < 0.05) == (not r.ci_low <= 0 <= r.ci_high)  # p and interval agree
         per_prompt = med[med["category"] == r.category].groupby(["prompt_id", "family"])["rank"].mean().unstack()
         assert r.n_prompts_same_sign == int((np.sign(per_prompt["llama"] - per_prompt["gemma"]) == np.sign(r.gap)).sum())
     assert "places higher" in uncertainty.finding_sentence(out.iloc[0].to_dict())
@@ -148,7 +149,8 @@ def test_paired_difference_and_test_match_independent_computation():
     a, b = y[0][:, :6], y[1][:, :6]
     assert r["mean_difference"] == pytest.approx((a - b).mean())
     per_prompt = (a - b).mean(axis=1)
-    assert r["p_value"] == pytest.approx(stats.ttest_1samp(per_prompt, 0).pvalue)
+    assert r["p_prompts_only"] == pytest.approx(stats.ttest_1samp(per_prompt, 0).pvalue)
+    assert (r["p_value"] < 0.05) == (not r["ci_low"] <= 0 <= r["ci_high"])  # p and interval agree
     assert r["ci_low"] <= r["mean_difference"] <= r["ci_high"]
     top = paired.word_differences(ranks, words, "m0", "m1", "positive", "A")
     diffs = (a - b).mean(axis=0)

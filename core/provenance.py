@@ -64,6 +64,8 @@ def weights_hash_of(model_key: str) -> str:
     are pinned by their commit (the revision); published scores by the paper's commit."""
     if model_key.startswith("local:") and "#" in model_key:
         return model_key.rsplit("#", 1)[1]
+    if model_key.startswith("published:"):
+        return "published scores (paper repository commit " + model_key.rsplit("@", 1)[-1] + ")"
     if "@" in model_key:
         return "pinned by revision " + model_key.rsplit("@", 1)[1]
     return "unknown"

@@ -41,7 +41,12 @@ def _batch_dependent(name, loaded):
     return Shifted()
 
 
-@pytest.mark.parametrize("which", ["llama_rm", "gemma_rm"])
+@pytest.fixture(scope="module")
+def gemma_lm(tiny_gemma_lm):
+    return models.load(str(tiny_gemma_lm), "lm", device="cpu")
+
+
+@pytest.mark.parametrize("which", ["llama_rm", "gemma_rm", "gemma_lm"])
 def test_real_engines_pass_and_store_a_passed_row(which, request, tmp_path):
     loaded = request.getfixturevalue(which)
     store = Store(tmp_path / "c.duckdb")

@@ -155,3 +155,19 @@ def test_paired_difference_and_test_match_independent_computation():
     top = paired.word_differences(ranks, words, "m0", "m1", "positive", "A")
     diffs = (a - b).mean(axis=0)
     assert top.iloc[0]["difference"] == pytest.approx(diffs[np.argmax(np.abs(diffs))])
+
+
+def test_weighted_medians_equal_medians_of_the_resampled_words():
+    """The vectorised statistic under resampling equals np.median of the words actually drawn."""
+    rng = np.random.default_rng(8)
+    R = rng.normal(size=(3, 4, 9)).round(1)  # rounding makes ties
+    R[1, 2, [0, 4]] = np.nan  # words a model was not scored on
+    counts = np.stack([np.bincount(rng.integers(0, 9, 9), minlength=9) for _ in range(25)])
+    got = uncertainty.weighted_medians(uncertainty._sorted_panel(R), counts)
+    for r in range(25):
+        for m in range(3):
+            for p in range(4):
+                drawn = np.repeat(R[m, p], counts[r])
+                drawn = drawn[~np.isnan(drawn)]
+                want = np.median(drawn) if len(drawn) else np.nan
+                assert np.isclose(got[r, m, p], want, equal_nan=True), (r, m, p)

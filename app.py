@@ -26,6 +26,7 @@ PAGES = {
     "Analysis": [
         st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:"),
         st.Page("pages/words.py", title="Words", icon=":material/text_fields:"),
+        st.Page("pages/paired.py", title="Paired", icon=":material/compare:"),  # issue 15
         st.Page("pages/implicit_reward.py", title="Implicit reward", icon=":material/compare_arrows:"),
         st.Page("pages/training_dynamics.py", title="Training dynamics", icon=":material/show_chart:"),
         st.Page("pages/report.py", title="Report", icon=":material/description:"),

@@ -183,12 +183,15 @@ def cmd_score(args) -> int:
                                  batch_size=args.batch_size, on_progress=update)
         finally:
             close()
+        from . import checks  # measurement checks recorded with the run (issue 15)
+        check = checks.run_checks(store, loaded, prompt_set, corpus.vocabulary, corpus.name, args.engine, args.batch_size)
+        print(("warning: " if check["status"] != "passed" else "") + checks.summary_line(check), file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.skipped:
         print(f"skipped {len(result.skipped)} words with no tokens: {', '.join(result.skipped[:5])}", file=sys.stderr)
     print(f"scored {result.new} new, {result.cached} cached")
-    return 0
+    return 3 if args.backend != "ray" and check["status"] == "failed" else 0  # flagged run (issue 15)
 
 
 def _score_vocabulary(args, store) -> int:

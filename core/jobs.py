@@ -212,6 +212,10 @@ class JobRegistry:
             status.new, status.cached = result.new, result.cached
             status.total = max(status.total, status.done)
             notes = list(result.notes)
+            if not result.stopped:  # measurement checks recorded with the run (issue 15)
+                from . import checks
+                notes.append(checks.summary_line(checks.run_checks(store, loaded, spec.prompts, spec.words, spec.corpus,
+                                                                   spec.engine, spec.batch_size)))
             if result.skipped:
                 notes.append(f"{len(result.skipped)} words have no tokens and were skipped")
             if result.stopped:

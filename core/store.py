@@ -54,6 +54,20 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS corpora (
         name VARCHAR NOT NULL, word VARCHAR NOT NULL, category VARCHAR NOT NULL, subcategory VARCHAR,
         description VARCHAR)""",
+    # Measurement checks and provenance of each scoring run (core/checks.py, issue 15).
+    """CREATE TABLE IF NOT EXISTS run_checks (
+        run_id VARCHAR PRIMARY KEY,
+        model_key VARCHAR NOT NULL,
+        model VARCHAR, kind VARCHAR, corpus VARCHAR,
+        created_at TIMESTAMP,
+        status VARCHAR NOT NULL,          -- passed | failed | error
+        message VARCHAR,
+        max_abs_diff DOUBLE, tolerance_abs DOUBLE, tolerance_rel DOUBLE, n_sampled INTEGER, bos_ok BOOLEAN,
+        n_words INTEGER, n_one_token INTEGER, n_multi_token INTEGER, n_dropped INTEGER, n_changed INTEGER,
+        template_text VARCHAR,
+        invariance VARCHAR,               -- JSON: one entry per variant
+        coverage VARCHAR,                 -- JSON: words that split, dropped or changed
+        provenance VARCHAR)               -- JSON: provenance.run_record""",
 ]
 
 

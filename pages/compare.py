@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
+import audit_ui
 from core import analysis, charts, corpora, ui
 
 
@@ -142,6 +143,7 @@ def main() -> None:
         return
     panels(result, sel)
     summary(result)
+    audit_ui.compare_uncertainty(sel, result)  # beyond the paper: intervals, ties, corrections (issue 15)
     st.divider()
     model_words(sel)
 

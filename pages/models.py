@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
+import audit_ui
 from core import models, settings, ui
 
 FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
@@ -136,6 +137,8 @@ def main() -> None:
         add_form()
     with c2:
         remove_form()
+    st.divider()
+    audit_ui.models_checks()  # measurement checks of every run (issue 15)
 
 
 main()

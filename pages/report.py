@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
+import audit_ui
 from core import analysis, charts, corpora, ui
 
 
@@ -79,6 +80,7 @@ def main() -> None:
             st.markdown(ln)
     ak.plot(figures[0][1], key="rep-preview")
     chart_downloads(figures)
+    audit_ui.audit_download(sel, result, figures)  # audit report with intervals and provenance (issue 15)
     st.markdown("**Tables**")
     for i, (name, df) in enumerate(tables):
         st.write(f"{name} — {len(df):,} rows")

@@ -1,0 +1,163 @@
+"""Streamlit sections for the capability beyond the paper (issue 15): uncertainty on Compare,
+measurement checks on Models, the audit report on Report. Each page calls one function
+here, so the pages themselves change by a couple of lines; the paper's exact reproduction
+stays the default view (everything here is behind a toggle or a button)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import streamlit as st
+
+import appkit as ak
+from core import audit, checks, crossed, uncertainty
+from core.store import Store
+
+REPS, SEED = 1000, 0
+
+
+# ---------------------------------------------------------------------------------
+# Data (cached on the database version, like appkit's loaders)
+# ---------------------------------------------------------------------------------
+def selection_ranks(sel: dict) -> pd.DataFrame:
+    """Word ranks of the models and prompts chosen in the sidebar (ranks are within each
+    (model, prompt), so filtering afterwards changes no rank)."""
+    r = ak.ranked(sel["corpus"])
+    return r[r["model"].isin(sel["models"]) & r["prompt_id"].isin(sel["prompts"])]
+
+
+@st.cache_data(show_spinner="Bootstrapping prompts and words…", max_entries=16)
+def _gaps(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> pd.DataFrame:
+    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
+    return uncertainty.family_gaps(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
+
+
+@st.cache_data(show_spinner="Bootstrapping model ranks…", max_entries=16)
+def _rank_intervals(ver, corpus: str, models: tuple, pids: tuple, framing: str, category: str) -> pd.DataFrame:
+    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
+    return uncertainty.rank_intervals(selection_ranks(sel), ak.corpus(corpus)[0], framing, category,
+                                      reps=REPS, seed=SEED)
+
+
+@st.cache_data(show_spinner="Fitting the crossed mixed model on every word's rank…", max_entries=8)
+def _crossed(ver, corpus: str, models: tuple, pids: tuple) -> dict:
+    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
+    return crossed.crossed_model(selection_ranks(sel), ak.corpus(corpus)[0])
+
+
+def _key(sel: dict) -> tuple:
+    return (ak.version(), sel["corpus"], tuple(sorted(sel["models"])), tuple(sorted(sel["prompts"])))
+
+
+def correction_picker(key: str) -> str:
+    return st.radio("Multiple-comparison correction", list(uncertainty.METHODS), horizontal=True, key=key,
+                    format_func=uncertainty.METHODS.get,
+                    help="Bonferroni is the paper's. Holm is uniformly more powerful with the same guarantee; "
+                         "Benjamini–Hochberg controls the false discovery rate. Applied over exactly the panels shown.")
+
+
+# ---------------------------------------------------------------------------------
+# Compare: uncertainty section
+# ---------------------------------------------------------------------------------
+def compare_uncertainty(sel: dict, result: dict) -> None:
+    """Intervals, corrected stars, rank intervals with ties and the crossed model (opt-in)."""
+    if not st.toggle("Show uncertainty (beyond the paper): intervals, ties, other corrections", key="cmp-unc"):
+        return
+    with st.container(border=True):
+        st.markdown("**Uncertainty.** Intervals come from a two-way cluster bootstrap: prompts and words are "
+                    f"resampled ({REPS} times, seed {SEED}) and every statistic recomputed, because the same "
+                    "prompts and words are reused by every model. Models are not resampled.")
+        method = correction_picker("cmp-corr")
+        gaps = _gaps(*_key(sel), REPS, SEED)
+        tests = pd.DataFrame(result.get("family_tests") if isinstance(result.get("family_tests"), list) else [])
+        tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
+        for s in audit.findings(gaps, tests, method):
+            st.markdown("- " + s.replace("$", "\\$"))
+        ak.plot(audit.gap_figure(gaps), key="cmp-gap-fig")
+        if not tests.empty:
+            cols = ["category", "framing", "welch_p", "p_adjusted", "stars", "correction"]
+            st.dataframe(tests[[c for c in cols if c in tests]], hide_index=True, width="stretch")
+        rank_section(sel, gaps)
+        crossed_section(sel)
+
+
+def rank_section(sel: dict, gaps: pd.DataFrame) -> None:
+    st.markdown("**Which models prefer a category most — with rank intervals and ties**")
+    panels = [(r.framing, r.category) for r in gaps.itertuples()] or [
+        (f, c) for f in sel["framing"] for c in sorted(ak.corpus(sel["corpus"])[0]["category"].unique())]
+    fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="cmp-rank-panel")
+    ri = _rank_intervals(*_key(sel), fr, cat)
+    ak.plot(audit.rank_interval_figure(ri, fr, cat), key="cmp-rank-fig")
+    st.dataframe(ri, hide_index=True, width="stretch")
+    st.caption("Models with the same tie group cannot be told apart: the bootstrap interval of their difference "
+               "in mean rank to the group's first model contains zero. Read a group, not a strict order.")
+
+
+def crossed_section(sel: dict) -> None:
+    if not st.checkbox("Also fit the word-level crossed mixed model (takes a few seconds)", key="cmp-crossed"):
+        return
+    res = _crossed(*_key(sel))
+    st.markdown(crossed.crossed_sentence(res))
+    st.caption(crossed.WHAT_IT_ADDS)
+    if "terms" in res:
+        st.dataframe(pd.DataFrame(res["terms"]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(res["variance_components"]), hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------------------
+# Models: measurement checks
+# ---------------------------------------------------------------------------------
+def models_checks() -> None:
+    """The latest measurement checks of every scored model; failed runs are flagged at the top."""
+    st.subheader("Measurement checks")
+    chk = checks.latest(Store(ak.version()[0]))
+    if chk.empty:
+        st.caption("No checks recorded yet: every scoring run (Score page or `python -m core score`) records "
+                   "them. Published scores are imported, not measured here.")
+        return
+    failed = chk[chk["status"] == "failed"]
+    for r in failed.itertuples():
+        st.error(f"{r.model} on {r.corpus}: scores are flagged — {r.message}")
+    view = chk[["model", "corpus", "status", "message", "n_one_token", "n_multi_token", "n_dropped", "n_changed",
+                "created_at"]]
+    st.dataframe(view, hide_index=True, width="stretch", column_config={
+        "n_one_token": st.column_config.NumberColumn("one token"),
+        "n_multi_token": st.column_config.NumberColumn("several tokens"),
+        "n_dropped": st.column_config.NumberColumn("dropped"),
+        "n_changed": st.column_config.NumberColumn("changed")})
+    label = {r.run_id: f"{r.model} · {r.corpus}" for r in chk.itertuples()}
+    run = st.selectbox("Details of", list(label), format_func=label.get, key="chk-run")
+    row = chk[chk["run_id"] == run].iloc[0]
+    a, b = st.columns(2)
+    with a:
+        st.markdown("**Invariance** (stored value vs each way of computing it)")
+        st.dataframe(pd.DataFrame(json.loads(row["invariance"] or "[]")), hide_index=True, width="stretch")
+        st.markdown("**Chat-template text sent for one example**")
+        st.code(row["template_text"] or "", language=None)
+    with b:
+        st.markdown("**Words that split, were dropped or changed**")
+        st.dataframe(pd.DataFrame(json.loads(row["coverage"] or "[]")), hide_index=True, width="stretch")
+
+
+# ---------------------------------------------------------------------------------
+# Report: the audit report download
+# ---------------------------------------------------------------------------------
+def audit_download(sel: dict, result: dict, figures=()) -> None:
+    st.markdown("**Audit report (beyond the paper)** — findings with intervals, charts, measurement checks and "
+                "a provenance card (model revisions and weight hashes, corpus and prompt hashes, engine, dtype, "
+                "device, libraries, app commit). One HTML file, opens offline; print it to PDF from the browser.")
+    method = correction_picker("rep-corr")
+    if st.button("Build the audit report", key="rep-audit"):
+        ranks = selection_ranks(sel)
+        ps = sorted(set(zip(ranks["prompt_id"], ranks["prompt"]))) if "prompt" in ranks else sel["prompts"]
+        with st.spinner("Bootstrapping and writing the report…"):
+            doc = audit.build(Store(ak.version()[0]), sel["corpus"], ak.corpus(sel["corpus"])[0],
+                              ranks, result, ps, method=method, reps=REPS, seed=SEED,
+                              extra_figures=list(figures))
+        st.session_state["audit-doc"] = doc
+    doc = st.session_state.get("audit-doc")
+    if doc:
+        st.download_button("Download the audit report (HTML)", doc,
+                           f"value_audit_{sel['corpus']}_{dt.date.today().isoformat()}_audit.html", "text/html",
+                           key="rep-audit-dl")

@@ -1,0 +1,177 @@
+"""The audit report: findings in plain sentences with their intervals, then the charts, then
+the measurement checks and a provenance card — one self-contained HTML file (plotly.js
+inlined, no network), printable to PDF from any browser.
+
+Everything data-derived is HTML-escaped; the only markup is this module's own."""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import charts, checks, provenance, uncertainty
+
+CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
+padding:0 1rem;color:#1f2933;line-height:1.5}h1{font-size:1.8rem}h2{font-size:1.25rem;margin-top:2.2rem;
+border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0;max-width:100%}
+td,th{border:1px solid #e4e7eb;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f5f7fa}
+.findings li{margin:.4rem 0}.note{color:#52606d;font-size:.9rem}pre{white-space:pre-wrap;background:#f5f7fa;
+padding:.5rem;font-size:.8rem}.failed{color:#b42318;font-weight:600}
+@media print{.plotly-graph-div{page-break-inside:avoid}section{page-break-inside:avoid}}"""
+
+
+def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Each panel's family gap with its bootstrap interval (a forest plot)."""
+    if gaps.empty:
+        return charts.empty_figure("No family gap to show.")
+    labels = [f"{r.framing} · {r.category}" for r in gaps.itertuples()]
+    fig = go.Figure(go.Scatter(
+        x=gaps["gap"], y=labels, mode="markers", marker=dict(size=10, color="#0064E0"),
+        error_x=dict(type="data", symmetric=False, array=gaps["ci_high"] - gaps["gap"],
+                     arrayminus=gaps["gap"] - gaps["ci_low"], thickness=2)))
+    fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
+    fa, fb = gaps["family_a"].iloc[0], gaps["family_b"].iloc[0]
+    fig.update_layout(title=title or f"Family gap in mean rank ({fb} − {fa}) with "
+                      f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals",
+                      xaxis_title=f"← {fb} ranks the category higher · {fa} ranks it higher →",
+                      height=140 + 60 * len(gaps), margin=dict(l=170, r=30, t=60, b=60),
+                      plot_bgcolor="white", showlegend=False)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Figure:
+    """Each model's position with its interval; models in one tie group share a shade."""
+    if ri.empty:
+        return charts.empty_figure("No models to rank.")
+    fig = go.Figure(go.Scatter(
+        x=ri["position"], y=ri["model"], mode="markers",
+        marker=dict(size=10, color=[charts.family_color(f) for f in ri["family"]]),
+        error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
+                     arrayminus=ri["position"] - ri["position_low"]),
+        text=[f"tie group {g}" for g in ri["tie_group"]], hovertemplate="%{y}: position %{x}, %{text}"))
+    fig.update_layout(title=f"Who prefers {category} words most on {framing} prompts (1 = most)",
+                      xaxis_title="position (95% interval)", height=140 + 32 * len(ri),
+                      margin=dict(l=260, r=30, t=60, b=50), plot_bgcolor="white", showlegend=False)
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
+    """Plain sentences: one per panel (gap, interval, prompts), with the bootstrap p and the
+    paper's Welch p, both corrected over exactly the panels shown, the correction named."""
+    out = []
+    name = uncertainty.METHODS[method]
+    pb = uncertainty.adjust_p(gaps["p_boot"].to_numpy(float), method) if len(gaps) else []
+    t = tests.set_index(["category", "framing"]) if not tests.empty else None
+    for r, p_boot in zip(gaps.to_dict("records"), pb):
+        s = uncertainty.finding_sentence(r)
+        s += f" Bootstrap p = {p_boot:.2g} ({uncertainty.stars(p_boot)} {name}, over the {len(gaps)} panels shown)."
+        if t is not None and (r["category"], r["framing"]) in t.index:
+            row = t.loc[(r["category"], r["framing"])]
+            row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+            if np.isfinite(row["p_adjusted"]):
+                s += (f" The paper's Welch test, which counts every (model, prompt) median as independent, gives "
+                      f"p = {row['p_adjusted']:.2g} ({row['stars']}).")
+        out.append(s)
+    return out
+
+
+def _table(df: pd.DataFrame, max_rows: int = 300) -> str:
+    if df is None or df.empty:
+        return "<p class='note'>(none)</p>"
+    d = df.head(max_rows).copy()
+    for c in d.columns:
+        if pd.api.types.is_float_dtype(d[c]):
+            d[c] = d[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    return d.to_html(index=False, escape=True, border=0)
+
+
+def _kv(rows: dict) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                               for k, v in rows.items()) + "</table>"
+
+
+def provenance_html(card: dict) -> str:
+    models = pd.DataFrame(card["models"])
+    libs = ", ".join(f"{k} {v}" for k, v in card["libraries"].items())
+    head = _kv({"Corpus": card["corpus"], "Corpus sha256": card["corpus_sha256"],
+                "Prompt set sha256": f"{card['prompts_sha256']} ({card['n_prompts']} prompts)",
+                "App git commit": card["app_commit"], "Libraries (this report)": libs})
+    return head + "<h3>Models</h3>" + _table(models)
+
+
+def checks_html(chk: pd.DataFrame) -> str:
+    if chk is None or chk.empty:
+        return "<p class='note'>No measurement checks recorded for these models (published scores are imported, " \
+               "not measured here).</p>"
+    cols = ["model", "corpus", "status", "message", "n_one_token", "n_multi_token", "n_dropped", "n_changed",
+            "created_at"]
+    parts = [_table(chk[[c for c in cols if c in chk]])]
+    for r in chk.itertuples():
+        if getattr(r, "template_text", None):
+            parts.append(f"<p><b>{html.escape(str(r.model))}</b> — chat-template text sent for one example:</p>"
+                         f"<pre>{html.escape(str(r.template_text))}</pre>")
+    return "".join(parts)
+
+
+def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: str,
+               figures: list[tuple[str, go.Figure]], card: dict, checks_table: pd.DataFrame | None = None,
+               extra_sentences: list[str] | None = None, context: dict | None = None) -> bytes:
+    """The report document. `tests` must already be corrected (uncertainty.corrected_tests)."""
+    sent = findings(gaps, tests, method) + list(extra_sentences or [])
+    figs = []
+    for i, (name, fig) in enumerate(figures):
+        body = fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
+                           config={"displaylogo": False, "responsive": True}, default_width="100%")
+        figs.append(f"<section><h3>{html.escape(name)}</h3>{body}</section>")
+    reps = int(gaps["reps"].iloc[0]) if not gaps.empty else 0
+    seed = int(gaps["seed"].iloc[0]) if not gaps.empty else 0
+    method_note = (f"Intervals: two-way cluster bootstrap over prompts and words ({reps} resamples, seed {seed}); "
+                   f"models are not resampled. Stars: Welch tests, {uncertainty.METHODS[method]} correction over "
+                   "exactly the panels shown. Lower rank = more rewarded.")
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
+<h1>{html.escape(title)}</h1>{_kv(context or {})}
+<section id="findings"><h2>Findings</h2><ul class="findings">{''.join(f"<li>{html.escape(s)}</li>" for s in sent)}</ul>
+<p class="note">{html.escape(method_note)}</p>{_table(gaps)}{_table(tests)}</section>
+<section id="charts"><h2>Charts</h2>{''.join(figs)}</section>
+<section id="checks"><h2>Measurement checks</h2>{checks_html(checks_table)}</section>
+<section id="provenance"><h2>Provenance</h2>{provenance_html(card)}</section>
+<footer class="note">Generated {stamp} by the value-audit dashboard. Method: Christian et al., "Reward Models
+Inherit Value Biases from Pretraining" (ICLR 2026); uncertainty, checks and provenance are this tool's additions.
+Print this page to PDF from the browser.</footer>
+<details><summary>Provenance as JSON</summary><pre id="provenance-json">{html.escape(json.dumps(card, indent=1, default=str))}</pre></details>
+</body></html>"""
+    return doc.encode("utf-8")
+
+
+def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result: dict, prompt_list,
+          method: str = "bonferroni", reps: int = 1000, seed: int = 0, extra_figures=None,
+          crossed_result: dict | None = None) -> bytes:
+    """Everything the report needs from the store and the current comparison."""
+    from . import crossed
+    gaps = uncertainty.family_gaps(ranks, words, reps=reps, seed=seed)
+    tests = pd.DataFrame(result.get("family_tests") if isinstance(result.get("family_tests"), list) else [])
+    tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
+    figures = [("Family gaps with intervals", gap_figure(gaps))]
+    for r in gaps.head(4).itertuples():
+        figures.append((f"Rank intervals: {r.category}, {r.framing}",
+                        rank_interval_figure(uncertainty.rank_intervals(ranks, words, r.framing, r.category,
+                                                                        reps=reps, seed=seed), r.framing, r.category)))
+    figures += list(extra_figures or [])
+    m = store.models()
+    keys = set(ranks["model_key"]) if "model_key" in ranks else set()
+    m = m[m["model_key"].isin(keys)] if keys else m[m["name"].isin(set(ranks["model"]))]
+    runs = checks.latest(store, m["model_key"])
+    card = provenance.card(m, runs, corpus, words, prompt_list)
+    extra = [crossed.crossed_sentence(crossed_result) + " " + crossed.WHAT_IT_ADDS] if crossed_result else []
+    context = {"Corpus": f"{corpus} ({words['word'].nunique()} words)", "Reward models": ", ".join(sorted(m["name"])),
+               "Prompts": len(prompt_list)}
+    return audit_html(f"Value audit: {corpus}", gaps=gaps, tests=tests, method=method, figures=figures, card=card,
+                      checks_table=runs, extra_sentences=extra, context=context)

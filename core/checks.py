@@ -1,0 +1,275 @@
+"""Measurement checks recorded with every scoring run (table `run_checks`).
+
+Why: a reward can silently change with batch size, padding side, engine or a doubled BOS,
+and corpus words can silently split, drop or change on tokenization. Each run therefore
+re-scores a small fixed sample several ways and compares with what was stored, counts how
+each corpus word tokenizes, and keeps the exact chat-template text sent for one example.
+A run whose invariance check fails is stored with status 'failed' and reported loudly —
+never silently as good.
+
+(a) invariance: stored value vs naive/cached engines at batch sizes 1 and k, and a
+    left-padded batch (position ids from the mask); a second BOS is never added.
+(b) tokenization coverage: per word, tokens alone and after a space; dropped (no tokens)
+    or changed (decodes to other text: leading space, case, normalisation).
+(c) the chat-template text actually sent for one (prompt, word)."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import uuid
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import provenance, scoring
+from .store import SCHEMA
+
+log = logging.getLogger(__name__)
+
+TABLE_SQL = next(s for s in SCHEMA if "run_checks" in s)  # the table (core/store.py)
+
+EngineFactory = Callable[[str, object], object]
+
+
+def tolerance(dtype) -> tuple[float, float]:
+    """(absolute, relative) tolerance: float32 math differs by ~1e-6; half precision by ~1e-2."""
+    return (1e-4, 1e-4) if "32" in str(dtype) or "64" in str(dtype) else (5e-2, 2e-2)
+
+
+# ----------------------------------------------------------------------------------
+# (a) invariance
+# ----------------------------------------------------------------------------------
+def sample(prompts: Sequence, words: Sequence[str], n_prompts: int = 2, n_words: int = 6, seed: int = 0):
+    """A fixed, seeded sample: the first and last prompts and n_words spread over the corpus."""
+    ps = list(prompts)
+    ps = [ps[0], ps[-1]][:n_prompts] if len(ps) > 1 else ps
+    ws = list(dict.fromkeys(words))
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(ws), size=min(n_words, len(ws)), replace=False)) if ws else []
+    return ps, [ws[i] for i in pick]
+
+
+def left_padded_scores(loaded, prompt: str, words: Sequence[str]) -> list[float]:
+    """The sample scored in one LEFT-padded batch (position ids from the mask) — the way many
+    pipelines batch; it must give the same values as the right-padded batches the engines use."""
+    import torch
+    tok = loaded.tokenizer
+    if loaded.kind == "rm":
+        seqs = [scoring.rm_ids(tok, prompt, w) for w in words]
+        pad = scoring.pooling_pad_id(loaded, seqs)
+    else:
+        prefix = scoring.lm_prefix_ids(tok, prompt)
+        wids = [scoring.word_ids(tok, w) for w in words]
+        seqs = [list(prefix) + list(w) for w in wids]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s)
+        mask[i, width - len(s):] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    dev = loaded.device
+    cfg = scoring.text_config(loaded.model)
+    old = getattr(cfg, "pad_token_id", None)
+    if loaded.kind == "rm":
+        cfg.pad_token_id = pad
+    try:
+        with torch.inference_mode():
+            out = loaded.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev))
+    finally:
+        cfg.pad_token_id = old
+    if loaded.kind == "rm":
+        return scoring.reward_from_output(out, loaded.score_head)
+    logp = torch.log_softmax(out.logits.float(), dim=-1)
+    vals = []
+    for i, w in enumerate(wids):
+        start = width - len(seqs[i]) + len(prefix)
+        p = torch.arange(start - 1, start + len(w) - 1, device=logp.device)
+        vals.append(float(logp[i, p, torch.tensor(w, device=logp.device)].sum()))
+    return vals
+
+
+def bos_count(loaded, prompt: str, word: str) -> int:
+    """How many BOS tokens open the sequence the model is fed (must be at most 1)."""
+    tok = loaded.tokenizer
+    bos = getattr(tok, "bos_token_id", None)
+    if bos is None:
+        return 0
+    ids = scoring.rm_ids(tok, prompt, word) if loaded.kind == "rm" else scoring.lm_prefix_ids(tok, prompt)
+    n = 0
+    while n < len(ids) and ids[n] == bos:
+        n += 1
+    return n
+
+
+def invariance(loaded, prompts: Sequence, words: Sequence[str], stored: dict | None = None, *,
+               batch_sizes: Sequence[int] = (1, 4), engines: Sequence[str] = ("naive", "cached"),
+               left_padding: bool = True, make_engine: EngineFactory = scoring.make_engine,
+               tol: tuple[float, float] | None = None) -> dict:
+    """Re-score the sample every way and compare with the reference (the stored values when
+    given, else naive at batch size 1). `make_engine(name, loaded)` builds each engine —
+    pass your own to check an engine of yours."""
+    atol, rtol = tol or tolerance(loaded.dtype)
+    variants: dict[str, dict] = {}
+    for p in prompts:
+        for eng_name in engines:
+            eng = make_engine(eng_name, loaded)
+            for bs in batch_sizes:
+                got = {}
+                for ws, vs in eng.score(p.text, list(words), bs):
+                    got.update(zip(ws, vs))
+                variants.setdefault(f"{eng_name}, batch size {bs}", {}).update(
+                    {(p.text, w): float(v) for w, v in got.items()})
+        if left_padding:
+            vals = left_padded_scores(loaded, p.text, list(words))
+            variants.setdefault("naive, left padding", {}).update(
+                {(p.text, w): float(v) for w, v in zip(words, vals)})
+    ref_name = "stored" if stored else f"{engines[0]}, batch size {batch_sizes[0]}"
+    ref = {k: v for k, v in (stored or variants[ref_name]).items() if k[1] in set(words)}
+    rows, worst = [], 0.0
+    for name, vals in variants.items():
+        common = [k for k in vals if k in ref]
+        diffs = np.array([abs(vals[k] - ref[k]) for k in common]) if common else np.array([np.inf])
+        bounds = np.array([atol + rtol * abs(ref[k]) for k in common]) if common else np.array([0.0])
+        ok = bool(np.all(diffs <= bounds))
+        worst = max(worst, float(diffs.max()))
+        rows.append({"variant": name, "vs": ref_name, "n": len(common), "max_abs_diff": float(diffs.max()),
+                     "passed": ok})
+    bos = [bos_count(loaded, p.text, words[0]) for p in prompts] if words else [0]
+    return {"variants": rows, "max_abs_diff": worst, "tolerance_abs": atol, "tolerance_rel": rtol,
+            "n_sampled": len(prompts) * len(words), "bos_ok": max(bos) <= 1, "bos_count": max(bos),
+            "passed": all(r["passed"] for r in rows) and max(bos) <= 1}
+
+
+# ----------------------------------------------------------------------------------
+# (b) tokenization coverage and (c) the template text
+# ----------------------------------------------------------------------------------
+def coverage(tokenizer, words: Sequence[str]) -> pd.DataFrame:
+    """Per word: tokens alone and after a space, the decoded text, and status one-token,
+    multi-token or dropped; `changed` names how decoding differs from the word."""
+    rows = []
+    for w in dict.fromkeys(words):
+        ids = tokenizer(w, add_special_tokens=False)["input_ids"]
+        spaced = tokenizer(" " + w, add_special_tokens=False)["input_ids"]
+        dec = tokenizer.decode(ids) if ids else ""
+        status = "dropped" if not ids else "one-token" if len(ids) == 1 else "multi-token"
+        if not ids or dec == w:
+            changed = ""
+        elif dec.strip() == w:
+            changed = "leading/trailing space"
+        elif dec.casefold() == w.casefold() or dec.strip().casefold() == w.casefold():
+            changed = "case"
+        else:
+            changed = "other text"
+        rows.append({"word": w, "n_tokens": len(ids), "n_tokens_after_space": len(spaced),
+                     "tokens": [tokenizer.decode([i]) for i in ids], "decoded": dec, "status": status,
+                     "changed": changed})
+    return pd.DataFrame(rows, columns=["word", "n_tokens", "n_tokens_after_space", "tokens", "decoded",
+                                       "status", "changed"])
+
+
+def template_text(loaded, prompt: str, word: str) -> str:
+    """The exact text sent for one example (RM: whole conversation; LM: context + word)."""
+    tok = loaded.tokenizer
+    if loaded.kind == "rm":
+        return scoring.rm_text(tok, prompt, word)
+    return tok.decode(scoring.lm_prefix_ids(tok, prompt)) + word
+
+
+# ----------------------------------------------------------------------------------
+# One call after a scoring run: check, store, summarise
+# ----------------------------------------------------------------------------------
+def stored_values(store, model_key: str, kind: str, prompt_texts, words) -> dict:
+    df = store.query("SELECT prompt, response, value FROM scores WHERE model_key = ? AND kind = ? "
+                     "AND prompt IN (SELECT p FROM want_p) AND response IN (SELECT w FROM want_w)",
+                     [model_key, kind], want_p=pd.DataFrame({"p": list(prompt_texts)}, dtype=str),
+                     want_w=pd.DataFrame({"w": list(words)}, dtype=str))
+    return {(p, r): float(v) for p, r, v in zip(df["prompt"], df["response"], df["value"])}
+
+
+def run_checks(store, loaded, prompts: Sequence, words: Sequence[str], corpus: str = "", engine: str = "cached",
+               batch_size: int = 32, make_engine: EngineFactory = scoring.make_engine) -> dict:
+    """Run (a), (b), (c) for a finished scoring run and store one row in run_checks.
+    Never raises: a check that cannot run is stored with status 'error' and its reason."""
+    rec = {"run_id": uuid.uuid4().hex, "model_key": getattr(loaded, "key", "?"),
+           "model": getattr(loaded, "name", "?"), "kind": getattr(loaded, "kind", "?"), "corpus": corpus,
+           "created_at": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)}
+    try:
+        ps, ws = sample(prompts, scoring.scorable(loaded, words)[0])
+        stored = stored_values(store, loaded.key, loaded.kind, [p.text for p in ps], ws)
+        inv = invariance(loaded, ps, ws, stored or None, batch_sizes=(1, max(2, min(batch_size, len(ws)))),
+                         make_engine=make_engine)
+        cov = coverage(loaded.tokenizer, words)
+        counts = cov["status"].value_counts()
+        flagged = cov[(cov["status"] != "one-token") | (cov["changed"] != "")]
+        rec.update({
+            "status": "passed" if inv["passed"] else "failed",
+            "message": _message(inv), "max_abs_diff": inv["max_abs_diff"],
+            "tolerance_abs": inv["tolerance_abs"], "tolerance_rel": inv["tolerance_rel"],
+            "n_sampled": inv["n_sampled"], "bos_ok": inv["bos_ok"], "n_words": len(cov),
+            "n_one_token": int(counts.get("one-token", 0)), "n_multi_token": int(counts.get("multi-token", 0)),
+            "n_dropped": int(counts.get("dropped", 0)), "n_changed": int((cov["changed"] != "").sum()),
+            "template_text": template_text(loaded, ps[0].text, ws[0]) if ps and ws else "",
+            "invariance": json.dumps(inv["variants"]),
+            "coverage": flagged.drop(columns="tokens").assign(
+                tokens=flagged["tokens"].map(lambda t: " | ".join(t))).to_json(orient="records"),
+            "provenance": json.dumps(provenance.run_record(loaded, corpus, words, prompts, engine, batch_size))})
+    except Exception as e:  # noqa: BLE001 - the check itself failing is recorded, not raised
+        log.warning("measurement checks could not run: %s", e)
+        rec.update({"status": "error", "message": f"checks could not run: {str(e).splitlines()[0] if str(e) else type(e).__name__}"})
+    save(store, rec)
+    return rec
+
+
+def _message(inv: dict) -> str:
+    bad = [v for v in inv["variants"] if not v["passed"]]
+    parts = []
+    if bad:
+        parts.append("scores change with " + ", ".join(f"{v['variant']} (max diff {v['max_abs_diff']:.3g})"
+                                                          for v in bad))
+    if not inv["bos_ok"]:
+        parts.append(f"{inv['bos_count']} BOS tokens at the start of the input (a second BOS was added)")
+    if not parts:
+        return (f"scores unchanged across {len(inv['variants'])} ways of computing them "
+                f"(max diff {inv['max_abs_diff']:.2g} on {inv['n_sampled']} sampled pairs); one BOS")
+    return "; ".join(parts)
+
+
+COLUMNS = ["run_id", "model_key", "model", "kind", "corpus", "created_at", "status", "message", "max_abs_diff",
+           "tolerance_abs", "tolerance_rel", "n_sampled", "bos_ok", "n_words", "n_one_token", "n_multi_token",
+           "n_dropped", "n_changed", "template_text", "invariance", "coverage", "provenance"]
+
+
+def save(store, rec: dict) -> None:
+    row = pd.DataFrame([{c: rec.get(c) for c in COLUMNS}])
+    with store.transaction() as con:
+        con.execute(TABLE_SQL)  # a database created before this table existed
+        con.register("chk", row)
+        con.execute(f"INSERT INTO run_checks ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} FROM chk")
+        con.unregister("chk")
+
+
+def latest(store, model_keys=None) -> pd.DataFrame:
+    """The latest check of each model (and corpus); empty when none was recorded."""
+    try:
+        df = store.query("""SELECT * FROM run_checks QUALIFY row_number() OVER (
+                                PARTITION BY model_key, corpus ORDER BY created_at DESC) = 1
+                            ORDER BY model, corpus""")
+    except Exception:  # noqa: BLE001 - an old database without the table
+        return pd.DataFrame(columns=COLUMNS)
+    if model_keys is not None:
+        df = df[df["model_key"].isin(list(model_keys))]
+    return df.reset_index(drop=True)
+
+
+def summary_line(rec: dict) -> str:
+    """One line for the CLI and the Score page."""
+    if rec["status"] == "passed":
+        return (f"measurement checks passed: {rec['message']}; {rec['n_one_token']} one-token, "
+                f"{rec['n_multi_token']} multi-token, {rec['n_dropped']} dropped, {rec['n_changed']} changed words")
+    if rec["status"] == "failed":
+        return f"MEASUREMENT CHECK FAILED — these scores are flagged: {rec['message']}"
+    return f"measurement checks not run: {rec.get('message')}"

@@ -1,0 +1,77 @@
+"""The issue-15 sections in the app (AppTest): uncertainty toggle on Compare, the Paired page,
+measurement checks on Models (a failed run flagged), the audit report on Report."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from core import checks  # noqa: E402
+from core.store import Store  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory, paper_data) -> Path:
+    from core.published import import_published
+    path = tmp_path_factory.mktemp("ui") / "pub.duckdb"
+    import_published(Store(path))
+    return path
+
+
+@pytest.fixture()
+def app_db(db, monkeypatch):
+    import streamlit as st
+    monkeypatch.setenv("VALUEAUDIT_DB", str(db))
+    st.cache_data.clear()
+    return db
+
+
+def _page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=300)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_compare_uncertainty_toggle(app_db):
+    at = _page("compare.py")
+    assert not any("95% CI" in m.value for m in at.markdown)  # the paper's view is the default
+    at.toggle(key="cmp-unc").set_value(True).run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "95% CI" in text and "places higher" in text and "Bonferroni" in text
+    at.radio(key="cmp-corr").set_value("holm").run()
+    assert not at.exception
+    assert "Holm, over the 4 panels shown" in " ".join(m.value for m in at.markdown)
+
+
+def test_paired_page(app_db):
+    at = _page("paired.py")
+    assert len(at.dataframe) >= 2
+    summary = at.dataframe[0].value
+    assert {"mean_difference", "ci_low", "ci_high", "p_value"} <= set(summary.columns)
+    assert len(summary) == 4  # 2 categories x 2 framings
+
+
+def test_models_page_flags_a_failed_run(app_db):
+    store = Store(app_db)
+    checks.save(store, {"run_id": "r1", "model_key": "local:/x#abc", "model": "my-rm", "kind": "rm",
+                        "corpus": "big2-nouns", "created_at": dt.datetime(2026, 1, 1), "status": "failed",
+                        "message": "scores change with cached, batch size 8 (max diff 0.07)",
+                        "invariance": "[]", "coverage": "[]", "template_text": "<bos>hi"})
+    at = _page("models.py")
+    assert any("my-rm" in e.value and "flagged" in e.value for e in at.error)
+
+
+def test_report_builds_the_audit_download(app_db):
+    at = _page("report.py")
+    at.button(key="rep-audit").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["audit-doc"].startswith(b"<!doctype html>")
+    assert b"Provenance" in at.session_state["audit-doc"]

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, charts, corpora, export, models, prompts, ui
+from core import coverage as _coverage
 from core.cli import resolve_corpus
 from core.store import Store
 
@@ -252,6 +253,46 @@ def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
     return fam["model"].tolist(), pids, fam
 
 
+def model_coverage(corpus_name: str) -> pd.DataFrame:
+    """Each RM's prompts and words scored on this corpus, and whether that is complete."""
+    return _coverage.model_coverage(cached("scores", "rm", corpus_name, None, None))
+
+
+def include_incomplete_toggle(key: str, cov: pd.DataFrame, default: bool = False) -> bool:
+    """One click to let incompletely scored models into the family statistics (off by default)."""
+    n = len(_coverage.incomplete(cov))
+    if not n:
+        return True
+    return st.checkbox(f"Include models with incomplete coverage ({n})", value=default, key=key,
+                       help="A model scored on a few prompts gives a mean that is not comparable with the "
+                            "others'; by default only models scored as completely as the best-covered one join "
+                            "the family statistics.")
+
+
+def coverage_note(cov: pd.DataFrame, chosen) -> None:
+    """Say it wherever family numbers appear: who is left out (or in, incompletely)."""
+    note = _coverage.left_out_note(cov, chosen)
+    if note:
+        st.caption(note)
+
+
+def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str,
+                   include: bool) -> list:
+    """The models multiselect; ticking or unticking 'include incomplete' resets it to the
+    models that then qualify (one click), otherwise the user's choice is kept."""
+    flag = f"{key}-include-prev"
+    if st.session_state.get(flag, include) != include or st.session_state.get(f"{key}-corpus-prev") != corpus_name:
+        st.session_state.pop(key, None)
+    st.session_state[flag], st.session_state[f"{key}-corpus-prev"] = include, corpus_name
+    fmt = lambda m: f"{m} ({label.get(m)})"  # noqa: E731
+    if key in st.session_state:
+        st.session_state[key] = [m for m in st.session_state[key] if m in names]
+        return st.multiselect("Reward models", names, format_func=fmt, key=key)
+    same = saved.get("corpus") == corpus_name and saved.get("include_incomplete", False) == include
+    default = [m for m in saved.get("models", usable) if m in names] if same else usable
+    return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key)
+
+
 def comparison_filters(prefix: str = "cmp") -> dict | None:
     """Corpus, models, prompts and framing for the comparison; remembered across pages in
     session_state['comparison'] so the Report exports exactly what Compare shows."""
@@ -263,10 +304,11 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     if not names:
         return {"corpus": corpus_name, "models": [], "prompts": [], "framing": []}
     label = dict(zip(fam["model"], fam["family"].fillna("unknown")))
+    cov = model_coverage(corpus_name)
     with st.sidebar:
-        models_ = st.multiselect("Reward models", names, default=[m for m in saved.get("models", names) if m in names]
-                                 if saved.get("corpus") == corpus_name else names,
-                                 format_func=lambda m: f"{m} ({label.get(m)})", key=f"{prefix}-models")
+        include = include_incomplete_toggle(f"{prefix}-incomplete", cov, saved.get("include_incomplete", False))
+        usable = names if include else [m for m in names if m not in set(_coverage.incomplete(cov))]
+        models_ = _models_picker(f"{prefix}-models", names, usable, label, saved, corpus_name, include)
         framing = st.multiselect("Framing", ["positive", "negative"], default=saved.get("framing", ["positive", "negative"]),
                                  key=f"{prefix}-framing",
                                  help="positive: best/greatest/good prompts; negative: worst/bad/terrible")
@@ -274,7 +316,8 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
         prev = saved.get("prompts")
         prompt_ids = st.multiselect("Prompts", pick, default=[p for p in (prev or pick) if p in pick] or pick,
                                     format_func=prompt_label, key=f"{prefix}-prompts")
-    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing}
+    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing,
+           "include_incomplete": include, "coverage_note": _coverage.left_out_note(cov, models_)}
     st.session_state["comparison"] = sel
     return sel
 

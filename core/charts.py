@@ -328,3 +328,66 @@ def coverage_figure(cov: pd.DataFrame) -> go.Figure:
                                colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% words"),
                                hovertemplate="%{y}<br>%{x}: %{z:.0f}% of words<extra></extra>"))
     return _style(fig, None, height=max(260, 28 * len(piv) + 120))
+
+
+# ---------------------------------------------------------------------------------
+# Headline: family means as dots with intervals (issue 12)
+# ---------------------------------------------------------------------------------
+FRAMING_TITLES = {
+    "positive": "Positive prompts (best / greatest / good)<br><sup>higher = preferred</sup>",
+    "negative": "Negative prompts (worst / bad / terrible)<br><sup>higher = named more readily as the worst</sup>",
+}
+
+
+def family_summary(median_ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (framing, category, family): the mean over models of each model's mean median
+    rank (the paper's family mean), and a 95% t interval over the models."""
+    from scipy import stats as _stats
+    mr = median_ranks.dropna(subset=["family"])
+    per_model = mr.groupby(["framing", "category", "family", "model"])["median_rank"].mean().rename("m").reset_index()
+    g = per_model.groupby(["framing", "category", "family"])["m"]
+    out = g.agg(mean_rank="mean", sd="std", n_models="size").reset_index()
+    tq = np.array([_stats.t.ppf(0.975, n - 1) if n > 1 else np.nan for n in out["n_models"]])
+    out["ci"] = (tq * out["sd"] / np.sqrt(out["n_models"])).fillna(0.0)
+    return out, per_model
+
+
+def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The headline without a misleading encoding: one panel per framing, each family's mean
+    rank per category as a dot with its 95% interval, each model as a small dot (named on hover),
+    on one shared axis where up means ranked nearer 1 (as on Compare)."""
+    if median_ranks is None or median_ranks.empty:
+        return empty_figure("No family means to show")
+    summ, per_model = family_summary(median_ranks)
+    if summ.empty:
+        return empty_figure("No family means to show")
+    framings = [f for f in ("positive", "negative") if f in set(summ["framing"])]
+    cats = sorted(summ["category"].unique(), key=str.casefold)
+    fams = family_order(summ["family"])
+    fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.05,
+                        subplot_titles=[FRAMING_TITLES.get(f, f) for f in framings])
+    step = 0.5 / max(len(fams), 1)
+    for c, fr in enumerate(framings, 1):
+        for i, fam in enumerate(fams):
+            off = (i - (len(fams) - 1) / 2) * step
+            s = summ[(summ["framing"] == fr) & (summ["family"] == fam)].set_index("category").reindex(cats)
+            pm = per_model[(per_model["framing"] == fr) & (per_model["family"] == fam)]
+            x_models = [cats.index(cat) + off - 0.06 for cat in pm["category"]]
+            fig.add_trace(go.Scatter(
+                x=x_models, y=pm["m"], mode="markers", name=fam, legendgroup=fam, showlegend=False,
+                marker=dict(size=6, color=family_color(fam), opacity=0.35),
+                customdata=np.column_stack([pm["model"], pm["category"]]),
+                hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: mean rank %{y:.1f}<extra></extra>"),
+                row=1, col=c)
+            fig.add_trace(go.Scatter(
+                x=[k + off + 0.04 for k in range(len(cats))], y=s["mean_rank"], mode="markers", name=fam,
+                legendgroup=fam, showlegend=c == 1,
+                marker=dict(size=12, color=family_color(fam), line=dict(color="white", width=1)),
+                error_y=dict(type="data", array=s["ci"], color=family_color(fam), thickness=1.5, width=4),
+                customdata=np.column_stack([cats, s["n_models"].fillna(0), s["ci"].fillna(0)]),
+                hovertemplate=f"<b>{fam}</b> family" + "<br>%{customdata[0]}: mean rank %{y:.1f} ± %{customdata[2]:.1f}"
+                              "<br>(95% interval over %{customdata[1]} models)<extra></extra>"),
+                row=1, col=c)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, range=[-0.6, len(cats) - 0.4], row=1, col=c)
+    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
+    return _style(fig, title, height=440, legend_bottom=True)

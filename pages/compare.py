@@ -10,6 +10,13 @@ import appkit as ak
 from core import analysis, charts, ui
 
 
+def coverage_notice(sel: dict) -> None:
+    """Who is left out of (or in, incompletely scored) the family statistics shown below."""
+    if sel.get("coverage_note"):
+        st.info(sel["coverage_note"] + " (sidebar: 'Include models with incomplete coverage')",
+                icon=":material/rule:")
+
+
 def summary(result: dict) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
@@ -90,6 +97,7 @@ def main() -> None:
         ak.empty_state("The chosen models have no scores for these prompts and words.",
                        "Widen the filters or score the models on this corpus.")
         return
+    coverage_notice(sel)
     panels(result, sel)
     summary(result)
     st.divider()

@@ -63,7 +63,7 @@ def main() -> None:
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)",
                "Reward models": ", ".join(sel["models"]), "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
-               "Database": str(ak.store().path)}
+               "Coverage": sel.get("coverage_note") or "every chosen model is scored on every prompt"}
     html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)
     stamp = dt.date.today().isoformat()
     st.download_button("Download the report (HTML)", html, f"value_audit_{sel['corpus']}_{stamp}.html", "text/html",

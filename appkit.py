@@ -205,7 +205,9 @@ def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
 
 
 def plot(fig, key: str | None = None) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    """A chart whose camera button saves a PNG named after the chart's title."""
+    title = getattr(getattr(fig.layout, "title", None), "text", None) or key
+    st.plotly_chart(fig, width="stretch", key=key, config=ui.plot_config(title))
 
 
 def family_legend(families) -> None:

@@ -166,7 +166,8 @@ def _panel_title(framing: str, category: str, p) -> str:
     """'Positive prompts · Agency  ** (p = 0.002)': the family test's stars in the panel title."""
     s = stars(p)
     base = f"<b>{framing.capitalize()} prompts · {category}</b>"
-    return f"{base}   {s} (p = {p:.2g})" if s else base
+    from .wording import p_text
+    return f"{base}   {s} ({p_text(p)})" if s else base
 
 
 def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:

@@ -17,12 +17,23 @@ def build(sel: dict, result: dict):
     med = med[med["framing"].isin(sel["framing"])]
     fm = pd.DataFrame(result["family_means"])
     tests = ui.tests_table(result)
-    figures = [("Mean rank by family", charts.family_means_figure(fm)),
-               ("Median ranks per model and prompt", charts.compare_figure(med, tests))]
+    figures = [("Mean rank by family", charts.family_dots_figure(med), HEADLINE_CAPTION),
+               ("Median ranks per model and prompt", charts.compare_figure(med, tests), VIOLIN_CAPTION)]
     tables = [("Family means", fm), ("Family tests (Bonferroni-corrected)", tests),
               ("Mixed model", pd.DataFrame(result.get("mixed_model", {}).get("terms", []))),
               ("Median ranks", med)]
     return figures, [(n, t) for n, t in tables if not t.empty]
+
+
+HEADLINE_CAPTION = ("Large dots: each family's mean rank (mean over its models of each model's mean median rank) "
+                    "with a 95% interval over its models; small dots: single models. Rank 1 = the most rewarded "
+                    "word, so higher = ranked nearer the top (on negative prompts: named more readily as the worst).")
+VIOLIN_CAPTION = ("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
+                  "their spread per family. Solid dots: each model's mean over prompts with a 95% interval. Higher = "
+                  "ranked nearer 1. Stars: Welch t-test between families, Bonferroni-corrected over the panels "
+                  "(* p<.05, ** p<.01, *** p<.001).")
+# Raw tables (one row per model, prompt and category) go in the CSV/Parquet downloads, not the HTML.
+RAW_TABLES = {"Median ranks"}
 
 
 def chart_downloads(figures) -> None:
@@ -32,10 +43,10 @@ def chart_downloads(figures) -> None:
                    "here; each chart is offered as a standalone interactive HTML file instead.")
     # Rendering a static image starts a headless Chrome (seconds), so it runs only on request.
     images = ui.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
-    for i, (name, fig) in enumerate(figures):
+    for i, (name, fig, *_caption) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
         cols[0].write(name)
-        stem = name.lower().replace(" ", "_")
+        stem = ui.file_stem(name)
         png, svg = (ui.figure_image(fig, "png"), ui.figure_image(fig, "svg")) if images else (None, None)
         if images and png is None:
             cols[0].caption("PNG/SVG need Chrome or Chromium for kaleido (e.g. `apt-get install chromium`).")
@@ -64,7 +75,8 @@ def main() -> None:
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)",
                "Reward models": ", ".join(sel["models"]), "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
                "Coverage": sel.get("coverage_note") or "every chosen model is scored on every prompt"}
-    html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)
+    html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures,
+                          [(n, t) for n, t in tables if n not in RAW_TABLES], context)
     stamp = dt.date.today().isoformat()
     st.download_button("Download the report (HTML)", html, f"value_audit_{sel['corpus']}_{stamp}.html", "text/html",
                        type="primary", key="report-html")
@@ -74,6 +86,7 @@ def main() -> None:
         for ln in summary.splitlines():
             st.markdown(ln)
     ak.plot(figures[0][1], key="rep-preview")
+    st.caption(figures[0][2])
     chart_downloads(figures)
     st.markdown("**Tables**")
     for i, (name, df) in enumerate(tables):

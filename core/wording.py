@@ -1,0 +1,52 @@
+"""Numbers and model terms in words a reader can repeat (issue 12).
+
+Why a module: the summary, the mixed-model sentence, panel titles and tables all print
+p-values and model terms; one formatter keeps them alike and paper-style."""
+from __future__ import annotations
+
+import math
+import re
+
+P_FLOOR = 1e-15  # below this a double-precision p-value is not meaningful
+
+
+def p_text(p) -> str:
+    """'p = 0.012', 'p = 3.4e-06', 'p < 1e-15' — never 'p = 0.00' or 'None'."""
+    if p is None:
+        return "p not available"
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "p not available"
+    if math.isnan(p):
+        return "p not available"
+    if p < P_FLOOR:
+        return "p < 1e-15"
+    if p < 0.001:
+        return f"p = {p:.1e}".replace("e-0", "e-")
+    if p >= 0.995:
+        return "p = 1.00" if p >= 0.9995 else f"p = {p:.3f}"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+_TERM = re.compile(r"^(family|category|framing)(.+)$")
+
+
+def term_in_words(term: str, ref_family: str = "Gemma") -> str:
+    """R's 'familyLlama:categoryCommunion:framingnegative' as 'how much more the Llama–Gemma
+    gap is on Communion words with negative prompts' — the pieces named in words."""
+    parts = {}
+    for piece in str(term).split(":"):
+        m = _TERM.match(piece)
+        if not m:
+            return str(term)
+        parts[m.group(1)] = m.group(2)
+    fam = parts.get("family")
+    bits = []
+    if fam:
+        bits.append(f"{fam} vs {ref_family} models")
+    if "category" in parts:
+        bits.append(f"{parts['category']} words")
+    if "framing" in parts:
+        bits.append(f"{parts['framing']} prompts")
+    return ", ".join(bits) if bits else str(term)

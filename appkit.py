@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import analysis, charts, corpora, export, models, prompts, ui
 from core import coverage as _coverage
+from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
 
@@ -65,7 +66,18 @@ def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
     return ui.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
 
 
+def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
+    """Per (RM, prompt): how many of the corpus's words are scored — an aggregate inside
+    DuckDB, so switching to a large corpus (MFD 2.0) does not load its million scores."""
+    vocab = pd.DataFrame({"w": corpus_vocab(corpus_name)}, dtype=str)
+    return s.query("""SELECT m.name AS model, m.family, s.prompt_id, count(DISTINCT s.response) AS n_words
+                      FROM scores s JOIN models m USING (model_key)
+                      WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
+                      GROUP BY ALL ORDER BY m.family, m.name, s.prompt_id""", vocab=vocab)
+
+
 _LOADERS = {
+    "rm_counts": _rm_counts,
     "models": lambda s: s.models(),
     "stats": lambda s: s.stats(),
     "coverage": lambda s: s.coverage(),
@@ -247,7 +259,7 @@ def prompt_label(pid: str) -> str:
 # ---------------------------------------------------------------------------------
 def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
     """(model names, prompt ids, model->family table) of the RMs with scores on this corpus."""
-    sc = cached("scores", "rm", corpus_name, None, None)
+    sc = cached("rm_counts", corpus_name)
     if sc.empty:
         return [], [], pd.DataFrame(columns=["model", "family"])
     fam = sc.drop_duplicates("model")[["model", "family"]].sort_values(["family", "model"])
@@ -257,7 +269,7 @@ def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
 
 def model_coverage(corpus_name: str) -> pd.DataFrame:
     """Each RM's prompts and words scored on this corpus, and whether that is complete."""
-    return _coverage.model_coverage(cached("scores", "rm", corpus_name, None, None))
+    return _coverage.model_coverage_counts(cached("rm_counts", corpus_name))
 
 
 def include_incomplete_toggle(key: str, cov: pd.DataFrame, default: bool = False) -> bool:
@@ -293,6 +305,26 @@ def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict
     same = saved.get("corpus") == corpus_name and saved.get("include_incomplete", False) == include
     default = [m for m in saved.get("models", usable) if m in names] if same else usable
     return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key)
+
+
+def offensive_filter(key: str, vocab) -> bool:
+    """A content note and a 'hide' toggle where the corpus holds offensive words; True = hide.
+    Only word lists and single-word charts are filtered, never the statistics."""
+    n = offensive.count_in(pd.unique(pd.Series(list(vocab), dtype=object)))
+    if not n:
+        return False
+    hide = st.toggle("Hide offensive words", value=True, key=key,
+                     help="Profanity and sexual insults from a short list kept in core/data/offensive_words.txt. "
+                          "Hiding them changes only the lists and word charts; every rank and statistic still "
+                          "counts them.")
+    st.caption(f"Content note: this corpus contains {n} offensive words (profanity, sexual insults), mostly from "
+               "the MFD vice lists; " + ("they are hidden from the word lists below (ranks unchanged)." if hide
+                                         else "they are shown below."))
+    return hide
+
+
+def without_offensive(ranked: pd.DataFrame, column: str = "response") -> pd.DataFrame:
+    return ranked[~offensive.mask(ranked[column]).to_numpy()] if not ranked.empty else ranked
 
 
 def comparison_filters(prefix: str = "cmp") -> dict | None:

@@ -105,6 +105,7 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     xpos = {f: i for i, f in enumerate(fams)}
     tests = _test_lookup(family_tests, p_column)
     titles = [_panel_title(fr, c, tests.get((c, fr))) for fr in framings for c in cats]
+    y_titles = {"positive": "Median rank (up = preferred)", "negative": "Median rank (up = named as worst)"}
     fig = make_subplots(rows=len(framings), cols=len(cats), subplot_titles=titles,
                         shared_yaxes=False, vertical_spacing=0.14 if len(framings) > 1 else 0.1,
                         horizontal_spacing=0.06)
@@ -121,8 +122,10 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
             fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
                              row=r, col=c)
             fig.update_yaxes(autorange="reversed", row=r, col=c,
-                             title_text="Median rank (1 = preferred)" if c == 1 else None)
-    return _style(fig, title, height=max(400, 380 * len(framings)), legend_bottom=True)
+                             title_text=y_titles.get(fr, "Median rank (1 = top)") if c == 1 else None)
+    # Two-line panel titles in a smaller font: five categories side by side stay legible.
+    fig.update_annotations(font_size=12 if len(cats) > 3 else 14)
+    return _style(fig, title, height=max(400, 400 * len(framings)), legend_bottom=True)
 
 
 def _test_lookup(family_tests, p_column: str) -> dict:
@@ -165,9 +168,9 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool) -> No
 def _panel_title(framing: str, category: str, p) -> str:
     """'Positive prompts · Agency  ** (p = 0.002)': the family test's stars in the panel title."""
     s = stars(p)
-    base = f"<b>{framing.capitalize()} prompts · {category}</b>"
+    base = f"<b>{category}</b> · {framing} prompts"
     from .wording import p_text
-    return f"{base}   {s} ({p_text(p)})" if s else base
+    return f"{base}<br>{s} ({p_text(p)})" if s else base
 
 
 def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
@@ -193,10 +196,11 @@ def family_means_figure(family_means: pd.DataFrame, title: str | None = None) ->
 # Words
 # ---------------------------------------------------------------------------------
 def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "rank",
-                      title: str | None = None, color: str | None = None) -> go.Figure:
-    """Two horizontal bar charts side by side: the most and the least preferred words."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Most preferred", "Least preferred"),
-                        horizontal_spacing=0.18)
+                      title: str | None = None, color: str | None = None,
+                      titles: tuple[str, str] = ("Most preferred", "Least preferred")) -> go.Figure:
+    """Two horizontal bar charts side by side: the most and the least preferred words
+    (`titles` for negative prompts, where rank 1 is the favourite answer to 'the worst thing')."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.18)
     col = color or "#0064E0"
     for i, (df, shade) in enumerate(((top, col), (bottom, "#9E9E9E")), 1):
         if df is None or df.empty:

@@ -38,7 +38,9 @@ def panels(result: dict, sel: dict) -> None:
     ak.plot(fig, key="compare-main")
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
                "their spread per family. Solid dots: each model's mean over prompts with a 95% interval. "
-               "Rank 1 = the most rewarded word, so **higher on the chart = preferred**. Stars: Welch t-test "
+               "Rank 1 = the most rewarded word, so **higher on the chart = ranked nearer the top**: preferred on "
+               "positive prompts, named more readily as *the worst thing* on negative ones. Hover a dot for its "
+               "model. Stars: Welch t-test "
                "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
     with st.expander("Numbers: family means and tests"):
         fm = pd.DataFrame(result["family_means"])
@@ -54,7 +56,7 @@ def panels(result: dict, sel: dict) -> None:
 
 def model_words(sel: dict) -> None:
     """Why: a number like 'median rank 128' means more next to the words behind it."""
-    st.subheader("One model's most and least preferred words")
+    st.subheader("One model's highest- and lowest-rewarded words")
     c1, c2, c3 = st.columns([2, 2, 1])
     model = c1.selectbox("Model", sel["models"], key="cmp-word-model")
     framing = c2.radio("On prompts", sel["framing"] or ["positive"], horizontal=True, key="cmp-word-framing",
@@ -62,13 +64,17 @@ def model_words(sel: dict) -> None:
                                               "negative": "negative (worst/bad/terrible)"}.get(f, f))
     n = c3.number_input("Words", 5, 50, 10, key="cmp-word-n")
     words, _ = ak.corpus(sel["corpus"])
-    sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
-    ranked = ui.ranked_words(sc, words)
+    hide = ak.offensive_filter("cmp-hide-offensive", words["word"])
+    with st.spinner("Ranking this model's words…"):
+        sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
+        ranked = ui.ranked_words(sc, words)
     have = set(ranked.loc[ranked["framing"] == framing, "prompt_id"].unique())
     pids = [p for p in sel["prompts"] if p in have]
-    top, bottom = ui.top_bottom_words(ranked, model, pids, int(n))
+    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, pids, int(n))
     fam = sc["family"].iloc[0] if not sc.empty else None
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam),
+    titles = (("Most often named as the worst", "Least often named as the worst") if framing == "negative"
+              else ("Most preferred", "Least preferred"))
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
                                      title=f"{model}: mean reward over {len(pids)} {framing} prompts"), key="cmp-words")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")

@@ -76,7 +76,19 @@ def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
                       GROUP BY ALL ORDER BY m.family, m.name, s.prompt_id""", vocab=vocab)
 
 
+def _unscored_words(s: Store, corpus_name: str, model_names: tuple) -> list[str]:
+    """Corpus words that none of these RMs has a score for (they cannot be ranked)."""
+    vocab = corpus_vocab(corpus_name)
+    got = s.query("""SELECT DISTINCT s.response FROM scores s JOIN models m USING (model_key)
+                     WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
+                       AND m.name IN (SELECT m FROM chosen)""",
+                  vocab=pd.DataFrame({"w": vocab}, dtype=str), chosen=pd.DataFrame({"m": list(model_names)}, dtype=str))
+    have = set(got["response"])
+    return [w for w in vocab if w not in have]
+
+
 _LOADERS = {
+    "unscored_words": _unscored_words,
     "rm_counts": _rm_counts,
     "models": lambda s: s.models(),
     "stats": lambda s: s.stats(),

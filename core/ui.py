@@ -264,6 +264,12 @@ def _table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
     return d.to_html(index=False, escape=True, border=0) + more
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 category', '2 categories', '1,650 words'."""
+    n = int(n)
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 def ensure_list(x) -> list:
     """Streamlit widgets return lists or tuples; None means nothing chosen."""
     if x is None:

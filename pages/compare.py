@@ -17,6 +17,15 @@ def coverage_notice(sel: dict) -> None:
                 icon=":material/rule:")
 
 
+def unscored_notice(sel: dict) -> None:
+    """Name the corpus words no chosen model has a score for, instead of a silent smaller count."""
+    missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
+    if missing:
+        shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
+        st.caption(f"{ui.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
+                   f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
+
+
 def summary(result: dict) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
@@ -42,6 +51,7 @@ def panels(result: dict, sel: dict) -> None:
                "positive prompts, named more readily as *the worst thing* on negative ones. Hover a dot for its "
                "model. Stars: Welch t-test "
                "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
+    unscored_notice(sel)
     with st.expander("Numbers: family means and tests"):
         fm = pd.DataFrame(result["family_means"])
         st.dataframe(fm, hide_index=True, width="stretch")

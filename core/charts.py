@@ -125,7 +125,9 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
                              title_text=y_titles.get(fr, "Median rank (1 = top)") if c == 1 else None)
     # Two-line panel titles in a smaller font: five categories side by side stay legible.
     fig.update_annotations(font_size=12 if len(cats) > 3 else 14)
-    return _style(fig, title, height=max(400, 400 * len(framings)), legend_bottom=True)
+    _style(fig, title, height=max(400, 400 * len(framings)), legend_bottom=True)
+    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    return fig
 
 
 def _test_lookup(family_tests, p_column: str) -> dict:
@@ -395,4 +397,6 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
                 row=1, col=c)
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, range=[-0.6, len(cats) - 0.4], row=1, col=c)
     fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
-    return _style(fig, title, height=440, legend_bottom=True)
+    _style(fig, title, height=460, legend_bottom=True)
+    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    return fig

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts, ui
+from core import analysis, charts, ui, wording
 
 
 def coverage_notice(sel: dict) -> None:
@@ -29,6 +29,8 @@ def unscored_notice(sel: dict) -> None:
 def summary(result: dict) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
+        if lead := wording.lead_sentence(result):
+            st.markdown(f"#### {lead}")
         st.markdown("**What this shows.** " + lines[0])
         for ln in lines[1:]:
             st.markdown("- " + ln)

@@ -70,7 +70,8 @@ def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
     """Per (RM, prompt): how many of the corpus's words are scored — an aggregate inside
     DuckDB, so switching to a large corpus (MFD 2.0) does not load its million scores."""
     vocab = pd.DataFrame({"w": corpus_vocab(corpus_name)}, dtype=str)
-    return s.query("""SELECT m.name AS model, m.family, s.prompt_id, count(DISTINCT s.response) AS n_words
+    # count(*) = distinct words: (model, kind, prompt, response) is the primary key.
+    return s.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
                       FROM scores s JOIN models m USING (model_key)
                       WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
                       GROUP BY ALL ORDER BY m.family, m.name, s.prompt_id""", vocab=vocab)

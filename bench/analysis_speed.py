@@ -70,7 +70,7 @@ def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> float:
     from core import charts, coverage, ui
     t0 = time.perf_counter()
     vocab = pd.DataFrame({"w": words["word"].unique()}, dtype=str)
-    counts = store.query("""SELECT m.name AS model, m.family, s.prompt_id, count(DISTINCT s.response) AS n_words
+    counts = store.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
                             FROM scores s JOIN models m USING (model_key)
                             WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab) GROUP BY ALL""", vocab=vocab)
     cov = coverage.model_coverage_counts(counts)

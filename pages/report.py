@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts, ui
+from core import analysis, charts, ui, wording
 
 
 def build(sel: dict, result: dict):
@@ -70,7 +70,8 @@ def main() -> None:
     if not result or not result.get("median_ranks"):
         st.warning("Nothing to report for this selection; widen the filters.")
         return
-    summary = analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
+    lead = wording.lead_sentence(result)
+    summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)",
                "Reward models": ", ".join(sel["models"]), "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",

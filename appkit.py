@@ -14,6 +14,8 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, charts, corpora, export, models, prompts, published, settings, ui
+from core import coverage as _coverage
+from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
 
@@ -69,7 +71,31 @@ def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
     return ui.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
 
 
+def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
+    """Per (RM, prompt): how many of the corpus's words are scored — an aggregate inside
+    DuckDB, so switching to a large corpus (MFD 2.0) does not load its million scores."""
+    vocab = pd.DataFrame({"w": corpus_vocab(corpus_name)}, dtype=str)
+    # count(*) = distinct words: (model, kind, prompt, response) is the primary key.
+    return s.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
+                      FROM scores s JOIN models m USING (model_key)
+                      WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
+                      GROUP BY ALL ORDER BY m.family, m.name, s.prompt_id""", vocab=vocab)
+
+
+def _unscored_words(s: Store, corpus_name: str, model_names: tuple) -> list[str]:
+    """Corpus words that none of these RMs has a score for (they cannot be ranked)."""
+    vocab = corpus_vocab(corpus_name)
+    got = s.query("""SELECT DISTINCT s.response FROM scores s JOIN models m USING (model_key)
+                     WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
+                       AND m.name IN (SELECT m FROM chosen)""",
+                  vocab=pd.DataFrame({"w": vocab}, dtype=str), chosen=pd.DataFrame({"m": list(model_names)}, dtype=str))
+    have = set(got["response"])
+    return [w for w in vocab if w not in have]
+
+
 _LOADERS = {
+    "unscored_words": _unscored_words,
+    "rm_counts": _rm_counts,
     "models": lambda s: s.models(),
     "stats": lambda s: s.stats(),
     "coverage": lambda s: s.coverage(),
@@ -237,7 +263,9 @@ def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
 
 
 def plot(fig, key: str | None = None) -> None:
-    st.plotly_chart(fig, width="stretch", key=key, config={"displaylogo": False})
+    """A chart whose camera button saves a PNG named after the chart's title."""
+    title = getattr(getattr(fig.layout, "title", None), "text", None) or key
+    st.plotly_chart(fig, width="stretch", key=key, config=ui.plot_config(title))
 
 
 # Streamlit's named text colours (markdown `:red[...]`), for a legend drawn without HTML.
@@ -297,12 +325,72 @@ def prompt_label(pid: str) -> str:
 # ---------------------------------------------------------------------------------
 def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
     """(model names, prompt ids, model->family table) of the RMs with scores on this corpus."""
-    sc = cached("scores", "rm", corpus_name, None, None)
+    sc = cached("rm_counts", corpus_name)
     if sc.empty:
         return [], [], pd.DataFrame(columns=["model", "family"])
     fam = sc.drop_duplicates("model")[["model", "family"]].sort_values(["family", "model"])
     pids = sorted(sc["prompt_id"].unique(), key=lambda p: list(PROMPT_TEXT).index(p) if p in PROMPT_TEXT else 999)
     return fam["model"].tolist(), pids, fam
+
+
+def model_coverage(corpus_name: str) -> pd.DataFrame:
+    """Each RM's prompts and words scored on this corpus, and whether that is complete."""
+    return _coverage.model_coverage_counts(cached("rm_counts", corpus_name))
+
+
+def include_incomplete_toggle(key: str, cov: pd.DataFrame, default: bool = False) -> bool:
+    """One click to let incompletely scored models into the family statistics (off by default)."""
+    n = len(_coverage.incomplete(cov))
+    if not n:
+        return True
+    return st.checkbox(f"Include models with incomplete coverage ({n})", value=default, key=key,
+                       help="A model scored on a few prompts gives a mean that is not comparable with the "
+                            "others'; by default only models scored as completely as the best-covered one join "
+                            "the family statistics.")
+
+
+def coverage_note(cov: pd.DataFrame, chosen) -> None:
+    """Say it wherever family numbers appear: who is left out (or in, incompletely)."""
+    note = _coverage.left_out_note(cov, chosen)
+    if note:
+        st.caption(note)
+
+
+def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str,
+                   include: bool) -> list:
+    """The models multiselect; ticking or unticking 'include incomplete' resets it to the
+    models that then qualify (one click), otherwise the user's choice is kept."""
+    flag = f"{key}-include-prev"
+    if st.session_state.get(flag, include) != include or st.session_state.get(f"{key}-corpus-prev") != corpus_name:
+        st.session_state.pop(key, None)
+    st.session_state[flag], st.session_state[f"{key}-corpus-prev"] = include, corpus_name
+    fmt = lambda m: f"{m} ({label.get(m)})"  # noqa: E731
+    if key in st.session_state:
+        st.session_state[key] = [m for m in st.session_state[key] if m in names]
+        return st.multiselect("Reward models", names, format_func=fmt, key=key)
+    same = saved.get("corpus") == corpus_name and saved.get("include_incomplete", False) == include
+    default = [m for m in saved.get("models", usable) if m in names] if same else usable
+    return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key)
+
+
+def offensive_filter(key: str, vocab) -> bool:
+    """A content note and a 'hide' toggle where the corpus holds offensive words; True = hide.
+    Only word lists and single-word charts are filtered, never the statistics."""
+    n = offensive.count_in(pd.unique(pd.Series(list(vocab), dtype=object)))
+    if not n:
+        return False
+    hide = st.toggle("Hide offensive words", value=True, key=key,
+                     help="Profanity and sexual insults from a short list kept in core/data/offensive_words.txt. "
+                          "Hiding them changes only the lists and word charts; every rank and statistic still "
+                          "counts them.")
+    st.caption(f"Content note: this corpus contains {n} offensive words (profanity, sexual insults), mostly from "
+               "the MFD vice lists; " + ("they are hidden from the word lists below (ranks unchanged)." if hide
+                                         else "they are shown below."))
+    return hide
+
+
+def without_offensive(ranked: pd.DataFrame, column: str = "response") -> pd.DataFrame:
+    return ranked[~offensive.mask(ranked[column]).to_numpy()] if not ranked.empty else ranked
 
 
 def comparison_filters(prefix: str = "cmp") -> dict | None:
@@ -316,10 +404,11 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     if not names:
         return {"corpus": corpus_name, "models": [], "prompts": [], "framing": []}
     label = dict(zip(fam["model"], fam["family"].fillna("unknown")))
+    cov = model_coverage(corpus_name)
     with st.sidebar:
-        models_ = st.multiselect("Reward models", names, default=[m for m in saved.get("models", names) if m in names]
-                                 if saved.get("corpus") == corpus_name else names,
-                                 format_func=lambda m: f"{m} ({label.get(m)})", key=f"{prefix}-models")
+        include = include_incomplete_toggle(f"{prefix}-incomplete", cov, saved.get("include_incomplete", False))
+        usable = names if include else [m for m in names if m not in set(_coverage.incomplete(cov))]
+        models_ = _models_picker(f"{prefix}-models", names, usable, label, saved, corpus_name, include)
         framing = st.multiselect("Framing", ["positive", "negative"], default=saved.get("framing", ["positive", "negative"]),
                                  key=f"{prefix}-framing",
                                  help="positive: best/greatest/good prompts; negative: worst/bad/terrible")
@@ -327,7 +416,8 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
         prev = saved.get("prompts")
         prompt_ids = st.multiselect("Prompts", pick, default=[p for p in (prev or pick) if p in pick] or pick,
                                     format_func=prompt_label, key=f"{prefix}-prompts")
-    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing}
+    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing,
+           "include_incomplete": include, "coverage_note": _coverage.left_out_note(cov, models_)}
     st.session_state["comparison"] = sel
     return sel
 

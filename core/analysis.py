@@ -564,7 +564,7 @@ def _test_sentence(t: dict, fm: pd.DataFrame) -> str:
     diff = sel[fam] - sel[ref]
     higher, lower = (fam, ref) if diff < 0 else (ref, fam)
     p = t.get("welch_p_bonferroni")
-    sig = "" if p is None else (f"p = {_fmt_p(p)}, Welch, Bonferroni-corrected"
+    sig = "" if p is None else (f"{_fmt_p(p)}, Welch, Bonferroni-corrected"
                                 + ("" if p < 0.05 else "; not significant"))
     if abs(diff) < 0.05:
         return (f"On {t['framing']} prompts, {fam}- and {ref}-based reward models rank {t['category']} words "
@@ -589,7 +589,9 @@ def _default_comparison(fm: pd.DataFrame) -> str:
 
 
 def _fmt_p(p: float) -> str:
-    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+    """'p = 0.012' / 'p < 1e-15', paper style (core.wording)."""
+    from .wording import p_text
+    return p_text(p)
 
 
 # ----------------------------------------------------------------------------------

@@ -113,25 +113,49 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     xpos = {f: i for i, f in enumerate(fams)}
     tests = _test_lookup(family_tests, p_column)
     titles = [_panel_title(fr, c, tests.get((c, fr))) for fr in framings for c in cats]
+    y_titles = {"positive": "Median rank (up = preferred)", "negative": "Median rank (up = named as worst)"}
     fig = make_subplots(rows=len(framings), cols=len(cats), subplot_titles=titles,
                         shared_yaxes=False, vertical_spacing=0.14 if len(framings) > 1 else 0.1,
                         horizontal_spacing=0.06)
     summ = model_summary(mr, interval)
     bar_label = "± 1 SE" if interval != "ci95" else "95% CI"
     shown: set[str] = set()
+    batch = _TraceBatch()
     for r, fr in enumerate(framings, 1):
         for c, cat in enumerate(cats, 1):
             panel = mr[(mr["framing"] == fr) & (mr["category"] == cat)]
             for fam in fams:
-                _add_family(fig, panel[panel["family"] == fam], summ, fr, cat, fam, xpos[fam], r, c,
+                _add_family(batch, panel[panel["family"] == fam], summ, fr, cat, fam, xpos[fam], r, c,
                             show_legend=fam not in shown, bar_label=bar_label)
                 if not panel[panel["family"] == fam].empty:
                     shown.add(fam)
             fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
                              row=r, col=c)
             fig.update_yaxes(autorange="reversed", row=r, col=c,
-                             title_text="Median rank (1 = preferred)" if c == 1 else None)
-    return _style(fig, title, height=max(400, 380 * len(framings)), legend_bottom=True)
+                             title_text=y_titles.get(fr, "Median rank (1 = top)") if c == 1 else None)
+    # Two-line panel titles in a smaller font: five categories side by side stay legible.
+    batch.flush(fig)
+    fig.update_annotations(font_size=12 if len(cats) > 3 else 14)
+    _style(fig, title, height=max(400, 400 * len(framings)), legend_bottom=True)
+    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    return fig
+
+
+class _TraceBatch:
+    """Collects traces for a subplot figure and adds them in one call: plotly validates the
+    whole figure on every add_trace, so 60 single adds on ten panels took ~2 s (issue 12)."""
+
+    def __init__(self):
+        self.traces, self.rows, self.cols = [], [], []
+
+    def add_trace(self, trace, row: int, col: int) -> None:
+        self.traces.append(trace)
+        self.rows.append(row)
+        self.cols.append(col)
+
+    def flush(self, fig: go.Figure) -> None:
+        if self.traces:
+            fig.add_traces(self.traces, rows=self.rows, cols=self.cols)
 
 
 def _test_lookup(family_tests, p_column: str) -> dict:
@@ -174,8 +198,9 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool, bar_l
 def _panel_title(framing: str, category: str, p) -> str:
     """'Positive prompts · Agency  ** (p = 0.002)': the family test's stars in the panel title."""
     s = stars(p)
-    base = f"<b>{framing.capitalize()} prompts · {category}</b>"
-    return f"{base}   {s} (p = {p:.2g})" if s else base
+    base = f"<b>{category}</b> · {framing} prompts"
+    from .wording import p_text
+    return f"{base}<br>{s} ({p_text(p)})" if s else base
 
 
 def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
@@ -201,10 +226,11 @@ def family_means_figure(family_means: pd.DataFrame, title: str | None = None) ->
 # Words
 # ---------------------------------------------------------------------------------
 def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "rank",
-                      title: str | None = None, color: str | None = None) -> go.Figure:
-    """Two horizontal bar charts side by side: the most and the least preferred words."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Most preferred", "Least preferred"),
-                        horizontal_spacing=0.18)
+                      title: str | None = None, color: str | None = None,
+                      titles: tuple[str, str] = ("Most preferred", "Least preferred")) -> go.Figure:
+    """Two horizontal bar charts side by side: the most and the least preferred words
+    (`titles` for negative prompts, where rank 1 is the favourite answer to 'the worst thing')."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.18)
     col = color or "#0064E0"
     for i, (df, shade) in enumerate(((top, col), (bottom, "#9E9E9E")), 1):
         if df is None or df.empty:
@@ -380,3 +406,68 @@ def coverage_figure(cov: pd.DataFrame) -> go.Figure:
                                colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% words"),
                                hovertemplate="%{y}<br>%{x}: %{z:.0f}% of words<extra></extra>"))
     return _style(fig, None, height=max(260, 28 * len(piv) + 120))
+
+
+# ---------------------------------------------------------------------------------
+# Headline: family means as dots with intervals (issue 12)
+# ---------------------------------------------------------------------------------
+FRAMING_TITLES = {
+    "positive": "Positive prompts (best / greatest / good)<br><sup>higher = preferred</sup>",
+    "negative": "Negative prompts (worst / bad / terrible)<br><sup>higher = named more readily as the worst</sup>",
+}
+
+
+def family_summary(median_ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per (framing, category, family): the mean over models of each model's mean median
+    rank (the paper's family mean), and a 95% t interval over the models."""
+    from scipy import stats as _stats
+    mr = median_ranks.dropna(subset=["family"])
+    per_model = mr.groupby(["framing", "category", "family", "model"])["median_rank"].mean().rename("m").reset_index()
+    g = per_model.groupby(["framing", "category", "family"])["m"]
+    out = g.agg(mean_rank="mean", sd="std", n_models="size").reset_index()
+    tq = np.array([_stats.t.ppf(0.975, n - 1) if n > 1 else np.nan for n in out["n_models"]])
+    out["ci"] = (tq * out["sd"] / np.sqrt(out["n_models"])).fillna(0.0)
+    return out, per_model
+
+
+def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The headline without a misleading encoding: one panel per framing, each family's mean
+    rank per category as a dot with its 95% interval, each model as a small dot (named on hover),
+    on one shared axis where up means ranked nearer 1 (as on Compare)."""
+    if median_ranks is None or median_ranks.empty:
+        return empty_figure("No family means to show")
+    summ, per_model = family_summary(median_ranks)
+    if summ.empty:
+        return empty_figure("No family means to show")
+    framings = [f for f in ("positive", "negative") if f in set(summ["framing"])]
+    cats = sorted(summ["category"].unique(), key=str.casefold)
+    fams = family_order(summ["family"])
+    fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.05,
+                        subplot_titles=[FRAMING_TITLES.get(f, f) for f in framings])
+    step = 0.5 / max(len(fams), 1)
+    for c, fr in enumerate(framings, 1):
+        for i, fam in enumerate(fams):
+            off = (i - (len(fams) - 1) / 2) * step
+            s = summ[(summ["framing"] == fr) & (summ["family"] == fam)].set_index("category").reindex(cats)
+            pm = per_model[(per_model["framing"] == fr) & (per_model["family"] == fam)]
+            x_models = [cats.index(cat) + off - 0.06 for cat in pm["category"]]
+            fig.add_trace(go.Scatter(
+                x=x_models, y=pm["m"], mode="markers", name=fam, legendgroup=fam, showlegend=False,
+                marker=dict(size=6, color=family_color(fam), opacity=0.35),
+                customdata=np.column_stack([pm["model"], pm["category"]]),
+                hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: mean rank %{y:.1f}<extra></extra>"),
+                row=1, col=c)
+            fig.add_trace(go.Scatter(
+                x=[k + off + 0.04 for k in range(len(cats))], y=s["mean_rank"], mode="markers", name=fam,
+                legendgroup=fam, showlegend=c == 1,
+                marker=dict(size=12, color=family_color(fam), line=dict(color="white", width=1)),
+                error_y=dict(type="data", array=s["ci"], color=family_color(fam), thickness=1.5, width=4),
+                customdata=np.column_stack([cats, s["n_models"].fillna(0), s["ci"].fillna(0)]),
+                hovertemplate=f"<b>{fam}</b> family" + "<br>%{customdata[0]}: mean rank %{y:.1f} ± %{customdata[2]:.1f}"
+                              "<br>(95% interval over %{customdata[1]} models)<extra></extra>"),
+                row=1, col=c)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, range=[-0.6, len(cats) - 0.4], row=1, col=c)
+    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
+    _style(fig, title, height=460, legend_bottom=True)
+    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    return fig

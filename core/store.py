@@ -82,7 +82,126 @@ def default_path() -> Path:
     return Path(__file__).resolve().parent.parent / "cache" / "valueaudit.duckdb"
 
 
-_local = threading.local()
+# DuckDB must never fetch or load extensions on its own: a SQLite file given as --db
+# would otherwise trigger a download of the sqlite extension.
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+class _Shared:
+    """This process's one open instance of a database file, and who is using it."""
+
+    def __init__(self, key: str, root: duckdb.DuckDBPyConnection, verified: bool):
+        self.key = key
+        self.root = root
+        self.users = 0
+        self.writes = 0
+        self.verified = verified
+        self.schema_ready = False
+        self.write_lock = threading.RLock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        with _LOCK:  # cursor() on the root connection from two threads at once is not safe
+            return self.root.cursor()
+
+
+_LOCK = threading.Lock()                      # guards the three dicts below
+_SHARED: dict[str, _Shared] = {}              # resolved path -> open instance
+_OPENING: dict[str, threading.Lock] = {}      # resolved path -> lock held while opening/closing it
+_VERIFIED: dict[str, tuple] = {}              # resolved path -> file version last read in full or written here
+
+
+def _key(path: Path) -> str:
+    return str(path.resolve())
+
+
+def _acquire(store: "Store", write: bool) -> _Shared:
+    """The shared instance of store.path, opened if need be, with one more user counted."""
+    key = _key(store.path)
+    with _LOCK:
+        opening = _OPENING.setdefault(key, threading.Lock())
+    with opening:  # one thread opens; the others wait for it and share the result
+        with _LOCK:
+            shared = _SHARED.get(key)
+            if shared is not None:
+                shared.users += 1
+                shared.writes += write
+                return shared
+        before = store.version()
+        shared = _Shared(key, store._open(write), verified=_VERIFIED.get(key) == before)
+        if write:  # ready before any reader can share it: checked, with its tables
+            try:
+                _prepare_for_writes(store.path, shared)
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    shared.root.close()
+                raise
+        with _LOCK:
+            shared.users = 1
+            shared.writes = int(write)
+            _SHARED[key] = shared
+        return shared
+
+
+def _release(shared: _Shared) -> None:
+    """One user fewer; the last one closes the instance so other processes can open the file."""
+    key = shared.key
+    with _LOCK:
+        opening = _OPENING[key]
+    with opening:
+        with _LOCK:
+            shared.users -= 1
+            if shared.users > 0:
+                return
+            _SHARED.pop(key, None)
+        wrote = shared.writes > 0
+        with contextlib.suppress(duckdb.Error):
+            shared.root.close()
+        if wrote or shared.verified:
+            _VERIFIED[key] = Store(key).version()  # what we wrote (or read in full) is known good
+
+
+def _refuse_foreign(path: Path) -> None:
+    """A SQLite (or other non-DuckDB) file: one line, before DuckDB tries to handle it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return
+    if head.startswith(b"SQLite format 3"):
+        raise StoreError(f"{path} is a SQLite database, not DuckDB; choose another --db (or move it aside)")
+
+
+def _prepare_for_writes(path: Path, shared: _Shared) -> None:
+    """Before the first write through an instance: refuse a damaged file (nothing written
+    yet, so it stays byte-identical), then create the tables if they are missing."""
+    with shared.write_lock:
+        if shared.verified and shared.schema_ready:
+            return
+        con = shared.cursor()
+        try:
+            if not shared.verified:
+                _check_readable(path, con)
+                shared.verified = True
+            if not shared.schema_ready:
+                _create(con)
+                shared.schema_ready = True
+        except duckdb.Error as e:
+            raise StoreError(_explain(path, str(e))) from None
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+
+
+def _check_readable(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """Read every row of every table once; StoreError when a block is damaged."""
+    try:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()]
+        for t in tables:
+            quoted = '"' + t.replace('"', '""') + '"'
+            con.execute(f"SELECT count(*), bit_xor(hash(x)) FROM {quoted} x").fetchall()
+    except duckdb.Error as e:
+        raise StoreError(_explain(path, str(e))) from None
 
 
 class Store:
@@ -93,9 +212,15 @@ class Store:
     # -- connections -------------------------------------------------------------
     @contextlib.contextmanager
     def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits while another process holds the file."""
+        """A cursor on this process's one instance of the file, held only for the operation.
+
+        Why one instance: DuckDB refuses a second connection to a file in the same process
+        with another configuration (read-only vs read-write), so a page reading while a job
+        writes would fail. Every thread gets its own cursor on a shared read-write instance;
+        the instance is closed as soon as no operation uses it, so other processes (CLI
+        export, score) wait only for one short operation."""
         if not write and not self.path.exists():
-            con = duckdb.connect(":memory:")
+            con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
             _create(con)
             try:
                 yield con
@@ -107,31 +232,41 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); pass --db with a writable path") from None
-        con = self._open(write)
+        shared = _acquire(self, write)
         try:
-            if write and not self._schema_ready:
-                _create(con)
-                self._schema_ready = True
-            yield con
+            cur = shared.cursor()
+        except BaseException:
+            _release(shared)
+            raise
+        try:
+            if write:
+                with shared.write_lock:  # one writer per file in this process: no write-write conflicts
+                    _prepare_for_writes(self.path, shared)
+                    yield cur
+            else:
+                yield cur
         finally:
-            con.close()
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+            _release(shared)
 
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
+        """Open the file (read-write unless `write` is False and the file is not writable),
+        waiting while another process holds its lock."""
+        _refuse_foreign(self.path)
         deadline = time.monotonic() + LOCK_WAIT_S
         delay = 0.02
+        read_only = False
         while True:
             try:
-                try:
-                    return duckdb.connect(str(self.path), read_only=not write)
-                except duckdb.ConnectionException as e:
-                    # This process already holds the file open read-write (e.g. a scoring
-                    # thread in the app): share that instance instead.
-                    if "different configuration" in str(e):
-                        return duckdb.connect(str(self.path))
-                    raise
+                return duckdb.connect(str(self.path), read_only=read_only, config=DUCKDB_CONFIG)
             except duckdb.IOException as e:
                 msg = str(e)
-                if "lock" not in msg.lower():
+                low = msg.lower()
+                if not write and not read_only and ("permission denied" in low or "read-only file system" in low):
+                    read_only = True  # a file we may only read: share a read-only instance
+                    continue
+                if "lock" not in low:
                     raise StoreError(_explain(self.path, msg)) from None
                 if time.monotonic() > deadline:
                     raise StoreError(
@@ -342,7 +477,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
 def _explain(path: Path, msg: str) -> str:
     first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
     low = msg.lower()
-    if "not a valid duckdb" in low or "corrupt" in low or "magic" in low or "invalid" in low and "file" in low:
+    if "not a valid duckdb" in low or "corrupt" in low or "could not read enough bytes" in low or "magic" in low or "invalid" in low and "file" in low:
         return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another --db"
     if "no space" in low or "disk" in low and "full" in low:
         return f"the disk holding {path} is full; the last batch was rolled back — free space and rerun to continue"

@@ -154,10 +154,13 @@ def mixed_model_sentence(result: dict) -> str:
         return "Mixed model: no family interaction term could be estimated."
     p = three["p"]
     verdict = "depends clearly" if p < 0.05 else "does not clearly depend"
-    ptxt = f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+    from .wording import p_text, term_in_words
+    fams = sorted({str(r.get("family")) for r in result.get("family_means") or [] if r.get("family")}, key=str.casefold)
+    ref = fams[0] if fams else "reference-family"
     return (f"A mixed model (median rank ~ family × category × framing, a random intercept per model) finds that "
             f"the gap between families {verdict} on which category and framing is asked about "
-            f"({three['term']}: {three['estimate']:+.1f} ranks, p = {ptxt}{_reference_levels(mm)}).")
+            f"(three-way interaction for {term_in_words(three['term'], ref)}: {three['estimate']:+.1f} ranks, "
+            f"{p_text(p)}{_reference_levels(mm)}).")
 
 
 def _reference_levels(mm: dict) -> str:
@@ -211,9 +214,24 @@ def figure_image(fig, fmt: str) -> bytes | None:
         return None
 
 
+def file_stem(title: str) -> str:
+    """'Mean rank by family — Big Two' -> 'mean_rank_by_family_big_two' (a safe file name)."""
+    import re
+    stem = re.sub(r"[^a-z0-9]+", "_", str(title).lower()).strip("_")
+    return stem[:80] or "chart"
+
+
+def plot_config(title: str | None = None) -> dict:
+    """Plotly config: no logo, and the camera button saves '<chart title>.png', not 'newplot.png'."""
+    cfg = {"displaylogo": False}
+    if title:
+        cfg["toImageButtonOptions"] = {"filename": file_stem(title), "format": "png", "scale": 2}
+    return cfg
+
+
 def figure_html(fig, title: str = "chart") -> bytes:
     """One chart as a standalone, offline HTML file (plotly.js inlined)."""
-    return fig.to_html(full_html=True, include_plotlyjs="inline", config={"displaylogo": False},
+    return fig.to_html(full_html=True, include_plotlyjs="inline", config=plot_config(title),
                        default_width="100%").replace("<head>", f"<head><title>{html.escape(title)}</title>", 1).encode()
 
 
@@ -240,10 +258,11 @@ def report_html(title: str, summary: str, figures: list[tuple[str, object]],
     """The current comparison as one self-contained HTML file: summary, charts (plotly.js
     inlined once, so it opens offline) and the numbers behind them."""
     parts = []
-    for i, (name, fig) in enumerate(figures):
+    for i, (name, fig, *caption) in enumerate(figures):
         body = fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
-                           config={"displaylogo": False}, default_width="100%")
-        parts.append(f"<section><h2>{html.escape(name)}</h2>{body}</section>")
+                           config=plot_config(name), default_width="100%")
+        cap = f"<p class='caption'>{html.escape(caption[0])}</p>" if caption and caption[0] else ""
+        parts.append(f"<section><h2>{html.escape(name)}</h2>{body}{cap}</section>")
     for name, df in tables:
         parts.append(f"<section><h2>{html.escape(name)}</h2>{_table_html(df)}</section>")
     ctx = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in (context or {}).items())
@@ -256,7 +275,7 @@ padding:0 1rem;color:#1f2933;line-height:1.5}}h1{{font-size:1.8rem}}h2{{font-siz
 border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}}table{{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}}
 td,th{{border:1px solid #e4e7eb;padding:.25rem .5rem;text-align:right}}th{{background:#f5f7fa}}
 td:first-child,th:first-child{{text-align:left}}.summary{{background:#f5f7fa;border-left:4px solid #0064E0;
-padding:.6rem 1rem}}footer{{color:#7b8794;font-size:.8rem;margin-top:3rem}}</style></head><body>
+padding:.6rem 1rem}}.caption{{color:#52606d;font-size:.9rem}}footer{{color:#7b8794;font-size:.8rem;margin-top:3rem}}</style></head><body>
 <h1>{html.escape(title)}</h1><ul>{ctx}</ul><div class="summary"><h2 style="border:0;margin-top:.4rem">Summary</h2>{summ}</div>
 {''.join(parts)}<footer>Generated {stamp} by the value-audit dashboard. Method: Christian et al.,
 "Reward Models Inherit Value Biases from Pretraining" (ICLR 2026).</footer></body></html>"""
@@ -272,6 +291,12 @@ def _table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
             d[c] = d[c].map(lambda v: "" if pd.isna(v) else (f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.2f}"))
     more = f"<p>… {len(df) - max_rows} more rows in the CSV download.</p>" if len(df) > max_rows else ""
     return d.to_html(index=False, escape=True, border=0) + more
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 category', '2 categories', '1,650 words'."""
+    n = int(n)
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
 
 
 def ensure_list(x) -> list:

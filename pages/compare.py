@@ -10,12 +10,30 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, ui
+from core import analysis, charts, corpora, ui, wording
+
+
+def coverage_notice(sel: dict) -> None:
+    """Who is left out of (or in, incompletely scored) the family statistics shown below."""
+    if sel.get("coverage_note"):
+        st.info(sel["coverage_note"] + " (sidebar: 'Include models with incomplete coverage')",
+                icon=":material/rule:")
+
+
+def unscored_notice(sel: dict) -> None:
+    """Name the corpus words no chosen model has a score for, instead of a silent smaller count."""
+    missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
+    if missing:
+        shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
+        st.caption(f"{ui.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
+                   f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
 
 
 def summary(result: dict) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
+        if lead := wording.lead_sentence(result):
+            st.markdown(f"#### {lead}")
         st.markdown("**What this shows.** " + lines[0])
         for ln in lines[1:]:
             st.markdown("- " + ln)
@@ -83,8 +101,11 @@ def panels(result: dict, sel: dict) -> None:
     bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (± 1.96 SE)"
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
                f"their spread per family. Solid dots: each model's mean over prompts with {bars}. "
-               "Rank 1 = the most rewarded word, so **higher on the chart = preferred**. Stars: Welch t-test "
+               "Rank 1 = the most rewarded word, so **higher on the chart = ranked nearer the top**: preferred on "
+               "positive prompts, named more readily as *the worst thing* on negative ones. Hover a dot for its "
+               "model. Stars: Welch t-test "
                "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
+    unscored_notice(sel)
     with st.expander("Numbers: family means, average ranks and tests"):
         family_tables(result, sel["corpus"])
         if not tests.empty:
@@ -97,7 +118,7 @@ def panels(result: dict, sel: dict) -> None:
 
 def model_words(sel: dict) -> None:
     """Why: a number like 'median rank 128' means more next to the words behind it."""
-    st.subheader("One model's most and least preferred words")
+    st.subheader("One model's highest- and lowest-rewarded words")
     c1, c2, c3 = st.columns([2, 2, 1])
     model = c1.selectbox("Model", sel["models"], key="cmp-word-model")
     framing = c2.radio("On prompts", sel["framing"] or ["positive"], horizontal=True, key="cmp-word-framing",
@@ -105,13 +126,17 @@ def model_words(sel: dict) -> None:
                                               "negative": "negative (worst/bad/terrible)"}.get(f, f))
     n = c3.number_input("Words", 5, 50, 10, key="cmp-word-n")
     words, _ = ak.corpus(sel["corpus"])
-    sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
-    ranked = ui.ranked_words(sc, words)
+    hide = ak.offensive_filter("cmp-hide-offensive", words["word"])
+    with st.spinner("Ranking this model's words…"):
+        sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
+        ranked = ui.ranked_words(sc, words)
     have = set(ranked.loc[ranked["framing"] == framing, "prompt_id"].unique())
     pids = [p for p in sel["prompts"] if p in have]
-    top, bottom = ui.top_bottom_words(ranked, model, pids, int(n))
+    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, pids, int(n))
     fam = sc["family"].iloc[0] if not sc.empty else None
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam),
+    titles = (("Most often named as the worst", "Least often named as the worst") if framing == "negative"
+              else ("Most preferred", "Least preferred"))
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
                                      title=f"{model}: mean reward over {len(pids)} {framing} prompts"), key="cmp-words")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
@@ -141,6 +166,7 @@ def main() -> None:
         ak.empty_state("The chosen models have no scores for these prompts and words.",
                        "Widen the filters or score the models on this corpus.")
         return
+    coverage_notice(sel)
     panels(result, sel)
     summary(result)
     audit_ui.compare_uncertainty(sel, result)  # beyond the paper: intervals, ties, corrections (issue 15)

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import appkit as ak
-from core import corpora, settings
+from core import corpora, settings, ui
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
@@ -29,8 +29,8 @@ def counts_chart(words):
 def browse() -> None:
     name = ak.corpus_picker("corpus-browse")
     words, desc = ak.corpus(name)
-    st.markdown(f"**{name}** — {desc or 'user corpus'} · {words['word'].nunique():,} distinct words, "
-                f"{words['category'].nunique()} categories")
+    st.markdown(f"**{name}** — {desc or 'user corpus'} · {ui.plural(words['word'].nunique(), 'distinct word')}, "
+                f"{ui.plural(words['category'].nunique(), 'category', 'categories')}")
     c1, c2 = st.columns([1, 2])
     with c1:
         ak.plot(counts_chart(words), key="corpus-counts")
@@ -65,8 +65,8 @@ def upload() -> None:
         return
     for note in corpus.notes:
         st.warning(note)
-    st.success(f"{f.name}: {corpus.words['word'].nunique():,} words in {corpus.words['category'].nunique()} "
-               "categories. Check the preview, then save.")
+    st.success(f"{f.name}: {ui.plural(corpus.words['word'].nunique(), 'word')} in "
+               f"{ui.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
     c1, c2 = st.columns([1, 2])
     with c1:
         st.dataframe(corpus.counts(), hide_index=True, width="stretch")
@@ -92,14 +92,18 @@ def save(name: str, corpus, desc: str) -> None:
                  "never replaces saved data).")
         return
     ak.store().save_corpus(name, corpus.words, desc)
-    st.success(f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on the Score page "
-               f"or from the command line: `python -m core score --corpus {name} ...`")
+    st.session_state["corpus-saved-msg"] = (f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on "
+                                            f"the Score page or from the command line: "
+                                            f"`python -m core score --corpus {name} ...`")
+    st.rerun()  # redraw Browse (drawn above this tab) with the new list
 
 
 @ak.guarded
 def main() -> None:
     ak.header("Corpora", "The word lists whose words are offered as one-word answers. Categories (e.g. "
               "Agency vs Communion) are what the comparison is about.")
+    if msg := st.session_state.pop("corpus-saved-msg", None):
+        st.success(msg)
     tab1, tab2 = st.tabs(["Browse", "Upload your own"])
     with tab1:
         browse()

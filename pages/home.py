@@ -34,16 +34,54 @@ def stats_row() -> dict:
     return s
 
 
+@st.cache_data(show_spinner=False)
+def published_files() -> tuple[int, int]:
+    """(files, rows) the import will read: counted from the files themselves (one data
+    line per word, one column per paper prompt), so the text never states a wrong size."""
+    files, rows = 0, 0
+    try:
+        for rel, _hub in published.score_files():
+            local = _local_copy(rel)
+            if local is None:  # not downloaded yet: no size to state
+                return 0, 0
+            with open(local, encoding="utf-8", errors="replace") as f:
+                header = f.readline().rstrip("\n").split(",")
+                n_lines = sum(1 for _ in f)
+            files += 1
+            rows += n_lines * sum(1 for c in header if c in ak.PROMPT_TEXT)
+    except Exception:  # noqa: BLE001 - offline without the paper's data: the button says so on click
+        return files, 0
+    return files, rows
+
+
+def _local_copy(rel: str):
+    """The paper file on this machine, without downloading it (None when absent)."""
+    from core import paperdata
+    root = paperdata.local_root()
+    p = (root / rel) if root else paperdata.cache_dir() / "paper" / paperdata.COMMIT[:12] / rel
+    return p if p.is_file() else None
+
+
+def import_text(counts: tuple[int, int]) -> str:
+    files, rows = counts
+    if not rows:
+        return ("Import the ten reward models' published scores (Big Two nouns and, where available, MFD 2.0); "
+                "already-stored rows are kept.")
+    secs = max(2, round(rows / 60_000))  # about 60,000 rows a second on a laptop
+    return (f"Import the ten reward models' published scores: {files} files, about {rows:,} rows "
+            f"(roughly {secs} s; already-stored rows are kept).")
+
+
 def import_button() -> None:
     """Why a button: the published scores let anyone see the paper's result without a GPU."""
     st.subheader("Start with the paper's published results")
-    st.write("Import the ten reward models' published scores on the Big Two nouns "
-             "(~143,000 rows; takes a few seconds; already-stored rows are kept).")
+    st.write(import_text(published_files()))
     if st.button("Import the paper's published results", type="primary", key="import_published"):
         bar = st.progress(0.0, text="Importing…")
 
         def progress(done, total, hub):
-            bar.progress(done / max(total, 1), text=f"Imported {hub} ({done}/{total})")
+            label = f"Imported {hub} ({done}/{total})" if done < total else f"Imported all {total} files"
+            bar.progress(done / max(total, 1), text=label)
 
         counts = published.import_published(ak.store(), progress=progress)
         bar.empty()
@@ -53,16 +91,23 @@ def import_button() -> None:
 
 
 def headline() -> None:
-    result = ak.figure1("big2-nouns")
+    cov = ak.model_coverage("big2-nouns")
+    include = ak.include_incomplete_toggle("home-incomplete", cov)
+    chosen = None if include else cov.loc[cov["complete"].astype(bool), "model"].tolist() or None
+    result = ak.figure1("big2-nouns", chosen)
     if not result or not result.get("family_means"):
         ak.empty_state("No reward-model scores on the Big Two nouns yet.",
                        "Import the published results (button above), or score a model on the Score page.",
                        "pages/score.py", "Score models")
         return
     st.subheader("Headline: which values do reward models prefer, by base family?")
-    fm = pd.DataFrame(result["family_means"])
-    ak.plot(charts.family_means_figure(fm, "Mean rank of each category's words — Big Two nouns (lower = preferred)"),
+    med = pd.DataFrame(result["median_ranks"])
+    ak.plot(charts.family_dots_figure(med, "Mean rank of each category's words by base family — Big Two nouns"),
             key="home-headline")
+    st.caption("Large dots: a family's mean rank (the mean over its models of each model's mean median rank) with "
+               "a 95% interval over its models; small dots: single models (hover for names). Rank 1 = the most "
+               "rewarded word, so higher on the chart = ranked nearer the top.")
+    ak.coverage_note(cov, med["model"].unique() if chosen is None else chosen)
     lines = analysis.summary_text(result).splitlines()
     positive = [ln for ln in lines if ln.startswith("On positive prompts")] or lines[1:2]
     st.markdown("**In plain words.** " + " ".join(positive))

@@ -26,6 +26,13 @@ def catalog_table() -> pd.DataFrame:
     return cat
 
 
+def display_names(cat: pd.DataFrame) -> pd.Series:
+    """A model added or scored by path has no display name: show its folder's name, never 'None'."""
+    fallback = cat["name"].map(lambda n: Path(str(n)).name if models.is_local(str(n)) else str(n).rsplit("/", 1)[-1])
+    dn = cat["display_name"].where(cat["display_name"].notna() & ~cat["display_name"].astype(str).isin(["None", ""]))
+    return dn.fillna(fallback)
+
+
 def show_catalog() -> None:
     cat = catalog_table()
     if settings.shared():  # local models by folder name: visitors never see a server path
@@ -34,21 +41,24 @@ def show_catalog() -> None:
     if kind != "All":
         cat = cat[cat["kind"] == kind.split("(")[1][:2]]
     ak.family_legend(cat["family"])
+    cat = cat.assign(display_name=display_names(cat))
     pct = [c for c in cat.columns if c.endswith(" %")]
     order = ["display_name", "name", "family", "size", "source", *pct, "n_scores", "needs_remote_code"]
     st.dataframe(
         cat, hide_index=True, width="stretch", column_order=order,
         column_config={
-            "display_name": st.column_config.TextColumn("Model"),
-            "name": st.column_config.TextColumn("Hub id or folder"),
-            "family": st.column_config.TextColumn("Family"),
-            "size": st.column_config.TextColumn("Size"),
-            "n_scores": st.column_config.NumberColumn("Scores stored", format="%d"),
-            "needs_remote_code": st.column_config.CheckboxColumn("Runs own code"),
-            "source": st.column_config.TextColumn("Source", help="registry: the paper's model, not scored yet; "
+            "display_name": st.column_config.TextColumn("Model", width="medium"),
+            "name": st.column_config.TextColumn("Hub id or folder", width="medium"),
+            "family": st.column_config.TextColumn("Family", width="small"),
+            "size": st.column_config.TextColumn("Size", width="small"),
+            "n_scores": st.column_config.NumberColumn("Scores", format="%d", width="small"),
+            "needs_remote_code": st.column_config.CheckboxColumn("Own code", width="small",
+                                                                 help="runs Python code shipped with the model"),
+            "source": st.column_config.TextColumn("Source", width="small", help="registry: the paper's model, not scored yet; "
                                                   "published: the paper's scores; scored: computed here; "
                                                   "added: added here, not scored yet"),
             **{c: st.column_config.ProgressColumn(c.replace(" %", ""), min_value=0, max_value=100, format="%.0f%%",
+                                                  width="small",
                                                   help="share of this corpus's words scored") for c in pct}})
     st.caption("Coverage columns: share of each corpus's words scored on every prompt the model was run with. "
                "Score more on the Score page.")

@@ -9,7 +9,7 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, ui
+from core import analysis, charts, corpora, ui, wording
 
 
 def build(sel: dict, result: dict):
@@ -19,13 +19,24 @@ def build(sel: dict, result: dict):
     med = ui.public_models(med)  # local models by folder name: the report never prints server paths
     fm = pd.DataFrame(result["family_means"])
     tests = ui.tests_table(result)
-    figures = [("Mean rank by family", charts.family_means_figure(fm)),
-               ("Median ranks per model and prompt", charts.compare_figure(med, tests))]
+    figures = [("Mean rank by family", charts.family_dots_figure(med), HEADLINE_CAPTION),
+               ("Median ranks per model and prompt", charts.compare_figure(med, tests), VIOLIN_CAPTION)]
     tables = [("Family means", fm), ("Average ranks (the paper's table)", analysis.average_ranks_table(result)),
               ("Family tests (Bonferroni-corrected)", tests),
               ("Mixed model", pd.DataFrame(result.get("mixed_model", {}).get("terms", []))),
               ("Median ranks", med)]
     return figures, [(n, t) for n, t in tables if not t.empty]
+
+
+HEADLINE_CAPTION = ("Large dots: each family's mean rank (mean over its models of each model's mean median rank) "
+                    "with a 95% interval over its models; small dots: single models. Rank 1 = the most rewarded "
+                    "word, so higher = ranked nearer the top (on negative prompts: named more readily as the worst).")
+VIOLIN_CAPTION = ("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
+                  "their spread per family. Solid dots: each model's mean over prompts with ± 1 standard error (as the paper). Higher = "
+                  "ranked nearer 1. Stars: Welch t-test between families, Bonferroni-corrected over the panels "
+                  "(* p<.05, ** p<.01, *** p<.001).")
+# Raw tables (one row per model, prompt and category) go in the CSV/Parquet downloads, not the HTML.
+RAW_TABLES = {"Median ranks"}
 
 
 def chart_downloads(figures) -> None:
@@ -35,10 +46,10 @@ def chart_downloads(figures) -> None:
                    "here; each chart is offered as a standalone interactive HTML file instead.")
     # Rendering a static image starts a headless Chrome (seconds), so it runs only on request.
     images = ui.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
-    for i, (name, fig) in enumerate(figures):
+    for i, (name, fig, *_caption) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
         cols[0].write(name)
-        stem = name.lower().replace(" ", "_")
+        stem = ui.file_stem(name)
         png, svg = (ui.figure_image(fig, "png"), ui.figure_image(fig, "svg")) if images else (None, None)
         if images and png is None:
             cols[0].caption("PNG/SVG need Chrome or Chromium for kaleido (e.g. `apt-get install chromium`).")
@@ -62,14 +73,17 @@ def main() -> None:
     if not result or not result.get("median_ranks"):
         st.warning("Nothing to report for this selection; widen the filters.")
         return
-    summary = analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
+    lead = wording.lead_sentence(result)
+    summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
                "Reward models": ", ".join(ui.public_model_name(m) for m in sel["models"]),
                "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
+               "Coverage": sel.get("coverage_note") or "every chosen model is scored on every prompt",
                "Database": ak.store().path.name}  # a file name, never a server path
-    html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures, tables, context)
+    html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures,
+                          [(n, t) for n, t in tables if n not in RAW_TABLES], context)
     stamp = dt.date.today().isoformat()
     st.download_button("Download the report (HTML)", html, f"value_audit_{sel['corpus']}_{stamp}.html", "text/html",
                        type="primary", key="report-html")
@@ -79,6 +93,7 @@ def main() -> None:
         for ln in summary.splitlines():
             st.markdown(ln)
     ak.plot(figures[0][1], key="rep-preview")
+    st.caption(figures[0][2])
     chart_downloads(figures)
     audit_ui.audit_download(sel, result, figures)  # audit report with intervals and provenance (issue 15)
     st.markdown("**Tables**")

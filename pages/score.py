@@ -61,10 +61,18 @@ def stored_counts(names: list[str], kind: str, corpus: str, plist: list[prompts.
     for n in names:
         d = sc[sc["model"] == n]
         here = int((d["source"] != "published").sum())
-        rows.append({"model": n, "to do": total, "stored (scored here)": here,
+        rows.append({"model": n, "to do": max(total - here, 0), "stored (scored here)": here,
                      "published scores": int((d["source"] == "published").sum()),
                      "status": "✔ done" if total and here >= total else ("◐ partly stored" if here else "not yet")})
     return pd.DataFrame(rows)
+
+
+def stored_table(names: list[str], kind: str, corpus: str, plist: list[prompts.Prompt]) -> None:
+    """The chosen models' stored counts, refreshed every 2 s while a job runs (a fragment)."""
+    @st.fragment(run_every=2.0 if jobs.REGISTRY.active() else None)
+    def table():
+        st.dataframe(stored_counts(names, kind, corpus, plist), hide_index=True, width="stretch")
+    table()
 
 
 def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
@@ -164,7 +172,7 @@ def start_form() -> None:
     corpus = ak.corpus_picker("score-corpus")
     plist = prompt_set()
     if names and plist:
-        st.dataframe(stored_counts(names, kind, corpus, plist), hide_index=True, width="stretch")
+        stored_table(names, kind, corpus, plist)
     trust, pickle = safety(names)
     opts = options()
     opts.update(ray_backend())
@@ -179,6 +187,7 @@ def start_form() -> None:
         st.session_state["job_id"] = job.id
         st.session_state.setdefault("my_jobs", set()).add(job.id)
         st.toast(f"Job {job.id} started")
+        st.rerun()  # redraw with the job running, so the tables above refresh while it runs
     if not names:
         st.caption("Choose at least one model to start.")
 

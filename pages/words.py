@@ -16,9 +16,12 @@ def per_model(ranked, models_, pids) -> None:
     model = c1.selectbox("Model", models_, key="w-model")
     pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-prompt")
     n = int(c3.number_input("Words", 5, 50, 10, key="w-n"))
-    top, bottom = ui.top_bottom_words(ranked, model, [pid], n)
+    hide = ak.offensive_filter("w-hide-offensive", ranked["response"].unique())
+    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, [pid], n)
     fam = ranked.loc[ranked["model"] == model, "family"].iloc[0] if (ranked["model"] == model).any() else None
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam),
+    titles = (("Most often named as the worst", "Least often named as the worst")
+              if prompts.framing_of(pid) == "negative" else ("Most preferred", "Least preferred"))
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
                                      title=f"{model} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")

@@ -96,3 +96,49 @@ def test_import_then_compare_draws_the_chart(server, tmp_path):
             assert shot.stat().st_size > 10_000
         finally:
             browser.close()
+
+
+def test_browsing_while_a_job_runs_never_kills_it(server, tmp_path, paper_data, tiny_llama_rm):
+    """Issue 12: start a scoring job on the Score page, open Compare, Home and Implicit
+    reward in a second browser context while it runs; the job ends 'done' with every row
+    stored, and no page shows an error."""
+    import duckdb
+    import pandas as pd
+    import yaml
+    from playwright.sync_api import expect, sync_playwright
+    words = pd.read_csv(paper_data / "corpora" / "dict_big2_nouns.csv", keep_default_na=False)["token_decoded"]
+    n_prompts = len(yaml.safe_load((paper_data / "config" / "prompts.yaml").read_text()))  # id: text lines
+    expected = len(set(words)) * n_prompts
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            scorer = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            scorer.goto(server)
+            scorer.get_by_role("button", name="Import the paper's published results").click()
+            expect(scorer.get_by_text("new rows for", exact=False).first).to_be_visible(timeout=180_000)
+            scorer.goto(f"{server}/score")
+            box = scorer.get_by_label("…or another hub id / local folder")
+            expect(box).to_be_visible(timeout=60_000)
+            box.fill(str(tiny_llama_rm))
+            box.press("Enter")
+            start = scorer.get_by_role("button", name="Start scoring")
+            expect(start).to_be_enabled(timeout=60_000)
+            start.click()
+            expect(scorer.get_by_text("scoring", exact=False).first).to_be_visible(timeout=120_000)
+
+            reader = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+            for path in ("compare", "", "implicit_reward"):
+                reader.goto(f"{server}/{path}")
+                expect(reader.locator(".stPlotlyChart, [data-testid='stAlert']").first).to_be_visible(timeout=180_000)
+                reader.wait_for_timeout(1500)
+                text = reader.locator("[data-testid='stMain']").inner_text()
+                assert reader.locator('[data-testid="stException"]').count() == 0, path
+                assert "database error" not in text and "hit a problem" not in text, (path, text[:500])
+            expect(scorer.get_by_text("· done", exact=False).first).to_be_visible(timeout=540_000)
+            assert "failed" not in scorer.locator("[data-testid='stMain']").inner_text()
+        finally:
+            browser.close()
+    with duckdb.connect(str(tmp_path / "browser.duckdb"), read_only=True) as con:
+        n = con.execute("SELECT count(DISTINCT (prompt, response)) FROM scores s JOIN models m USING (model_key) "
+                        "WHERE m.source <> 'published'").fetchall()[0][0]
+    assert n == expected

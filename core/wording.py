@@ -1,0 +1,84 @@
+"""Numbers and model terms in words a reader can repeat (issue 12).
+
+Why a module: the summary, the mixed-model sentence, panel titles and tables all print
+p-values and model terms; one formatter keeps them alike and paper-style."""
+from __future__ import annotations
+
+import math
+import re
+
+P_FLOOR = 1e-15  # below this a double-precision p-value is not meaningful
+
+
+def p_text(p) -> str:
+    """'p = 0.012', 'p = 3.4e-06', 'p < 1e-15' — never 'p = 0.00' or 'None'."""
+    if p is None:
+        return "p not available"
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "p not available"
+    if math.isnan(p):
+        return "p not available"
+    if p < P_FLOOR:
+        return "p < 1e-15"
+    if p < 0.001:
+        return f"p = {p:.1e}".replace("e-0", "e-")
+    if p >= 0.995:
+        return "p = 1.00" if p >= 0.9995 else f"p = {p:.3f}"
+    return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+
+
+_TERM = re.compile(r"^(family|category|framing)(.+)$")
+
+
+def term_in_words(term: str, ref_family: str = "Gemma") -> str:
+    """R's 'familyLlama:categoryCommunion:framingnegative' as 'how much more the Llama–Gemma
+    gap is on Communion words with negative prompts' — the pieces named in words."""
+    parts = {}
+    for piece in str(term).split(":"):
+        m = _TERM.match(piece)
+        if not m:
+            return str(term)
+        parts[m.group(1)] = m.group(2)
+    fam = parts.get("family")
+    bits = []
+    if fam:
+        bits.append(f"{fam} vs {ref_family} models")
+    if "category" in parts:
+        bits.append(f"{parts['category']} words")
+    if "framing" in parts:
+        bits.append(f"{parts['framing']} prompts")
+    return ", ".join(bits) if bits else str(term)
+
+
+def lead_sentence(result: dict) -> str:
+    """One sentence a policy reader can repeat: on positive prompts, which family ranks
+    which categories' words higher (significant panels only), and how many panels differ."""
+    tests = (result or {}).get("family_tests")
+    fm = (result or {}).get("family_means") or []
+    if not isinstance(tests, list) or not tests:
+        return ""
+    means = {(r["framing"], r["category"], r["family"]): r["mean_rank"] for r in fm}
+    favours: dict[str, list[str]] = {}
+    for t in tests:
+        p = t.get("welch_p_bonferroni")
+        if t.get("framing") != "positive" or p is None or p >= 0.05:
+            continue
+        fams = sorted({f for (fr, c, f) in means if fr == "positive" and c == t["category"]}, key=str.casefold)
+        if len(fams) != 2:
+            continue
+        a, b = (means[("positive", t["category"], f)] for f in fams)
+        winner = fams[0] if a < b else fams[1]  # lower mean rank = nearer the top = preferred
+        favours.setdefault(winner, []).append(t["category"])
+    n_sig = sum(1 for t in tests if t.get("welch_p_bonferroni") is not None and t["welch_p_bonferroni"] < 0.05)
+    tail = f"{n_sig} of {len(tests)} family comparisons differ significantly (Welch, Bonferroni-corrected)."
+    if not favours:
+        return "On positive prompts no family ranks any category's words significantly higher than another; " + tail
+    parts = [f"{fam}-based reward models favour {_join(cats)} words" for fam, cats in sorted(favours.items())]
+    return "On positive prompts, " + " and ".join(parts) + "; " + tail
+
+
+def _join(items: list[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,45 @@
+"""p-values and model terms as a paper prints them (issue 12)."""
+import pytest
+
+from core import analysis
+from core.wording import p_text, term_in_words
+
+
+@pytest.mark.parametrize("p, text", [
+    (0.0, "p < 1e-15"), (1e-17, "p < 1e-15"), (3.2e-8, "p = 3.2e-8"), (0.0004, "p = 4.0e-4"),
+    (0.0123, "p = 0.012"), (0.5, "p = 0.50"), (1.0, "p = 1.00"), (None, "p not available"),
+    (float("nan"), "p not available")])
+def test_p_text(p, text):
+    assert p_text(p) == text
+
+
+def test_terms_in_words():
+    assert term_in_words("familyLlama:categoryCommunion:framingnegative", "Gemma") == \
+        "Llama vs Gemma models, Communion words, negative prompts"
+    assert term_in_words("(Intercept)") == "(Intercept)"
+
+
+def test_summary_never_prints_zero_or_none_p():
+    fm = [{"framing": "positive", "category": "Agency", "family": f, "mean_rank": m}
+          for f, m in (("Gemma", 132.5), ("Llama", 128.3))]
+    result = {"corpus": "c", "n_words": 263, "family_means": fm,
+              "family_tests": [{"framing": "positive", "category": "Agency", "comparison": "Llama vs Gemma",
+                                "welch_p_bonferroni": 0.0}]}
+    text = analysis.summary_text(result)
+    assert "p < 1e-15" in text and "0.00" not in text and "None" not in text
+
+
+def test_lead_sentence_names_each_family_s_significant_categories():
+    fm = [{"framing": "positive", "category": c, "family": f, "mean_rank": m}
+          for c, f, m in (("Agency", "Gemma", 132.5), ("Agency", "Llama", 128.3),
+                          ("Communion", "Gemma", 131.1), ("Communion", "Llama", 135.3),
+                          ("Care", "Gemma", 20.0), ("Care", "Llama", 21.0))]
+    tests = [{"framing": "positive", "category": "Agency", "welch_p_bonferroni": 0.002},
+             {"framing": "positive", "category": "Communion", "welch_p_bonferroni": 0.004},
+             {"framing": "positive", "category": "Care", "welch_p_bonferroni": 0.4},
+             {"framing": "negative", "category": "Agency", "welch_p_bonferroni": 0.01}]
+    from core.wording import lead_sentence
+    s = lead_sentence({"family_means": fm, "family_tests": tests})
+    assert s == ("On positive prompts, Gemma-based reward models favour Communion words and Llama-based reward "
+                 "models favour Agency words; 3 of 4 family comparisons differ significantly (Welch, "
+                 "Bonferroni-corrected).")

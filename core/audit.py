@@ -164,7 +164,7 @@ def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result: 
         figures.append((f"Rank intervals: {r.category}, {r.framing}",
                         rank_interval_figure(uncertainty.rank_intervals(ranks, words, r.framing, r.category,
                                                                         reps=reps, seed=seed), r.framing, r.category)))
-    figures += list(extra_figures or [])
+    figures += [(f[0], f[1]) for f in extra_figures or []]  # (name, figure[, caption])
     m = store.models()
     keys = set(ranks["model_key"]) if "model_key" in ranks else set()
     m = m[m["model_key"].isin(keys)] if keys else m[m["name"].isin(set(ranks["model"]))]

@@ -49,8 +49,12 @@ def _training_text() -> list[str]:
     return [p.text for p in prompts.paper_prompts()] * 3 + words
 
 
-def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = None, pre_tokenize: bool = True):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = None, pre_tokenize: bool = True,
+                   add_bos: bool = False):
+    """add_bos: a post-processor that prepends BOS when add_special_tokens=True, as Llama 3's
+    and Gemma's real tokenizers do (so encoding a chat-templated text *with* special tokens
+    doubles the BOS, the most common reward-model scoring bug)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     sp = SPECIALS[arch]
     tok = Tokenizer(models.BPE())
@@ -63,6 +67,10 @@ def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = Non
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_training_text(), trainer)
+    if add_bos:
+        bos = (sp["bos"], tok.token_to_id(sp["bos"]))
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{sp['bos']} $A", pair=f"{sp['bos']} $A {sp['bos']} $B", special_tokens=[bos])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=sp["bos"], eos_token=sp["eos"],
                                    pad_token=sp["pad"], additional_special_tokens=sp["extra"])
     fast.chat_template = template if template is not None else sp["template"]
@@ -72,13 +80,13 @@ def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = Non
 def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *, hidden: int = 64,
               layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
               vocab_size: int = 1000, seed: int = 0, template: str | None = None,
-              pre_tokenize: bool = True, safetensors: bool = True) -> Path:
+              pre_tokenize: bool = True, safetensors: bool = True, add_bos: bool = False) -> Path:
     """Build, save and return a folder with a random-weight model of the given architecture."""
     import torch
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, Gemma2Config,
                               LlamaConfig)
     path = Path(path)
-    tokenizer = make_tokenizer(arch, vocab_size, template, pre_tokenize)
+    tokenizer = make_tokenizer(arch, vocab_size, template, pre_tokenize, add_bos)
     common = dict(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv_heads,
                   intermediate_size=intermediate or hidden * 2, max_position_embeddings=512,

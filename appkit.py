@@ -18,6 +18,7 @@ from core import coverage as _coverage
 from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
+from core.errors import one_line
 
 log = logging.getLogger("valueaudit.app")
 
@@ -237,7 +238,7 @@ def _ensure_navigation() -> None:
 
 def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
     name = type(e).__name__
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else name
+    msg = one_line(e)
     st.error(f"{what}: {msg}")
     st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
                                           "and check the server log."))

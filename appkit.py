@@ -18,6 +18,7 @@ from core import coverage as _coverage
 from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
+from core.errors import one_line
 
 log = logging.getLogger("valueaudit.app")
 
@@ -208,8 +209,7 @@ def guarded(body):
         try:
             body()
         except Exception as e:  # noqa: BLE001 - this is the last line of defence
-            if type(e).__name__ in ("StopException", "RerunException", "RerunData"):
-                raise
+            # Streamlit's st.stop/st.rerun exceptions derive from BaseException and pass through.
             show_error(e)
     return run
 
@@ -220,19 +220,25 @@ def _ensure_navigation() -> None:
     Why: with a pages/ folder, Streamlit starts in its legacy mode, in which a deep link runs
     the page file directly instead of app.py; app.py's st.navigation never runs, and every
     session then sees a flat, unsectioned menu. Leaving legacy mode and rerunning makes
-    app.py run first and open the requested page."""
+    app.py run first and open the requested page.
+
+    This is the project's ONE use of Streamlit internals (PagesManager.uses_pages_directory,
+    read by ScriptRunner._mpa_v1 in Streamlit 1.67): Streamlit has no config option for it and
+    the product's layout keeps pages/ beside app.py. Checked by
+    tests/test_browser.py::test_deep_link_first_keeps_sectioned_navigation; if Streamlit
+    renames the attribute, the import/getattr below makes this a no-op, and that test fails."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:
         return
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", None):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
 
 def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
     name = type(e).__name__
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else name
+    msg = one_line(e)
     st.error(f"{what}: {msg}")
     st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
                                           "and check the server log."))
@@ -256,9 +262,10 @@ def empty_state(message: str, next_step: str | None = None, page: str | None = N
 def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
     """A link to another page; skipped when a page runs on its own (tests), where the
     multipage navigation that page_link needs does not exist."""
+    from streamlit.errors import StreamlitPageNotFoundError
     try:
         st.page_link(page, label=label, icon=icon)
-    except Exception:  # noqa: BLE001
+    except StreamlitPageNotFoundError:
         pass
 
 

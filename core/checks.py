@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import provenance, scoring
 from .store import SCHEMA
+from .errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def run_checks(store, loaded, prompts: Sequence, words: Sequence[str], corpus: s
             "provenance": json.dumps(provenance.run_record(loaded, corpus, words, prompts, engine, batch_size))})
     except Exception as e:  # noqa: BLE001 - the check itself failing is recorded, not raised
         log.warning("measurement checks could not run: %s", e)
-        rec.update({"status": "error", "message": f"checks could not run: {str(e).splitlines()[0] if str(e) else type(e).__name__}"})
+        rec.update({"status": "error", "message": f"checks could not run: {one_line(e)}"})
     save(store, rec)
     return rec
 

@@ -8,9 +8,10 @@ import logging
 import os
 import sys
 from pathlib import Path
+from core.errors import ValueAuditError, one_line
 
 
-class UserError(Exception):
+class UserError(ValueAuditError):
     """Printed as one line, exit code 2."""
 
 
@@ -108,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line, never a traceback
         if os.environ.get("VALUEAUDIT_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = one_line(e)
+        if getattr(e, "cli_hint", None):
+            msg += f" ({e.cli_hint})"
         print(f"error: {msg}", file=sys.stderr)
         return 2
 

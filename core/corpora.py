@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import paperdata
+from .errors import ValueAuditError
 
 MAX_BYTES = 5 * 1024 * 1024  # uploads larger than this are refused
 UNCATEGORISED = "Uncategorized"
 
 
-class CorpusError(ValueError):
+class CorpusError(ValueAuditError, ValueError):
     """A corpus file that cannot be used; the message says how to fix it."""
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from . import models, scoring
 from .prompts import Prompt
 from .scoring import ScoreResult, ScoringError
+from .errors import one_line
 
 INSTALL_HINT = "Ray is not installed; pip install -r requirements-ray.txt"
 SHARD_ROWS = 4096          # at most this many (prompt, word) rows per shard
@@ -108,7 +109,7 @@ class Scorer:
                 torch.set_num_threads(1)  # one CPU per worker: no oversubscription
             self.loaded = models.load(name, kind, **opts)
         except Exception as e:  # noqa: BLE001 - reported to the driver as one line, no restart loop
-            self.error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self.error = one_line(e)
 
     def info(self, words: Sequence[str]) -> dict:
         if self.error:
@@ -165,7 +166,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
         try:
             ray.init(address=address, **kw)
         except Exception as e:  # noqa: BLE001
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = one_line(e)
             raise ScoringError(f"cannot connect to the Ray cluster at {address}: {msg}") from None
     else:
         # a local instance: its workers inherit the environment, so they import this same core/
@@ -198,9 +199,9 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
     """Score args.model on corpus x prompt_set on Ray; the driver alone writes to `store`."""
     ray = import_ray()
     if args.batch_size < 1:
-        raise ScoringError("--batch-size must be at least 1")
+        raise ScoringError("batch size must be at least 1")
     if args.workers < 1:
-        raise ScoringError("--workers must be at least 1")
+        raise ScoringError("workers must be at least 1")
     start = time.monotonic()
     quiet = getattr(args, "quiet", False)
     name = str(Path(args.model).expanduser().resolve()) if models.is_local(args.model) else args.model
@@ -215,7 +216,7 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 0))
         use_gpu = gpus >= 1 and args.device in ("auto", "cuda")
         if args.device == "cuda" and not gpus:
-            raise ScoringError("--device cuda but the Ray cluster has no GPU; use --device auto or cpu")
+            raise ScoringError("device cuda asked for, but the Ray cluster has no GPU; choose device auto or cpu")
         n = min(args.workers, gpus if use_gpu else max(1, cpus))
         opts = dict(revision=args.revision, device=args.device, dtype=args.dtype,
                     trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
@@ -262,12 +263,12 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
             try:
                 out = ray.get(ready[0])
             except ray.exceptions.RayError as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                msg = one_line(e)
                 raise ScoringError(f"shard {shard.index + 1} failed on a Ray worker ({msg}); "
                                    "finished shards are saved — rerun the same command to continue") from None
             if out["key"] != key:
                 raise ScoringError("the Ray workers loaded different weights for the same model; "
-                                   "pin --revision and rerun")
+                                   "pin the model revision and rerun")
             rows = pd.DataFrame({k: out[k] for k in ("prompt_id", "prompt", "response", "value")})
             result.new += store.add_scores(key, args.kind, rows)
             result.engine = out["engine"]

@@ -26,9 +26,9 @@ def write_table(df: pd.DataFrame, out: str | Path) -> Path:
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"--out must end in .csv or .parquet, not '{out.name}'")
+        raise ValueError(f"the output file must end in .csv or .parquet, not '{out.name}'")
     if out.parent and not out.parent.exists():
-        raise ValueError(f"folder {out.parent} does not exist; create it or choose another --out")
+        raise ValueError(f"folder {out.parent} does not exist; create it or choose another output file")
     if suffix == ".csv":
         neutralise_formulas(df).to_csv(out, index=False)
     else:

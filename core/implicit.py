@@ -16,9 +16,10 @@ import pandas as pd
 
 from . import logprobs as lp
 from .prompts import framing_of
+from .errors import ValueAuditError
 
 
-class ImplicitError(ValueError):
+class ImplicitError(ValueAuditError, ValueError):
     """An implicit-reward comparison that cannot be made; the message says what to do."""
 
 

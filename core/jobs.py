@@ -22,6 +22,7 @@ from . import models as _models
 from . import scoring
 from .prompts import Prompt
 from .store import Store
+from .errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ def _free_memory() -> None:
 
 
 def _one_line(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    msg = one_line(e)
     return msg
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import settings
+from .errors import ValueAuditError
 
 MAX_BATCH_SIZE = 4096
 
 
-class LimitError(ValueError):
+class LimitError(ValueAuditError, ValueError):
     """A request over a limit; the message names the offending item and the limit."""
 
 
@@ -41,7 +42,7 @@ def check_prompts(texts: Sequence[str]) -> None:
 
 def check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise LimitError(f"--batch-size must be a whole number from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}")
+        raise LimitError(f"batch size must be a whole number from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}")
     return batch_size
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .prompts import Prompt
+from .errors import ValueAuditError, one_line
 
 META_COLUMNS = ["token_id", "token_name", "token_decoded"]
 HF_DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
@@ -36,7 +37,7 @@ HF_DATASET_REVISION: str | None = None
 MAX_FILE_BYTES = 2 * 1024**3  # the paper's largest file is ~0.3 GB
 
 
-class LogprobError(ValueError):
+class LogprobError(ValueAuditError, ValueError):
     """Log-probabilities cannot be computed or read as asked; the message says what to do."""
 
 
@@ -73,7 +74,7 @@ def prompt_ids(tokenizer, text: str, kind: str) -> list[int]:
     generation prompt, no second BOS; or the raw prompt with the tokenizer's own BOS)."""
     if kind == "instruction-tuned":
         if not getattr(tokenizer, "chat_template", None):
-            raise LogprobError("the tokenizer has no chat template; use --lm-type pretrained for a base model")
+            raise LogprobError("the tokenizer has no chat template; choose the pretrained (base model) LM type for it")
         rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                  add_generation_prompt=True)
         return tokenizer(rendered, add_special_tokens=False)["input_ids"]
@@ -263,7 +264,7 @@ def read_csv(path: str | Path) -> tuple[pd.DataFrame, int]:
     except UnicodeDecodeError:
         raise LogprobError(f"{path.name} is not UTF-8 text; give a CSV written by `logprobs` or the paper") from None
     except (pd.errors.ParserError, ValueError) as e:
-        raise LogprobError(f"{path.name} is not a readable CSV: {str(e).splitlines()[0]}") from None
+        raise LogprobError(f"{path.name} is not a readable CSV: {one_line(e)}") from None
     del raw
     if crlf:
         df.columns = [c.rstrip("\r") for c in df.columns]

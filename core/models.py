@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from .errors import ValueAuditError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ FAMILIES = {  # config.model_type prefix -> family
 }
 
 
-class ModelError(ValueError):
+class ModelError(ValueAuditError, ValueError):
     """A model that cannot be used as asked; the message says what to do."""
 
 
@@ -121,9 +122,9 @@ def pick_device(device: str = "auto") -> str:
             return "mps"
         return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda asked for, but no CUDA GPU is visible; use --device auto or cpu")
+        raise ModelError("device cuda asked for, but no CUDA GPU is visible; choose device auto or cpu")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ModelError("--device mps asked for, but MPS is not available; use --device auto or cpu")
+        raise ModelError("device mps asked for, but MPS is not available; choose device auto or cpu")
     return device
 
 
@@ -223,7 +224,7 @@ def _json_config(path: Path, name: str) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelError(f"{name}: config.json is not readable JSON ({str(e).splitlines()[0]}); "
+        raise ModelError(f"{name}: config.json is not readable JSON ({one_line(e)}); "
                          "re-save the model with save_pretrained") from None
     if not isinstance(config, dict):
         raise ModelError(f"{name}: config.json is not a JSON object; re-save the model with save_pretrained")
@@ -237,7 +238,8 @@ def check_remote_code(name: str, config: dict, kind: str, trust_remote_code: boo
     if needs and not trust_remote_code:
         rev = f" at revision {revision}" if revision else ""
         raise ModelError(f"{name}{rev} ships its own Python code ({', '.join(needs)}); it was not run. "
-                         "Re-run with --trust-remote-code only if you trust that repository")
+                         "Allow remote code only if you trust that repository",
+                         cli_hint="--trust-remote-code")
 
 
 def check_rm_head(name: str, config: dict) -> None:
@@ -246,7 +248,7 @@ def check_rm_head(name: str, config: dict) -> None:
         return
     if archs and not any("SequenceClassification" in a or "Reward" in a for a in archs):
         raise ModelError(f"{name} has no reward (classification) head ({', '.join(archs)}); "
-                         "score it with --kind lm, or pick a reward model")
+                         "score it as kind lm, or pick a reward model")
 
 
 def check_lm_head(name: str, config: dict) -> None:
@@ -255,7 +257,7 @@ def check_lm_head(name: str, config: dict) -> None:
     archs = config.get("architectures") or []
     if archs and all("SequenceClassification" in a or "Reward" in a for a in archs):
         raise ModelError(f"{name} is a reward model ({', '.join(archs)}), not a language model; "
-                         "score it with --kind rm, or pick its base language model")
+                         "score it as kind rm, or pick its base language model")
 
 
 def check_loaded_weights(name: str, kind: str, info: dict) -> None:
@@ -264,13 +266,13 @@ def check_loaded_weights(name: str, kind: str, info: dict) -> None:
     (a reward head loaded as an LM whose head is tied to the embeddings) is refused too."""
     missing = sorted(info.get("missing_keys") or [])
     if missing:
-        hint = "score it with --kind lm" if kind == "rm" else "score it with --kind rm"
+        hint = "score it as kind lm" if kind == "rm" else "score it as kind rm"
         raise ModelError(f"{name} loads as {kind} with {len(missing)} weight(s) missing from its files "
                          f"({missing[0]}), which would be random; {hint}, or give a complete checkpoint")
     heads = sorted(k for k in (info.get("unexpected_keys") or []) if k.split(".")[0] in ("score", "classifier", "v_head"))
     if kind == "lm" and heads:
         raise ModelError(f"{name} holds a reward head ({heads[0]}), so it is not a language model; "
-                         "score it with --kind rm")
+                         "score it as kind rm")
 
 
 def weight_files(name: str, revision: str | None = None) -> list[str]:
@@ -287,7 +289,7 @@ def check_safetensors(name: str, revision: str | None, allow_pickle: bool) -> No
     files = weight_files(name, revision)
     if files and not any(f.endswith(".safetensors") for f in files) and not allow_pickle:
         raise ModelError(f"{name} has only pickle weights ({files[0]}, ...), which can run code when loaded; "
-                         "re-run with --allow-pickle only if you trust it")
+                         "allow pickle weights only if you trust its source", cli_hint="--allow-pickle")
 
 
 def preflight(name: str, kind: str, revision: str | None = None, trust_remote_code: bool = False,
@@ -351,7 +353,7 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise ModelError(f"could not load the tokenizer of {name}: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"could not load the tokenizer of {name}: {one_line(e)}") from None
     if kind == "rm" and not getattr(tokenizer, "chat_template", None):
         raise ModelError(f"{name}: the tokenizer has no chat template, which reward scoring needs; add the base "
                          "model's chat template (chat_template.jinja or tokenizer_config.json) to the model folder")
@@ -360,13 +362,14 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     except OSError as e:
         msg = str(e)
         if "safetensors" in msg.lower() or ".bin" in msg:
-            raise ModelError(f"{name} has no safetensors weights; re-run with --allow-pickle only if you trust it") from None
-        raise ModelError(f"could not load {name}: {msg.splitlines()[0]}") from None
+            raise ModelError(f"{name} has no safetensors weights; allow pickle weights only if you trust its source",
+                             cli_hint="--allow-pickle") from None
+        raise ModelError(f"could not load {name}: {msg.strip().splitlines()[0] if msg.strip() else type(e).__name__}") from None
     except ValueError as e:
-        raise ModelError(f"could not load {name} as {kind}: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"could not load {name} as {kind}: {one_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - e.g. a damaged safetensors header: name the files
         files = ", ".join(sorted(weight_files(name, revision))[:3]) or "its weight files"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = one_line(e)
         raise ModelError(f"could not read the weights of {name} ({files}): {first}") from None
     check_loaded_weights(name, kind, info)
     model.to(dev).eval()

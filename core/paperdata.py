@@ -10,6 +10,7 @@ import json
 import os
 import urllib.request
 from pathlib import Path
+from .errors import ValueAuditError
 
 REPO = "brchristian/reward_models_inherit_value_biases_from_pretraining"
 COMMIT = "5d8d2e9d879bf0060c791b11300f0efda42c9bcf"
@@ -55,7 +56,7 @@ SHA256 = {
 }
 
 
-class PaperDataError(RuntimeError):
+class PaperDataError(ValueAuditError, RuntimeError):
     """A paper file could not be found, downloaded or verified."""
 
 

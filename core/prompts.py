@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from .errors import ValueAuditError, one_line
 
 ADJECTIVES = {  # id -> (phrase, framing)
     "best": ("the best", "positive"),
@@ -24,7 +25,7 @@ CONCISION = ("one", "single", "please")
 MAX_BYTES = 1024 * 1024
 
 
-class PromptError(ValueError):
+class PromptError(ValueAuditError, ValueError):
     """A prompts file that cannot be used; the message says how to fix it."""
 
 
@@ -135,7 +136,7 @@ def _parse_yaml(text: str, name: str) -> list[tuple[str, str]]:
             pairs.append((raw, text_value.strip()))
         return pairs
     except yaml.YAMLError as e:
-        raise PromptError(f"{name} is not valid YAML ({str(e).splitlines()[0]}); write one 'id: text' per line") from None
+        raise PromptError(f"{name} is not valid YAML ({one_line(e)}); write one 'id: text' per line") from None
     except TypeError:  # an unhashable key (a list or mapping as an id)
         raise PromptError(f"{name}: each key must be a plain prompt id") from None
     finally:

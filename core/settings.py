@@ -16,9 +16,10 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from .errors import ValueAuditError
 
 
-class SettingsError(ValueError):
+class SettingsError(ValueAuditError, ValueError):
     """A setting or a visitor's request that the server's settings refuse."""
 
 

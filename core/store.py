@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 import duckdb
 import pandas as pd
+from .errors import ValueAuditError
 
 SCHEMA_VERSION = "1"
 LOCK_WAIT_S = float(os.environ.get("VALUEAUDIT_LOCK_WAIT", "120"))
@@ -71,7 +72,7 @@ SCHEMA = [
 ]
 
 
-class StoreError(RuntimeError):
+class StoreError(ValueAuditError, RuntimeError):
     """The database cannot be used; the message says what to do."""
 
 
@@ -168,7 +169,7 @@ def _refuse_foreign(path: Path) -> None:
     except OSError:
         return
     if head.startswith(b"SQLite format 3"):
-        raise StoreError(f"{path} is a SQLite database, not DuckDB; choose another --db (or move it aside)")
+        raise StoreError(f"{path} is a SQLite database, not DuckDB; choose another database path (or move it aside)")
 
 
 def _prepare_for_writes(path: Path, shared: _Shared) -> None:
@@ -231,7 +232,7 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); pass --db with a writable path") from None
+                raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); choose a writable database path") from None
         shared = _acquire(self, write)
         try:
             cur = shared.cursor()
@@ -271,7 +272,7 @@ class Store:
                 if time.monotonic() > deadline:
                     raise StoreError(
                         f"{self.path} is locked by another process for over {LOCK_WAIT_S:.0f} s; "
-                        "wait for it to finish or use another --db") from None
+                        "wait for it to finish or use another database path") from None
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as e:
@@ -478,7 +479,7 @@ def _explain(path: Path, msg: str) -> str:
     first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
     low = msg.lower()
     if "not a valid duckdb" in low or "corrupt" in low or "could not read enough bytes" in low or "magic" in low or "invalid" in low and "file" in low:
-        return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another --db"
+        return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another database path"
     if "no space" in low or "disk" in low and "full" in low:
         return f"the disk holding {path} is full; the last batch was rolled back — free space and rerun to continue"
     return f"database error on {path}: {first}"

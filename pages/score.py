@@ -8,6 +8,7 @@ import streamlit as st
 
 import appkit as ak
 from core import jobs, models, prompts, settings
+from core.errors import one_line
 
 STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
 
@@ -147,7 +148,7 @@ def ray_backend() -> dict:
         st.caption("Cluster resources: " + ", ".join(
             f"{k} {v / 2**30:.0f} GiB" if "memory" in k else f"{k} {v:g}" for k, v in sorted(res.items())))
     except Exception as e:  # noqa: BLE001 - any connection failure is one line here
-        st.error(f"Ray: {str(e).strip().splitlines()[0] if str(e).strip() else e}")
+        st.error(f"Ray: {one_line(e)}")
     st.caption("Workers score shards (model x prompts); this app alone writes them to its database, shard "
                "by shard. Command-line equivalent: `python -m core score ... --backend ray`; see docs/cluster.md.")
     return {"backend": "ray", "ray_address": addr or None, "workers": workers}

@@ -142,3 +142,24 @@ def test_browsing_while_a_job_runs_never_kills_it(server, tmp_path, paper_data, 
         n = con.execute("SELECT count(DISTINCT (prompt, response)) FROM scores s JOIN models m USING (model_key) "
                         "WHERE m.source <> 'published'").fetchall()[0][0]
     assert n == expected
+
+
+def test_deep_link_first_keeps_sectioned_navigation(server):
+    """A fresh server whose first visitor opens /compare must still run app.py's sectioned
+    st.navigation (appkit._ensure_navigation), not Streamlit's flat legacy pages/ menu."""
+    from playwright.sync_api import expect, sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{server}/compare")
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            expect(nav).to_be_visible(timeout=90_000)
+            for section in ("Overview", "Data", "Analysis"):
+                expect(nav.get_by_text(section, exact=True).first).to_be_visible(timeout=60_000)
+            # The page titles come from app.py's st.Page titles, not from file names.
+            expect(nav.get_by_text("Implicit reward", exact=True)).to_be_visible()
+            assert "/compare" in page.url
+            expect(page.get_by_role("heading", name="Compare", exact=False).first).to_be_visible(timeout=60_000)
+        finally:
+            browser.close()

@@ -207,7 +207,7 @@ def test_rm_as_lm_and_any_missing_head_are_refused(tmp_path, capsys, seeded_db, 
     # Gemma ties its LM head to the embeddings, so nothing is "missing": refused by its architecture.
     for rm in (tiny_llama_rm, tiny_gemma_rm):
         rc, _, err = run_cli(capsys, "score", "--model", rm, "--kind", "lm", "--corpus", corpus, "--db", seeded_db)
-        one_line_error(rc, err, "is a reward model", "--kind rm")
+        one_line_error(rc, err, "is a reward model", "kind rm")
     # Without architectures in config.json, the load itself reports the missing lm_head.
     noarch = tmp_path / "noarch"
     shutil.copytree(tiny_llama_rm, noarch)
@@ -261,7 +261,7 @@ def test_limits_refuse_before_the_model_loads(tmp_path, capsys, seeded_db, monke
     for bad in ("0", "-3", "100000"):
         rc, _, err = run_cli(capsys, "score", "--model", missing_model, "--kind", "rm", "--corpus", "big2-nouns",
                              "--batch-size", bad, "--db", seeded_db)
-        one_line_error(rc, err, "--batch-size", "from 1 to")
+        one_line_error(rc, err, "batch size", "from 1 to")
     assert seeded_db.read_bytes() == before
 
 

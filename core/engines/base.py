@@ -5,9 +5,10 @@ one prompt and many candidate words; engines differ only in how (and how fast)."
 from __future__ import annotations
 
 from typing import Iterator, Protocol, Sequence, runtime_checkable
+from ..errors import ValueAuditError
 
 
-class ScoringError(RuntimeError):
+class ScoringError(ValueAuditError, RuntimeError):
     """Scoring cannot go on; the message says what to do."""
 
 

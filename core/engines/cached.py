@@ -34,6 +34,7 @@ from . import cascade, planning
 from .forward import lm_forward, rm_forward, text_config
 from .naive import NaiveEngine
 from .tokens import lm_prefix_ids, rm_ids_batch, rm_text, word_ids_batch
+from ..errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ class CachedEngine:
             import torch
             if isinstance(e, torch.OutOfMemoryError):
                 raise
-            self._fallback(f"a cached forward failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            self._fallback(f"a cached forward failed ({type(e).__name__}: {one_line(e)})")
         rest = [w for w, d in zip(words, done) if not d]
         if rest:
             yield from self.naive.score(prompt, rest, batch_size)

@@ -149,7 +149,7 @@ def with_oom_backoff(engine, prompt: str, words: Sequence[str], batch_size: int)
             remaining = [w for w in remaining if w not in done]
             if batch_size == 1:
                 raise ScoringError("CUDA out of memory even at batch size 1; use a smaller model, "
-                                   "--dtype bfloat16, or --device cpu") from None
+                                   "dtype bfloat16, or device cpu") from None
             batch_size = max(1, batch_size // 2)
             log.warning("CUDA out of memory: batch size halved to %d", batch_size)
             if torch.cuda.is_available():

@@ -319,6 +319,42 @@ def corpus_picker(key: str, label: str = "Corpus", default: str = "big2-nouns") 
                         help="Two MFD 2.0 variants: " + " ".join(f"**{n}**: {t}" for n, t in corpora.NOTES.items()))
 
 
+MFD_CHOICE = "MFD 2.0"  # one entry for both MFD variants; a space keeps it apart from any corpus name
+
+
+def published_only(names) -> bool:
+    """True when every one of these models is one of the paper's published score sets."""
+    m = cached("models")
+    pub = set(m.loc[m["source"] == "published", "name"])
+    return bool(names) and all(n in pub for n in names)
+
+
+def mfd_default_variant() -> str:
+    """The paper's own MFD variant when the models scored on MFD are the paper's published ones
+    (so the page reproduces Figure A1); the whole dictionary for models scored here."""
+    return "mfd2-paper" if published_only(scored_rms("mfd2-paper")[0]) or not scored_rms("mfd2")[0] else "mfd2"
+
+
+def comparison_corpus_picker(prefix: str, default: str) -> str:
+    """Corpus for the comparison in two steps: the word list, then — for MFD 2.0 — which of
+    the two variants, each named with its one-line note."""
+    names = [n for n in cached("corpus_names") if n not in corpora.NOTES]
+    choices = names[:2] + [MFD_CHOICE] + names[2:]
+    first = MFD_CHOICE if default in corpora.NOTES else default
+    label = {MFD_CHOICE: "MFD 2.0 — Moral Foundations Dictionary (two variants)"}
+    choice = st.selectbox("Corpus", choices, index=choices.index(first) if first in choices else 0,
+                          key=f"{prefix}-corpus",
+                          format_func=lambda n: label.get(n) or (f"{n} — {corpora.BUILTINS[n][1]}"
+                                                                 if n in corpora.BUILTINS else n))
+    if choice != MFD_CHOICE:
+        return choice
+    variants = list(corpora.NOTES)
+    pick = default if default in variants else mfd_default_variant()
+    return st.radio("MFD 2.0 variant", variants, index=variants.index(pick), key=f"{prefix}-mfd-variant",
+                    format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}",
+                    help=" ".join(f"**{n}**: {t}" for n, t in corpora.NOTES.items()))
+
+
 PAPER_PROMPTS = prompts.paper_prompts()
 PROMPT_TEXT = {p.prompt_id: p.text for p in PAPER_PROMPTS}
 
@@ -406,7 +442,7 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     saved = st.session_state.get("comparison", {})
     with st.sidebar:
         st.markdown("**Comparison**")
-        corpus_name = corpus_picker(f"{prefix}-corpus", default=saved.get("corpus", "big2-nouns"))
+        corpus_name = comparison_corpus_picker(prefix, saved.get("corpus", "big2-nouns"))
     names, pids, fam = scored_rms(corpus_name)
     if not names:
         return {"corpus": corpus_name, "models": [], "prompts": [], "framing": []}

@@ -43,26 +43,9 @@ def summary(result: dict) -> None:
 
 
 def mfd_variant_note(sel: dict) -> None:
-    """Which MFD 2.0 variant this is and how it differs; with the paper's published models on
-    the whole dictionary, offer the paper's own variant in one click."""
-    note = corpora.NOTES.get(sel["corpus"])
-    if not note:
-        return
-    st.caption(f"**{sel['corpus']}** — {note}")
-    if sel["corpus"] == "mfd2" and _all_published(sel["models"]):
-        st.button("Show mfd2-paper (the paper's Figure A1 words and ranking)", key="cmp-to-paper-mfd",
-                  on_click=_switch_corpus, args=("mfd2-paper",))
-
-
-def _all_published(names) -> bool:
-    m = ak.cached("models")
-    pub = set(m.loc[m["source"] == "published", "name"])
-    return bool(names) and all(n in pub for n in names)
-
-
-def _switch_corpus(name: str) -> None:
-    st.session_state["cmp-corpus"] = name
-    st.session_state["comparison"] = {**st.session_state.get("comparison", {}), "corpus": name}
+    """Which MFD 2.0 variant this is and how it differs (the sidebar switches between them)."""
+    if note := corpora.NOTES.get(sel["corpus"]):
+        st.caption(f"**{sel['corpus']}** — {note} (sidebar: 'MFD 2.0 variant')")
 
 
 def interval_choice() -> str:

@@ -335,3 +335,22 @@ def test_mfd_files_carry_the_paper_naming(paper_copy, monkeypatch):
     # Downloads of the MFD run are checked against the pinned commit's sha256 like the others.
     pinned = [k for k in paperdata.SHA256 if k.startswith("reward_model_scores/dict_MFD_20/")]
     assert len(pinned) == 10 and all(published.hub_id_from_filename(k.rsplit("/", 1)[1]) for k in pinned)
+
+
+def test_compare_defaults_to_the_papers_mfd_variant_for_published_models(paper_copy, imported, monkeypatch):
+    """With the paper's published MFD files imported, choosing MFD 2.0 on Compare shows
+    mfd2-paper (Figure A1's words and ranking) with its note, and its numbers are the CLI's."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    import appkit
+    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(paper_copy))
+    monkeypatch.setenv("VALUEAUDIT_DB", str(imported))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "compare.py"), default_timeout=240)
+    at.run()
+    at.selectbox(key="cmp-corpus").set_value(appkit.MFD_CHOICE).run()
+    assert not at.exception and not at.error
+    assert at.radio(key="cmp-mfd-variant").value == "mfd2-paper"
+    assert any(c.value.startswith("**mfd2-paper**") and "Sanctity_Vice" in c.value for c in at.caption)
+    assert len(at.multiselect(key="cmp-models").value) == len(MFD_FILES)

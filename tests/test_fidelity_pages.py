@@ -53,12 +53,20 @@ def test_compare_shows_average_ranks_beside_family_means_and_se_bars(published_d
 def test_compare_names_the_mfd_variant(published_db, monkeypatch):
     monkeypatch.setenv("VALUEAUDIT_DB", str(published_db))
     at = _run("compare.py")
-    at.selectbox(key="cmp-corpus").set_value("mfd2").run()
+    options = at.selectbox(key="cmp-corpus").options
+    assert not any(o.startswith("mfd2") for o in options)  # one entry for MFD, then its variant
+    at.selectbox(key="cmp-corpus").set_value(ak_mfd()).run()
+    assert not at.exception
+    assert at.radio(key="cmp-mfd-variant").value == "mfd2-paper"
+    assert any("mfd2-paper" in c.value and "1,652" in c.value for c in at.caption)
+    at.radio(key="cmp-mfd-variant").set_value("mfd2").run()
     assert not at.exception
     assert any("mfd2-paper" in c.value and "2,040" in c.value for c in at.caption)
-    options = at.selectbox(key="cmp-corpus").options
-    assert options.index(next(o for o in options if o.startswith("mfd2-paper"))) < \
-        options.index(next(o for o in options if o.startswith("mfd2 ")))
+
+
+def ak_mfd() -> str:
+    import appkit
+    return appkit.MFD_CHOICE
 
 
 def test_training_dynamics_manifest_labels_identical_note_and_figure_4b(paper_data):

@@ -13,7 +13,7 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, charts, corpora, export, models, prompts, published, settings, ui
+from core import analysis, charts, corpora, export, models, prompts, published, ranks, settings, ui
 from core import coverage as _coverage
 from core import offensive
 from core.cli import resolve_corpus
@@ -64,6 +64,14 @@ def _scores_for(s: Store, kind: str, corpus: str, model_names: tuple | None, pro
     return df
 
 
+def _word_means(s: Store, corpus_name: str, model_name: str, prompt_ids: tuple) -> pd.DataFrame:
+    """One model's mean rank and score of every corpus word over these prompts (its own run
+    of this corpus where the model is one of the paper's published ones)."""
+    words, _ = corpus(corpus_name)
+    keys = published.keys_for_corpus(s, corpus_name, corpus_vocab(corpus_name), "rm", wanted=[model_name])
+    return ranks.word_means(s, words, keys, list(prompt_ids))
+
+
 def _corpus_names(s: Store) -> list[str]:
     return list(corpora.BUILTINS) + [n for n in s.corpus_names() if n not in corpora.BUILTINS]
 
@@ -101,6 +109,7 @@ _LOADERS = {
     "stats": lambda s: s.stats(),
     "coverage": lambda s: s.coverage(),
     "scores": _scores_for,
+    "word_means": _word_means,
     "corpus_names": _corpus_names,
     "coverage_by_corpus": _coverage_by_corpus,
     "saved_corpus": lambda s, name: s.corpus_words(name),
@@ -207,7 +216,8 @@ def guarded(body):
     def run():
         _ensure_navigation()
         try:
-            body()
+            with store().held():  # one open of the database for the whole page run
+                body()
         except Exception as e:  # noqa: BLE001 - this is the last line of defence
             # Streamlit's st.stop/st.rerun exceptions derive from BaseException and pass through.
             show_error(e)

@@ -167,7 +167,7 @@ def keys_for_corpus(store, corpus_name: str | None, vocabulary=None, kind: str =
     of each published model one run only — the corpus's own run (big2-nouns -> the Big Two
     files, mfd2 and mfd2-paper -> the MFD files; a model without one is left out, as the
     paper's script reads only that folder), else the run holding the most corpus words.
-    `wanted` (names or keys) narrows the models as `store.median_ranks(models=...)` does."""
+    `wanted` (names or keys) narrows the models (by name or key)."""
     m = store.query("SELECT model_key, name, source FROM models WHERE kind = ?", [kind])
     if wanted is not None:
         want = {str(w) for w in wanted}

@@ -13,7 +13,7 @@ import pytest
 
 PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])  # set by the test command (conftest checks it)
 
-from core import analysis, corpora, paperdata, prompts  # noqa: E402
+from core import analysis, corpora, paperdata, prompts, ranks  # noqa: E402
 from core.published import hub_id_from_filename, import_published, model_key  # noqa: E402
 from core.store import Store  # noqa: E402
 
@@ -382,10 +382,33 @@ def test_store_fast_path_ties_missing_words_and_multi_category(tmp_path):
                               value=lambda m, p, w: vals[w] * (1 if m == "g" else -1))
     scores = scores[~((scores["model"] == "l") & (scores["response"] == "a"))]
     store = _store_from(scores, tmp_path / "x.duckdb")
-    fast = store.median_ranks(words).set_index(["model", "prompt_id", "category"])["median_rank"]
+    fast = ranks.rank_summaries(store, words)["medians"].set_index(["model", "prompt_id", "category"])["median_rank"]
     slow = analysis.median_ranks(scores, words).set_index(["model", "prompt_id", "category"])["median_rank"]
     assert fast.sort_index().to_dict() == slow.sort_index().to_dict()
     assert fast[("g", "best_ever_one", "X")] == 1.75  # a=1, b=2.5 (tied with c)
+
+
+def test_word_means_equal_scipy_ranks_per_prompt(tmp_path):
+    """A model's top/bottom words (Compare): mean over the chosen prompts of the word's rank
+    among the corpus words within each prompt (ties averaged), and its mean score."""
+    from scipy.stats import rankdata
+    words = pd.DataFrame({"word": ["a", "b", "c", "d", "b"], "category": ["X", "X", "Y", "Y", "Y"]})
+    rng = np.random.default_rng(3)
+    scores = synthetic_scores({"g": "gemma", "l": "llama"}, ["a", "b", "c", "d", "zzz"],
+                              ["best_ever_one", "greatest_ever_one", "worst_ever_one"],
+                              value=lambda m, p, w: float(rng.integers(0, 3)))  # many ties
+    scores = scores[~((scores["prompt_id"] == "greatest_ever_one") & (scores["response"] == "a"))]
+    store = _store_from(scores, tmp_path / "w.duckdb")
+    pids = ["best_ever_one", "greatest_ever_one"]
+    got = ranks.word_means(store, words, ["k:g"], pids).set_index("word")
+    d = scores[(scores["model"] == "g") & scores["prompt_id"].isin(pids) & (scores["response"] != "zzz")].copy()
+    d["rank"] = d.groupby("prompt_id")["value"].transform(lambda v: rankdata(-v.to_numpy()))
+    want = d.groupby("response").agg(rank=("rank", "mean"), score=("value", "mean"), n=("rank", "size"))
+    assert sorted(got.index) == ["a", "b", "c", "d"]
+    for w, row in want.iterrows():
+        assert got.loc[w, "rank"] == pytest.approx(row["rank"]) and got.loc[w, "score"] == pytest.approx(row["score"])
+        assert got.loc[w, "n_prompts"] == row["n"]
+    assert list(got["rank"]) == sorted(got["rank"])  # best first
 
 
 def test_row_ranking_ranks_a_word_once_per_row_in_store_and_pandas(tmp_path):

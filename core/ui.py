@@ -264,7 +264,7 @@ def report_html(title: str, summary: str, figures: list[tuple[str, object]],
         cap = f"<p class='caption'>{html.escape(caption[0])}</p>" if caption and caption[0] else ""
         parts.append(f"<section><h2>{html.escape(name)}</h2>{body}{cap}</section>")
     for name, df in tables:
-        parts.append(f"<section><h2>{html.escape(name)}</h2>{_table_html(df)}</section>")
+        parts.append(f"<section><h2>{html.escape(name)}</h2>{table_html(df)}</section>")
     ctx = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in (context or {}).items())
     summ = "".join(f"<p>{html.escape(line)}</p>" for line in summary.splitlines() if line.strip())
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -282,7 +282,9 @@ padding:.6rem 1rem}}.caption{{color:#52606d;font-size:.9rem}}footer{{color:#7b87
     return doc.encode("utf-8")
 
 
-def _table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
+def table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
+    """A table for the HTML reports: every cell escaped, floats shortened, long tables cut
+    (the full table is in the CSV/Parquet downloads)."""
     if df is None or df.empty:
         return "<p>(empty)</p>"
     d = df.head(max_rows).copy()

@@ -13,8 +13,9 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, charts, corpora, export, models, prompts, published, ranks, settings, ui
+from core import analysis, corpora, export, models, prompts, published, ranks, settings, ui
 from core import coverage as _coverage
+from core import family as _family
 from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
@@ -298,16 +299,15 @@ def _nearest_named(hex_color: str) -> str:
 def family_label(family) -> str:
     """A family as plain, markdown-safe text: only validated names are shown (a family comes
     from a model's config.json or --family, i.e. from whoever made the model)."""
-    fam = str(family).strip().lower()
-    return fam.capitalize().replace("_", "\\_") if models.FAMILY_NAME.fullmatch(fam) else "Unknown"
+    return _family.label(family).replace("_", "\\_")
 
 
 def family_legend(families) -> None:
     """A one-line colour key so colours mean the same everywhere. Plain markdown, no HTML:
     family names are data and are never rendered as HTML."""
     def color(f):
-        return charts.family_color(f if family_label(f) != "Unknown" else "unknown")
-    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in charts.family_order(families))
+        return _family.color(f if family_label(f) != "Unknown" else "unknown")
+    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in _family.order(families))
     st.markdown(chips)
 
 

@@ -13,22 +13,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import family as _family
 from . import paperdata, prompts
-
-UNKNOWN_FAMILY = "Unknown"
-
 
 # ----------------------------------------------------------------------------------
 # Figure 1: ranks, median ranks, family means
 # ----------------------------------------------------------------------------------
-def _capitalise(family) -> str:
-    """'gemma' -> 'Gemma' (as in the paper's figures); missing -> None."""
-    if family is None or (isinstance(family, float) and math.isnan(family)) or str(family).strip() == "":
-        return None
-    s = str(family).strip()
-    return s[:1].upper() + s[1:]
-
-
 def _sorted_levels(values) -> list[str]:
     """Factor levels in R's default (alphabetical, case-insensitive) order: the first is the reference."""
     return sorted({str(v) for v in values}, key=lambda v: (v.casefold(), v))
@@ -107,7 +97,7 @@ def _attach_labels(med: pd.DataFrame, scores: pd.DataFrame, c: dict) -> pd.DataF
     dupe = label.duplicated(keep=False).to_numpy()  # one name, several keys (e.g. published and re-scored)
     label[dupe] = keys[dupe]
     fam = models["family"].tolist() if "family" in models.columns else [None] * len(models)
-    fam = np.array([_capitalise(f) for f in fam], dtype=object)
+    fam = np.array([_family.display(f) for f in fam], dtype=object)
     pid_first = scores.iloc[c["pfirst"]]
     ptext = dict(zip(pid_first["prompt_id"], pid_first["prompt"])) if "prompt" in scores.columns else {}
     framing = {pid: prompts.framing_of(str(pid), str(ptext.get(pid, ""))) for pid in med["prompt_id"].unique()}
@@ -464,7 +454,7 @@ def _label_medians(raw: pd.DataFrame) -> pd.DataFrame:
     dupes = set(names.loc[names["model"].duplicated(keep=False), "model"])
     label[raw["model"].isin(dupes)] = raw["model_key"]
     out = pd.DataFrame({
-        "model": label, "family": [_capitalise(f) for f in raw["family"]],
+        "model": label, "family": [_family.display(f) for f in raw["family"]],
         "prompt_id": raw["prompt_id"].astype(str),
         "framing": [prompts.framing_of(str(i), str(t)) for i, t in zip(raw["prompt_id"], raw["prompt"])],
         "category": raw["category"].astype(str), "median_rank": raw["median_rank"].astype(float),
@@ -510,7 +500,7 @@ def average_ranks(per_model: pd.DataFrame, med: pd.DataFrame | None = None) -> l
     each model's median rank over all words and prompts (R: median(rank) by model, then mean
     by family). Only the models and framings present in `med` (the analysed selection) count."""
     d = per_model.copy()
-    d["family"] = [_capitalise(f) for f in d["family"]]
+    d["family"] = [_family.display(f) for f in d["family"]]
     d = d.dropna(subset=["family"])
     if med is not None and not med.empty:
         d = d[d["model_key"].isin(set(med["_key"])) & d["framing"].isin(set(med["framing"]))]

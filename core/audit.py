@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import charts, checks, provenance, ui, uncertainty
+from . import family as _family
 
 CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
 padding:0 1rem;color:#1f2933;line-height:1.5}h1{font-size:1.8rem}h2{font-size:1.25rem;margin-top:2.2rem;
@@ -50,7 +51,7 @@ def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Fi
         return charts.empty_figure("No models to rank.")
     fig = go.Figure(go.Scatter(
         x=ri["position"], y=ri["model"], mode="markers",
-        marker=dict(size=10, color=[charts.family_color(f) for f in ri["family"]]),
+        marker=dict(size=10, color=[_family.color(f) for f in ri["family"]]),
         error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
                      arrayminus=ri["position"] - ri["position_low"]),
         text=[f"tie group {g}" for g in ri["tie_group"]], hovertemplate="%{y}: position %{x}, %{text}"))

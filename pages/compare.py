@@ -10,6 +10,7 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
+from core import family as _family
 from core import analysis, charts, corpora, prompts, ui, wording
 
 
@@ -119,7 +120,7 @@ def model_words(sel: dict) -> None:
     n_prompts = int(means["n_prompts"].max()) if not means.empty else 0
     titles = (("Most often named as the worst", "Least often named as the worst") if framing == "negative"
               else ("Most preferred", "Least preferred"))
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
                                      title=f"{model}: mean reward over {n_prompts} {framing} prompts"), key="cmp-words")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")

@@ -9,6 +9,7 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
+from core import family as _family
 from core import models, settings, ui
 
 FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
@@ -98,7 +99,7 @@ def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
     try:
         if family == "auto-detect":
             cfg = models.read_config(path, revision)
-            family = models.family_from_model_type(cfg.get("model_type"))
+            family = _family.from_model_type(cfg.get("model_type"))
         key = models.model_key(path, revision)
     except models.ModelError as e:
         st.error(f"Could not add {name}: {e}")

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
+from core import family as _family
 from core import analysis, charts
 
 
@@ -29,7 +30,7 @@ def checkpoints_view(td: pd.DataFrame) -> None:
     choice = c1.selectbox("Training run", labels, key="td-run",
                           index=next((i for i, lb in enumerate(labels) if "UltraFeedback" in lb), 0))
     sub = td[td["run"] == choice]
-    fams = charts.family_order(sub["base_model"].dropna().unique())
+    fams = _family.order(sub["base_model"].dropna().unique())
     keep = c2.multiselect("Base families", fams, default=fams, key="td-fams")
     cats = c3.multiselect("Categories", sorted(sub["category"].unique()), default=sorted(sub["category"].unique()),
                           key="td-cats")

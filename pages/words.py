@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import appkit as ak
+from core import family as _family
 from core import charts, prompts, ui, vocabscan
 from core.implicit_charts import show_token
 from core.store import Store
@@ -21,7 +22,7 @@ def per_model(ranked, models_, pids) -> None:
     fam = ranked.loc[ranked["model"] == model, "family"].iloc[0] if (ranked["model"] == model).any() else None
     titles = (("Most often named as the worst", "Least often named as the worst")
               if prompts.framing_of(pid) == "negative" else ("Most preferred", "Least preferred"))
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
                                      title=f"{model} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
@@ -41,7 +42,7 @@ def one_word(ranked, vocab, n_words, framing_pids) -> None:
 
 def family_gap(ranked, framing_pids) -> None:
     st.subheader("Words the families disagree on most")
-    fams = charts.family_order(ranked["family"].dropna().unique())
+    fams = _family.order(ranked["family"].dropna().unique())
     if len(fams) < 2:
         st.info("Needs reward models from at least two families; score or import more models.")
         return
@@ -96,7 +97,7 @@ def vocabulary_scans() -> None:
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
                                      show(bottom).rename(columns={"token": "word"}), "score",
-                                     color=charts.family_color(fam), title=f"“{texts[pid]}”"), key="w-scan-chart")
+                                     color=_family.color(fam), title=f"“{texts[pid]}”"), key="w-scan-chart")
     a, b = st.columns(2)
     a.markdown("**Highest reward**")
     a.dataframe(show(top), hide_index=True, width="stretch")

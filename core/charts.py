@@ -376,17 +376,6 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
     return fig
 
 
-def coverage_figure(cov: pd.DataFrame) -> go.Figure:
-    """Heatmap: share of each corpus's words scored (all prompts) per model."""
-    if cov is None or cov.empty:
-        return empty_figure("Nothing scored yet")
-    piv = cov.pivot_table(index="model", columns="corpus", values="share", aggfunc="max").fillna(0)
-    fig = go.Figure(go.Heatmap(z=piv.values * 100, x=list(piv.columns), y=list(piv.index),
-                               colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% words"),
-                               hovertemplate="%{y}<br>%{x}: %{z:.0f}% of words<extra></extra>"))
-    return _style(fig, None, height=max(260, 28 * len(piv) + 120))
-
-
 # ---------------------------------------------------------------------------------
 # Headline: family means as dots with intervals (issue 12)
 # ---------------------------------------------------------------------------------

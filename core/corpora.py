@@ -71,10 +71,6 @@ NOTES = {
 PAPER_MFD_COLUMNS = ("Care_Virtue", "Sanctity_Virtue")
 
 
-def builtin_names() -> list[str]:
-    return list(BUILTINS)
-
-
 def load(name_or_path: str | Path) -> Corpus:
     """A built-in corpus by name, or a user corpus file (.csv, .dic, .dicx)."""
     key = str(name_or_path)

@@ -13,7 +13,8 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, corpora, export, models, prompts, published, ranks, settings, ui
+from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings
+from core import words as _words
 from core import coverage as _coverage
 from core import family as _family
 from core import offensive
@@ -78,7 +79,7 @@ def _corpus_names(s: Store) -> list[str]:
 
 
 def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
-    return ui.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
+    return catalog.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
 
 
 def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
@@ -283,7 +284,7 @@ def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
 def plot(fig, key: str | None = None) -> None:
     """A chart whose camera button saves a PNG named after the chart's title."""
     title = getattr(getattr(fig.layout, "title", None), "text", None) or key
-    st.plotly_chart(fig, width="stretch", key=key, config=ui.plot_config(title))
+    st.plotly_chart(fig, width="stretch", key=key, config=report.plot_config(title))
 
 
 # Streamlit's named text colours (markdown `:red[...]`), for a legend drawn without HTML.
@@ -485,7 +486,7 @@ def comparison_result(sel: dict, permutations: int = 10000) -> dict:
 @st.cache_data(show_spinner="Ranking words…", max_entries=8)
 def _ranked(ver: tuple, corpus_name: str) -> pd.DataFrame:
     sc = _scores_for(Store(ver[0]), "rm", corpus_name, None, None)
-    return ui.ranked_words(sc, corpus(corpus_name)[0])
+    return _words.ranked_words(sc, corpus(corpus_name)[0])
 
 
 def ranked(corpus_name: str) -> pd.DataFrame:

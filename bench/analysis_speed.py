@@ -26,7 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import analysis, prompts, ranks  # noqa: E402
+from core import analysis, prompts, ranks, wording  # noqa: E402
 from core.store import Store  # noqa: E402
 
 N_MODELS, N_WORDS = 10, 1650
@@ -75,7 +75,7 @@ def run_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[float
 def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[float, float]:
     """Wall seconds of what the Compare page does on a corpus switch (issue 12): who is
     scored and how completely (one aggregate in DuckDB), the statistics, and the chart."""
-    from core import charts, coverage, ui
+    from core import charts, coverage
     t0, c0 = time.perf_counter(), time.process_time()
     vocab = pd.DataFrame({"w": words["word"].unique()}, dtype=str)
     counts = store.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
@@ -85,7 +85,7 @@ def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[fl
     result = analysis.figure1_from_store(store, words, "synthetic-mfd", list(cov["model"]), texts,
                                          permutations=10000, seed=0)
     med = pd.DataFrame(result["median_ranks"])
-    charts.compare_figure(med, ui.tests_table(result)).to_plotly_json()
+    charts.compare_figure(med, wording.tests_table(result)).to_plotly_json()
     return time.perf_counter() - t0, time.process_time() - c0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import charts, checks, provenance, ui, uncertainty
+from . import charts, checks, provenance, report, uncertainty
 from . import family as _family
 
 CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
@@ -93,7 +93,7 @@ def provenance_html(card: dict) -> str:
     head = _kv({"Corpus": card["corpus"], "Corpus sha256": card["corpus_sha256"],
                 "Prompt set sha256": f"{card['prompts_sha256']} ({card['n_prompts']} prompts)",
                 "App git commit": card["app_commit"], "Libraries (this report)": libs})
-    return head + "<h3>Models</h3>" + ui.table_html(models)
+    return head + "<h3>Models</h3>" + report.table_html(models)
 
 
 def checks_html(chk: pd.DataFrame) -> str:
@@ -102,7 +102,7 @@ def checks_html(chk: pd.DataFrame) -> str:
                "not measured here).</p>"
     cols = ["model", "corpus", "status", "message", "n_one_token", "n_multi_token", "n_dropped", "n_changed",
             "created_at"]
-    parts = [ui.table_html(chk[[c for c in cols if c in chk]])]
+    parts = [report.table_html(chk[[c for c in cols if c in chk]])]
     for r in chk.itertuples():
         if getattr(r, "template_text", None):
             parts.append(f"<p><b>{html.escape(str(r.model))}</b> — chat-template text sent for one example:</p>"
@@ -130,7 +130,7 @@ def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: s
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>{_kv(context or {})}
 <section id="findings"><h2>Findings</h2><ul class="findings">{''.join(f"<li>{html.escape(s)}</li>" for s in sent)}</ul>
-<p class="note">{html.escape(method_note)}</p>{ui.table_html(gaps)}{ui.table_html(tests)}</section>
+<p class="note">{html.escape(method_note)}</p>{report.table_html(gaps)}{report.table_html(tests)}</section>
 <section id="charts"><h2>Charts</h2>{''.join(figs)}</section>
 <section id="checks"><h2>Measurement checks</h2>{checks_html(checks_table)}</section>
 <section id="provenance"><h2>Provenance</h2>{provenance_html(card)}</section>

@@ -408,6 +408,16 @@ class Store:
                FROM models m LEFT JOIN scores s USING (model_key)
                GROUP BY ALL ORDER BY m.kind, m.family, m.name""")
 
+    def coverage_of_words(self, words: Iterable[str]) -> pd.DataFrame:
+        """Per model: how many of these words and how many prompts it has scores for."""
+        return self.query(
+            """SELECT m.name AS model, s.model_key, m.kind, m.family, m.source,
+                      count(DISTINCT s.response) AS n_words, count(DISTINCT s.prompt) AS n_prompts,
+                      count(*) AS n_scores
+               FROM scores s JOIN models m USING (model_key)
+               WHERE s.response IN (SELECT w FROM vocab) GROUP BY ALL""",
+            vocab=pd.DataFrame({"w": list(dict.fromkeys(words))}, dtype=str))
+
     def stats(self) -> dict:
         """Counts shown on the home page; also the cache key for the app's data caches."""
         df = self.query("""SELECT (SELECT count(*) FROM models) AS n_models,

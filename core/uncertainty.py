@@ -28,7 +28,7 @@ _CHUNK_CELLS = 4_000_000  # bootstrap replicates are processed in chunks of abou
 # Data: word-level ranks as one (model x prompt x word) array per panel
 # ----------------------------------------------------------------------------------
 def prepare(ranks: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
-    """Word ranks (analysis.word_ranks / ui.ranked_words) joined with the corpus categories
+    """Word ranks (analysis.word_ranks / words.ranked_words) joined with the corpus categories
     (a word in two categories counts in each), with framing and capitalised family."""
     cols = ["model", "family", "prompt_id", "response", "rank"] + (["framing"] if "framing" in ranks else [])
     d = ranks[cols].copy()

@@ -11,7 +11,7 @@ import streamlit as st
 import appkit as ak
 import audit_ui
 from core import family as _family
-from core import analysis, charts, corpora, prompts, ui, wording
+from core import analysis, charts, corpora, prompts, wording
 
 
 def coverage_notice(sel: dict) -> None:
@@ -26,7 +26,7 @@ def unscored_notice(sel: dict) -> None:
     missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
     if missing:
         shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
-        st.caption(f"{ui.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
+        st.caption(f"{wording.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
                    f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
 
 
@@ -38,7 +38,7 @@ def summary(result: dict) -> None:
         st.markdown("**What this shows.** " + lines[0])
         for ln in lines[1:]:
             st.markdown("- " + ln)
-        st.markdown("**Mixed model.** " + ui.mixed_model_sentence(result))
+        st.markdown("**Mixed model.** " + wording.mixed_model_sentence(result))
         for note in result.get("notes", []):
             st.caption(note)
 
@@ -76,7 +76,7 @@ def family_tables(result: dict, corpus: str) -> None:
 def panels(result: dict, sel: dict) -> None:
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
-    tests = ui.tests_table(result)
+    tests = wording.tests_table(result)
     ak.family_legend(med["family"].dropna())
     interval = interval_choice()
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "

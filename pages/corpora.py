@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import appkit as ak
-from core import corpora, settings, ui
+from core import corpora, settings, wording
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
@@ -29,8 +29,8 @@ def counts_chart(words):
 def browse() -> None:
     name = ak.corpus_picker("corpus-browse")
     words, desc = ak.corpus(name)
-    st.markdown(f"**{name}** — {desc or 'user corpus'} · {ui.plural(words['word'].nunique(), 'distinct word')}, "
-                f"{ui.plural(words['category'].nunique(), 'category', 'categories')}")
+    st.markdown(f"**{name}** — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
+                f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
     c1, c2 = st.columns([1, 2])
     with c1:
         ak.plot(counts_chart(words), key="corpus-counts")
@@ -65,8 +65,8 @@ def upload() -> None:
         return
     for note in corpus.notes:
         st.warning(note)
-    st.success(f"{f.name}: {ui.plural(corpus.words['word'].nunique(), 'word')} in "
-               f"{ui.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
+    st.success(f"{f.name}: {wording.plural(corpus.words['word'].nunique(), 'word')} in "
+               f"{wording.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
     c1, c2 = st.columns([1, 2])
     with c1:
         st.dataframe(corpus.counts(), hide_index=True, width="stretch")

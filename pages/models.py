@@ -10,14 +10,14 @@ import streamlit as st
 import appkit as ak
 import audit_ui
 from core import family as _family
-from core import models, settings, ui
+from core import catalog, models, report, settings
 
 FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
 
 
 def catalog_table() -> pd.DataFrame:
     """Registry and stored models with the share of each corpus they have scored."""
-    cat = ui.model_catalog(ak.cached("models"))
+    cat = catalog.model_catalog(ak.cached("models"))
     names = tuple(ak.cached("corpus_names"))
     cov = ak.cached("coverage_by_corpus", names)
     if not cov.empty:
@@ -37,7 +37,7 @@ def display_names(cat: pd.DataFrame) -> pd.Series:
 def show_catalog() -> None:
     cat = catalog_table()
     if settings.shared():  # local models by folder name: visitors never see a server path
-        cat = ui.public_models(cat)
+        cat = report.public_models(cat)
     kind = st.radio("Show", ["Reward models (rm)", "Language models (lm)", "All"], horizontal=True, key="mkind")
     if kind != "All":
         cat = cat[cat["kind"] == kind.split("(")[1][:2]]

@@ -6,7 +6,8 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import charts, prompts, ui, vocabscan
+from core import charts, prompts, vocabscan
+from core import words as _words
 from core.implicit_charts import show_token
 from core.store import Store
 
@@ -18,7 +19,7 @@ def per_model(ranked, models_, pids) -> None:
     pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-prompt")
     n = int(c3.number_input("Words", 5, 50, 10, key="w-n"))
     hide = ak.offensive_filter("w-hide-offensive", ranked["response"].unique())
-    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, [pid], n)
+    top, bottom = _words.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, [pid], n)
     fam = ranked.loc[ranked["model"] == model, "family"].iloc[0] if (ranked["model"] == model).any() else None
     titles = (("Most often named as the worst", "Least often named as the worst")
               if prompts.framing_of(pid) == "negative" else ("Most preferred", "Least preferred"))
@@ -35,7 +36,7 @@ def one_word(ranked, vocab, n_words, framing_pids) -> None:
     default = vocab.index("love") if "love" in vocab else 0
     word = c1.selectbox("Word", vocab, index=default, key="w-word")
     framing = c2.radio("Prompts", list(framing_pids), horizontal=True, key="w-word-framing")
-    table = ui.word_across_models(ranked, word, framing_pids[framing])
+    table = _words.word_across_models(ranked, word, framing_pids[framing])
     ak.plot(charts.word_rank_figure(table, word, n_words), key="w-word-chart")
     st.caption("Bars: mean rank over the prompts; whiskers: standard deviation over prompts. Lower = preferred.")
 
@@ -51,7 +52,7 @@ def family_gap(ranked, framing_pids) -> None:
     fb = c2.selectbox("Family B", [f for f in fams if f != fa], index=0, key="w-fb")
     framing = c3.radio("Prompts", list(framing_pids), key="w-gap-framing")
     n = int(c4.number_input("Words each way", 5, 40, 12, key="w-gap-n"))
-    gaps = ui.family_gaps(ranked, fa, fb, framing_pids[framing], n)
+    gaps = _words.family_gaps(ranked, fa, fb, framing_pids[framing], n)
     ak.plot(charts.family_gap_figure(gaps, fa, fb, f"Mean rank in {fa} minus mean rank in {fb} ({framing} prompts)"),
             key="w-gap-chart")
     ak.downloads(gaps, f"family_gap_{fa}_{fb}", "dl-gap")

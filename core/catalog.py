@@ -2,9 +2,15 @@
 much of each corpus each model has scored — what the Models and Score pages list."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
-from . import models
+from . import family as _family
+from . import models, settings
+
+AUTO_FAMILY = "auto-detect"
+KINDS = {"rm": "reward model", "lm": "language model"}
 
 
 def model_catalog(stored: pd.DataFrame) -> pd.DataFrame:
@@ -57,3 +63,24 @@ def coverage_by_corpus(store, vocabularies: dict[str, list[str]], n_prompts: int
         return pd.DataFrame(columns=["model", "model_key", "kind", "family", "source", "n_words", "n_prompts",
                                      "n_scores", "corpus", "corpus_words", "share"])
     return pd.concat(rows, ignore_index=True)
+
+
+def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: str | None = None) -> dict:
+    """Add a model to the catalogue to score later (the Models page). The name is checked as
+    a visitor may give it (shared servers: a hub id or an operator model, never a path);
+    the family is read from config.json unless given. Returns key, family and display name."""
+    name = str(name or "").strip()
+    if kind not in KINDS:
+        raise models.ModelError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not name:
+        raise models.ModelError("type a hub id or a folder path first")
+    path = settings.visitor_model(name)
+    if not models.is_local(path) and "/" not in path:
+        raise models.ModelError(f"'{name}' is neither an existing folder nor a hub id of the form org/name")
+    fam = (_family.from_model_type(models.read_config(path, revision).get("model_type"))
+           if family == AUTO_FAMILY else _family.check(family))
+    key = models.model_key(path, revision)
+    entry = models.registry_entry(name)
+    display = entry.display_name if entry else Path(name).name
+    store.upsert_model(key, name, kind, fam, display, revision, source="added")
+    return {"model_key": key, "family": fam, "display_name": display}

@@ -35,3 +35,4 @@ def test_display_label_order_and_colour_agree_across_case():
     assert family.color("Gemma") == family.color("gemma") != family.color("llama")
     assert family.color(None) == family.color("unknown") == family.UNKNOWN_COLOR
     assert family.color("olmo") == family.color("OLMo") and family.color("olmo") in family.PALETTE
+

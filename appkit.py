@@ -13,7 +13,7 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings
+from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings, training
 from core import words as _words
 from core import coverage as _coverage
 from core import family as _family
@@ -157,7 +157,7 @@ def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: i
 
 @st.cache_data(show_spinner=False)
 def training_dynamics() -> pd.DataFrame:
-    return analysis.training_dynamics()
+    return training.training_dynamics()
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)

@@ -71,6 +71,27 @@ def best_per_text(df: pd.DataFrame) -> pd.Series:
     return df.groupby("token_decoded", sort=True)["logprob"].max()
 
 
+def default_pair(families: Sequence, names: Sequence[str]) -> tuple[int, int]:
+    """Indices of the two LMs a page compares by default: a Llama-family model first and a
+    Gemma-family one second (instruction-tuned preferred, as the paper's Table 1) when both
+    exist; otherwise the first model and the first of another family; one family only:
+    the first two. The lists hold language models only (an RM is never compared here)."""
+    fams = [str(f or "").lower() for f in families]
+    low = [str(n).lower() for n in names]
+    if len(fams) < 2:
+        return 0, 0
+
+    def pick(fam):
+        idx = [i for i, f in enumerate(fams) if f == fam]
+        tuned = [i for i in idx if any(s in low[i] for s in ("instruct", "-it", "chat"))]
+        return (tuned or idx or [None])[0]
+    a, b = pick("llama"), pick("gemma")
+    if a is not None and b is not None:
+        return a, b
+    other = [i for i, f in enumerate(fams) if f != fams[0]]
+    return 0, (other[0] if other else 1)
+
+
 # -- MWLR (Table 1) ----------------------------------------------------------------------
 def mwlr(logp1, logp2):
     """MWLR = ½(p₁+p₂)(log p₁ − log p₂): positive = model 1 prefers the token."""

@@ -72,13 +72,14 @@ def _scan_top_bottom(ver: tuple, key: str, prompt: str, n: int):
 
 
 def vocabulary_scans() -> None:
-    """Top and bottom tokens of a model's whole vocabulary (`score --corpus vocabulary`)."""
+    """Top and bottom tokens of a model's whole vocabulary (a vocabulary scan: Score page or
+    `score --corpus vocabulary`)."""
     st.subheader("Optimal and pessimal tokens of a whole vocabulary")
     scans = _scans(ak.version())
     if scans.empty:
-        st.info("No vocabulary scan stored. Run one with "
-                "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary` "
-                "(it prints the rows and an estimated time before it starts).")
+        st.info("No vocabulary scan stored. Start one on the Score page (Answers: *Scan the model's "
+                "vocabulary*; it shows the rows and a time estimate before it starts) or run "
+                "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary`.")
         return
     keys = scans["model_key"].tolist()
     label = dict(zip(keys, [f"{m} ({n:,} word tokens)" for m, n in zip(scans["model"], scans["n_words"])]))

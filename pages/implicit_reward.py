@@ -184,6 +184,7 @@ def figure2_section(models: pd.DataFrame, names: dict) -> None:
     for c in ("p", "p_fdr"):
         if c in t:
             t[c] = t[c].map(lambda x: f"{x:.3g}" if pd.notna(x) else "n/a")
+    t = t.astype(object).where(t.notna(), "n/a")  # a panel with too few prompts has no test
     t = t.rename(columns={"mean_rank_1": f"mean rank {names[k1]}",
                                                     "mean_rank_2": f"mean rank {names[k2]}"})
     st.dataframe(t, hide_index=True, width="stretch")

@@ -163,7 +163,13 @@ def vocab_plan(names: list[str], plist: list[prompts.Prompt], trust: dict, pickl
                       "nothing is stored."):
         time_one_batch(names, plist, trust, pickle, opts)
     table, words = vocab_cost(names, plist, trust, pickle, opts)
-    st.dataframe(table, hide_index=True, width="stretch")
+
+    @st.fragment(run_every=2.0 if jobs.REGISTRY.active() else None)
+    def shown():  # rows already stored grow while a job runs
+        t = vocab_cost(names, plist, trust, pickle, opts)[0]
+        st.dataframe(t if (t["note"].fillna("") != "").any() else t.drop(columns="note"),
+                     hide_index=True, width="stretch")
+    shown()
     ok = bool(words) and "word tokens" in table and table["word tokens"].notna().all()
     total = int(table["to do"].sum()) if ok else 0
     untimed = ok and (table["time"] == "not timed yet").any()

@@ -90,14 +90,18 @@ def vocabulary_scans() -> None:
         st.info("The scan has not stored any rows yet.")
         return
     texts = dict(zip(pl["prompt_id"], pl["prompt"]))
-    pid = c2.selectbox("Prompt", list(texts), format_func=ak.prompt_label, key="w-scan-prompt")
+    order = list(ak.PROMPT_TEXT)  # the paper's order; other prompts after
+    pids = sorted(texts, key=lambda p: (order.index(p) if p in order else len(order), p))
+    pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-scan-prompt",
+                       index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0)
     n = int(c3.number_input("Tokens", 5, 100, 20, key="w-scan-n"))
     top, bottom = _scan_top_bottom(ak.version(), key, texts[pid], n)
     fam = scans.set_index("model_key").loc[key, "family"]
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
                                      show(bottom).rename(columns={"token": "word"}), "score",
-                                     color=charts.family_color(fam), title=f"“{texts[pid]}”"), key="w-scan-chart")
+                                     color=charts.family_color(fam), title=f"“{texts[pid]}”",
+                                     titles=("Highest reward", "Lowest reward")), key="w-scan-chart")
     a, b = st.columns(2)
     a.markdown("**Highest reward**")
     a.dataframe(show(top), hide_index=True, width="stretch")

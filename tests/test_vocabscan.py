@@ -169,3 +169,32 @@ def test_vocabulary_job_resumes_after_a_stop_and_is_refused_where_not_allowed(ti
     assert job2.statuses[0].cached == n and job2.statuses[0].new == 2 * len(expect) - n  # only missing rows
     got = Store(db).scores(kind="rm")
     assert len(got) == 2 * len(expect) and set(got["response"]) == set(expect)
+
+
+def test_shared_server_scan_of_an_operator_model_when_allowed(tiny_llama_rm, tmp_path, monkeypatch):
+    """Shared mode with VALUEAUDIT_VOCAB_SCANS=allow: an operator model (by folder name) can be
+    scanned; its cost is shown under its name, and no server path reaches the page."""
+    import pytest
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import vocabscan
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "shared.duckdb"))
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_VOCAB_SCANS", "allow")
+    monkeypatch.setenv("VALUEAUDIT_MODELS_DIR", str(tiny_llama_rm.parent))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "score.py"), default_timeout=120)
+    at.run()
+    at.multiselect(key="score-models").set_value([tiny_llama_rm.name])
+    at.radio(key="score-answers").set_value(vocabscan.NAME)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cost = at.dataframe[0].value.iloc[0]
+    assert cost["model"] == tiny_llama_rm.name
+    assert cost["word tokens"] == len(_word_tokens_here(tiny_llama_rm)) and cost["prompts"] == 54
+    shown = " ".join(str(e.value) for e in at.markdown) + " ".join(str(c.value) for c in at.caption)
+    assert str(tiny_llama_rm.parent) not in shown and str(tiny_llama_rm.parent) not in at.dataframe[0].value.to_string()

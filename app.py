@@ -3,14 +3,7 @@
 VALUEAUDIT_DB selects the database (default cache/valueaudit.duckdb)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # pages import appkit and core from here
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
+import streamlit as st  # `streamlit run app.py` puts this folder on the path: pages import appkit and core
 
 st.set_page_config(page_title="Value audit of reward models", page_icon=":material/balance:", layout="wide")
 

@@ -13,8 +13,10 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, charts, corpora, export, models, prompts, published, settings, ui
+from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings, training
+from core import words as _words
 from core import coverage as _coverage
+from core import family as _family
 from core import offensive
 from core.cli import resolve_corpus
 from core.store import Store
@@ -64,12 +66,20 @@ def _scores_for(s: Store, kind: str, corpus: str, model_names: tuple | None, pro
     return df
 
 
+def _word_means(s: Store, corpus_name: str, model_name: str, prompt_ids: tuple) -> pd.DataFrame:
+    """One model's mean rank and score of every corpus word over these prompts (its own run
+    of this corpus where the model is one of the paper's published ones)."""
+    words, _ = corpus(corpus_name)
+    keys = published.keys_for_corpus(s, corpus_name, corpus_vocab(corpus_name), "rm", wanted=[model_name])
+    return ranks.word_means(s, words, keys, list(prompt_ids))
+
+
 def _corpus_names(s: Store) -> list[str]:
     return list(corpora.BUILTINS) + [n for n in s.corpus_names() if n not in corpora.BUILTINS]
 
 
 def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
-    return ui.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
+    return catalog.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
 
 
 def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
@@ -101,6 +111,7 @@ _LOADERS = {
     "stats": lambda s: s.stats(),
     "coverage": lambda s: s.coverage(),
     "scores": _scores_for,
+    "word_means": _word_means,
     "corpus_names": _corpus_names,
     "coverage_by_corpus": _coverage_by_corpus,
     "saved_corpus": lambda s, name: s.corpus_words(name),
@@ -146,7 +157,7 @@ def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: i
 
 @st.cache_data(show_spinner=False)
 def training_dynamics() -> pd.DataFrame:
-    return analysis.training_dynamics()
+    return training.training_dynamics()
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
@@ -207,7 +218,8 @@ def guarded(body):
     def run():
         _ensure_navigation()
         try:
-            body()
+            with store().held():  # one open of the database for the whole page run
+                body()
         except Exception as e:  # noqa: BLE001 - this is the last line of defence
             # Streamlit's st.stop/st.rerun exceptions derive from BaseException and pass through.
             show_error(e)
@@ -272,7 +284,7 @@ def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
 def plot(fig, key: str | None = None) -> None:
     """A chart whose camera button saves a PNG named after the chart's title."""
     title = getattr(getattr(fig.layout, "title", None), "text", None) or key
-    st.plotly_chart(fig, width="stretch", key=key, config=ui.plot_config(title))
+    st.plotly_chart(fig, width="stretch", key=key, config=report.plot_config(title))
 
 
 # Streamlit's named text colours (markdown `:red[...]`), for a legend drawn without HTML.
@@ -288,16 +300,15 @@ def _nearest_named(hex_color: str) -> str:
 def family_label(family) -> str:
     """A family as plain, markdown-safe text: only validated names are shown (a family comes
     from a model's config.json or --family, i.e. from whoever made the model)."""
-    fam = str(family).strip().lower()
-    return fam.capitalize().replace("_", "\\_") if models.FAMILY_NAME.fullmatch(fam) else "Unknown"
+    return _family.label(family).replace("_", "\\_")
 
 
 def family_legend(families) -> None:
     """A one-line colour key so colours mean the same everywhere. Plain markdown, no HTML:
     family names are data and are never rendered as HTML."""
     def color(f):
-        return charts.family_color(f if family_label(f) != "Unknown" else "unknown")
-    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in charts.family_order(families))
+        return _family.color(f if family_label(f) != "Unknown" else "unknown")
+    chips = " ".join(f":{_nearest_named(color(f))}[**● {family_label(f)}**]" for f in _family.order(families))
     st.markdown(chips)
 
 
@@ -475,7 +486,7 @@ def comparison_result(sel: dict, permutations: int = 10000) -> dict:
 @st.cache_data(show_spinner="Ranking words…", max_entries=8)
 def _ranked(ver: tuple, corpus_name: str) -> pd.DataFrame:
     sc = _scores_for(Store(ver[0]), "rm", corpus_name, None, None)
-    return ui.ranked_words(sc, corpus(corpus_name)[0])
+    return _words.ranked_words(sc, corpus(corpus_name)[0])
 
 
 def ranked(corpus_name: str) -> pd.DataFrame:

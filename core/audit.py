@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import charts, checks, provenance, uncertainty
+from . import charts, checks, provenance, report, uncertainty
+from . import family as _family
 
 CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
 padding:0 1rem;color:#1f2933;line-height:1.5}h1{font-size:1.8rem}h2{font-size:1.25rem;margin-top:2.2rem;
@@ -50,7 +51,7 @@ def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Fi
         return charts.empty_figure("No models to rank.")
     fig = go.Figure(go.Scatter(
         x=ri["position"], y=ri["model"], mode="markers",
-        marker=dict(size=10, color=[charts.family_color(f) for f in ri["family"]]),
+        marker=dict(size=10, color=[_family.color(f) for f in ri["family"]]),
         error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
                      arrayminus=ri["position"] - ri["position_low"]),
         text=[f"tie group {g}" for g in ri["tie_group"]], hovertemplate="%{y}: position %{x}, %{text}"))
@@ -81,16 +82,6 @@ def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
     return out
 
 
-def _table(df: pd.DataFrame, max_rows: int = 300) -> str:
-    if df is None or df.empty:
-        return "<p class='note'>(none)</p>"
-    d = df.head(max_rows).copy()
-    for c in d.columns:
-        if pd.api.types.is_float_dtype(d[c]):
-            d[c] = d[c].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
-    return d.to_html(index=False, escape=True, border=0)
-
-
 def _kv(rows: dict) -> str:
     return "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                                for k, v in rows.items()) + "</table>"
@@ -102,7 +93,7 @@ def provenance_html(card: dict) -> str:
     head = _kv({"Corpus": card["corpus"], "Corpus sha256": card["corpus_sha256"],
                 "Prompt set sha256": f"{card['prompts_sha256']} ({card['n_prompts']} prompts)",
                 "App git commit": card["app_commit"], "Libraries (this report)": libs})
-    return head + "<h3>Models</h3>" + _table(models)
+    return head + "<h3>Models</h3>" + report.table_html(models)
 
 
 def checks_html(chk: pd.DataFrame) -> str:
@@ -111,7 +102,7 @@ def checks_html(chk: pd.DataFrame) -> str:
                "not measured here).</p>"
     cols = ["model", "corpus", "status", "message", "n_one_token", "n_multi_token", "n_dropped", "n_changed",
             "created_at"]
-    parts = [_table(chk[[c for c in cols if c in chk]])]
+    parts = [report.table_html(chk[[c for c in cols if c in chk]])]
     for r in chk.itertuples():
         if getattr(r, "template_text", None):
             parts.append(f"<p><b>{html.escape(str(r.model))}</b> — chat-template text sent for one example:</p>"
@@ -139,7 +130,7 @@ def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: s
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>{_kv(context or {})}
 <section id="findings"><h2>Findings</h2><ul class="findings">{''.join(f"<li>{html.escape(s)}</li>" for s in sent)}</ul>
-<p class="note">{html.escape(method_note)}</p>{_table(gaps)}{_table(tests)}</section>
+<p class="note">{html.escape(method_note)}</p>{report.table_html(gaps)}{report.table_html(tests)}</section>
 <section id="charts"><h2>Charts</h2>{''.join(figs)}</section>
 <section id="checks"><h2>Measurement checks</h2>{checks_html(checks_table)}</section>
 <section id="provenance"><h2>Provenance</h2>{provenance_html(card)}</section>

@@ -10,30 +10,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-FAMILY_COLORS = {"gemma": "#DB4437", "llama": "#0064E0", "qwen": "#7C3AED"}
-# Other families take colours from one palette, in a stable order (hash of the name).
-PALETTE = ["#0F9D58", "#F4B400", "#00897B", "#8D6E63", "#EC407A", "#5C6BC0", "#26A69A", "#FF7043"]
-UNKNOWN_COLOR = "#9E9E9E"
+from . import family as _family
+
 FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
-
-
-def family_color(family) -> str:
-    """The colour of a model family, the same on every chart (case-insensitive)."""
-    if family is None or (isinstance(family, float) and np.isnan(family)) or str(family).strip() == "":
-        return UNKNOWN_COLOR
-    key = str(family).strip().lower()
-    if key in FAMILY_COLORS:
-        return FAMILY_COLORS[key]
-    if key in ("unknown", "none"):
-        return UNKNOWN_COLOR
-    return PALETTE[sum(map(ord, key)) % len(PALETTE)]
-
-
-def family_order(families) -> list[str]:
-    """Families in a fixed order (Gemma, Llama, Qwen, then alphabetical) so panels line up."""
-    known = ["gemma", "llama", "qwen"]
-    vals = [str(f) for f in pd.unique(pd.Series(list(families)).dropna())]
-    return sorted(vals, key=lambda f: (known.index(f.lower()) if f.lower() in known else 9, f.lower()))
 
 
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None,
@@ -109,7 +88,7 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     framings = [f for f in ("positive", "negative") if f in set(mr["framing"])] + \
         sorted(set(mr["framing"]) - {"positive", "negative"})
     cats = sorted(mr["category"].unique(), key=str.casefold)
-    fams = family_order(mr["family"])
+    fams = _family.order(mr["family"])
     xpos = {f: i for i, f in enumerate(fams)}
     tests = _test_lookup(family_tests, p_column)
     titles = [_panel_title(fr, c, tests.get((c, fr))) for fr in framings for c in cats]
@@ -172,7 +151,7 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool, bar_l
     """One family in one panel: violin, (model, prompt) dots, per-model mean with its error bar."""
     if rows.empty:
         return
-    color = family_color(fam)
+    color = _family.color(fam)
     fig.add_trace(go.Violin(x=[x] * len(rows), y=rows["median_rank"], name=fam, legendgroup=fam,
                             showlegend=show_legend, line_color=color, fillcolor=color, opacity=0.25,
                             points=False, hoverinfo="skip", width=0.8, spanmode="hard",
@@ -210,9 +189,9 @@ def family_means_figure(family_means: pd.DataFrame, title: str | None = None) ->
     fm = family_means.copy()
     fm["panel"] = fm["framing"].str.capitalize() + " prompts · " + fm["category"]
     fig = go.Figure()
-    for fam in family_order(fm["family"]):
+    for fam in _family.order(fm["family"]):
         d = fm[fm["family"] == fam]
-        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=fam, marker_color=family_color(fam),
+        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=fam, marker_color=_family.color(fam),
                              text=d["mean_rank"].round(1), textposition="outside",
                              hovertemplate=f"<b>{fam}</b><br>%{{x}}<br>mean rank %{{y:.1f}}<extra></extra>"))
     lo, hi = fm["mean_rank"].min(), fm["mean_rank"].max()
@@ -250,9 +229,9 @@ def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None)
         return empty_figure(f"'{word}' has no scores")
     d = ranks.sort_values(["family", "mean_rank"])
     fig = go.Figure()
-    for fam in family_order(d["family"].fillna("Unknown")):
+    for fam in _family.order(d["family"].fillna("Unknown")):
         x = d[d["family"].fillna("Unknown") == fam]
-        fig.add_trace(go.Bar(x=x["model"], y=x["mean_rank"], name=fam, marker_color=family_color(fam),
+        fig.add_trace(go.Bar(x=x["model"], y=x["mean_rank"], name=fam, marker_color=_family.color(fam),
                              error_y=dict(type="data", array=x["sd"].fillna(0), thickness=1),
                              hovertemplate="<b>%{x}</b><br>mean rank %{y:.1f}<extra></extra>"))
     title = f"Rank of '{word}' by model" + (f" (out of {n_words} words)" if n_words else "")
@@ -266,7 +245,7 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
     if gaps is None or gaps.empty:
         return empty_figure("No words to compare")
     d = gaps.sort_values("gap")
-    colors = [family_color(fam_a) if g < 0 else family_color(fam_b) for g in d["gap"]]
+    colors = [_family.color(fam_a) if g < 0 else _family.color(fam_b) for g in d["gap"]]
     fig = go.Figure(go.Bar(y=d["word"], x=d["gap"], orientation="h", marker_color=colors,
                            customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
                            hovertemplate=f"<b>%{{y}}</b><br>{fam_a} mean rank %{{customdata[0]:.1f}}"
@@ -339,7 +318,7 @@ def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
         fig.add_trace(go.Scatter(
             x=g["checkpoint"].astype(float), y=g["sum_value"], mode="lines+markers",
             name=f"{fam} · {cat}", legendgroup=f"{fam}·{cat}",
-            line=dict(color=family_color(fam), dash=dashes[cat], width=2), marker=dict(size=5),
+            line=dict(color=_family.color(fam), dash=dashes[cat], width=2), marker=dict(size=5),
             hovertemplate=f"<b>{model}</b><br>{cat}<br>step %{{x}}<br>median rank %{{y:.1f}}<extra></extra>"))
     seen = set()
     for tr in fig.data:  # one legend entry per family x category
@@ -382,7 +361,7 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=[xlab[r] for r in g["run"]], y=g["median_rank"], mode="markers", name=name,
                 legendgroup=name, showlegend=name not in shown,
-                marker=dict(size=11, color=family_color(fam), symbol=SOURCE_SYMBOLS.get(src, "square")),
+                marker=dict(size=11, color=_family.color(fam), symbol=SOURCE_SYMBOLS.get(src, "square")),
                 customdata=np.column_stack([g["run"], g["model_id"], g["checkpoint"].astype(str)]),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]} (step %{customdata[2]})"
                               "<br>median rank %{y:.1f}<extra></extra>"), row=1, col=c)
@@ -395,17 +374,6 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
     fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
                       margin=dict(t=70 if title else 40, r=10))
     return fig
-
-
-def coverage_figure(cov: pd.DataFrame) -> go.Figure:
-    """Heatmap: share of each corpus's words scored (all prompts) per model."""
-    if cov is None or cov.empty:
-        return empty_figure("Nothing scored yet")
-    piv = cov.pivot_table(index="model", columns="corpus", values="share", aggfunc="max").fillna(0)
-    fig = go.Figure(go.Heatmap(z=piv.values * 100, x=list(piv.columns), y=list(piv.index),
-                               colorscale="Blues", zmin=0, zmax=100, colorbar=dict(title="% words"),
-                               hovertemplate="%{y}<br>%{x}: %{z:.0f}% of words<extra></extra>"))
-    return _style(fig, None, height=max(260, 28 * len(piv) + 120))
 
 
 # ---------------------------------------------------------------------------------
@@ -441,7 +409,7 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
         return empty_figure("No family means to show")
     framings = [f for f in ("positive", "negative") if f in set(summ["framing"])]
     cats = sorted(summ["category"].unique(), key=str.casefold)
-    fams = family_order(summ["family"])
+    fams = _family.order(summ["family"])
     fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.05,
                         subplot_titles=[FRAMING_TITLES.get(f, f) for f in framings])
     step = 0.5 / max(len(fams), 1)
@@ -453,15 +421,15 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
             x_models = [cats.index(cat) + off - 0.06 for cat in pm["category"]]
             fig.add_trace(go.Scatter(
                 x=x_models, y=pm["m"], mode="markers", name=fam, legendgroup=fam, showlegend=False,
-                marker=dict(size=6, color=family_color(fam), opacity=0.35),
+                marker=dict(size=6, color=_family.color(fam), opacity=0.35),
                 customdata=np.column_stack([pm["model"], pm["category"]]),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: mean rank %{y:.1f}<extra></extra>"),
                 row=1, col=c)
             fig.add_trace(go.Scatter(
                 x=[k + off + 0.04 for k in range(len(cats))], y=s["mean_rank"], mode="markers", name=fam,
                 legendgroup=fam, showlegend=c == 1,
-                marker=dict(size=12, color=family_color(fam), line=dict(color="white", width=1)),
-                error_y=dict(type="data", array=s["ci"], color=family_color(fam), thickness=1.5, width=4),
+                marker=dict(size=12, color=_family.color(fam), line=dict(color="white", width=1)),
+                error_y=dict(type="data", array=s["ci"], color=_family.color(fam), thickness=1.5, width=4),
                 customdata=np.column_stack([cats, s["n_models"].fillna(0), s["ci"].fillna(0)]),
                 hovertemplate=f"<b>{fam}</b> family" + "<br>%{customdata[0]}: mean rank %{y:.1f} ± %{customdata[2]:.1f}"
                               "<br>(95% interval over %{customdata[1]} models)<extra></extra>"),

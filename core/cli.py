@@ -159,10 +159,10 @@ def _progress_bar(quiet: bool):
 
 
 def cmd_score(args) -> int:
-    from . import limits, models, prompts, scoring
+    from . import family, limits, models, prompts, scoring
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
-        args.family = models.check_family(args.family)
+        args.family = family.check(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
     if args.corpus == "vocabulary":

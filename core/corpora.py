@@ -19,6 +19,9 @@ MAX_BYTES = 5 * 1024 * 1024  # uploads larger than this are refused
 UNCATEGORISED = "Uncategorized"
 
 
+SAVED_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
 class CorpusError(ValueAuditError, ValueError):
     """A corpus file that cannot be used; the message says how to fix it."""
 
@@ -71,8 +74,18 @@ NOTES = {
 PAPER_MFD_COLUMNS = ("Care_Virtue", "Sanctity_Virtue")
 
 
-def builtin_names() -> list[str]:
-    return list(BUILTINS)
+def check_saved_name(name: str, existing=(), may_replace: bool = False) -> str:
+    """A name to save a user corpus under: plain characters, not a built-in, and not an
+    existing corpus unless the server lets visitors replace data."""
+    name = str(name or "").strip()
+    if not SAVED_NAME.fullmatch(name):
+        raise CorpusError("use a name of letters, digits, '.', '_' or '-' (at most 64 characters)")
+    if name in BUILTINS:
+        raise CorpusError(f"'{name}' is a built-in corpus; choose another name")
+    if name in set(existing) and not may_replace:
+        raise CorpusError(f"a corpus named '{name}' is already saved; choose another name (this shared server "
+                          "never replaces saved data)")
+    return name
 
 
 def load(name_or_path: str | Path) -> Corpus:

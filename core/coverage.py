@@ -14,24 +14,11 @@ import pandas as pd
 WORD_SHARE = 0.95
 
 
-def model_coverage(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per model: prompts and words scored, against the best-covered model on the same data.
-    `scores` has columns model, family, prompt_id, response (one corpus, one kind)."""
-    cols = ["model", "family", "n_prompts", "n_words", "ref_prompts", "ref_words", "complete"]
-    if scores is None or scores.empty:
-        return pd.DataFrame(columns=cols)
-    g = scores.groupby("model", sort=True).agg(family=("family", "first"), n_prompts=("prompt_id", "nunique"),
-                                               n_words=("response", "nunique")).reset_index()
-    g["ref_prompts"] = int(g["n_prompts"].max())
-    g["ref_words"] = int(g["n_words"].max())
-    g["complete"] = (g["n_prompts"] >= g["ref_prompts"]) & (g["n_words"] >= WORD_SHARE * g["ref_words"])
-    return g[cols]
-
-
 def model_coverage_counts(counts: pd.DataFrame) -> pd.DataFrame:
-    """model_coverage from per (model, prompt) word counts (columns model, family,
-    prompt_id, n_words): the small table a database aggregate returns, so a corpus of a
-    million scores never travels to pandas to learn who is complete."""
+    """Per model: prompts and words scored, against the best-covered model on the same data,
+    from per (model, prompt) word counts (columns model, family, prompt_id, n_words): the
+    small table a database aggregate returns, so a corpus of a million scores never
+    travels to pandas to learn who is complete."""
     cols = ["model", "family", "n_prompts", "n_words", "ref_prompts", "ref_words", "complete"]
     if counts is None or counts.empty:
         return pd.DataFrame(columns=cols)

@@ -11,7 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .charts import _style, empty_figure, family_color, mwlr_lollipop
+from . import family as _family
+from .charts import _style, empty_figure, mwlr_lollipop
 
 VALENCE_TITLE = {"good": "Positive prompts", "bad": "Negative prompts"}
 
@@ -42,7 +43,7 @@ def figure2_violins(med: pd.DataFrame, names: dict[str, str], families: dict[str
         part = med[med["valence"] == v]
         for i, (key, label) in enumerate(names.items()):
             d = part[part["model"] == key]
-            col = family_color(families.get(key)) if len({families.get(k) for k in names}) > 1 else palette[i]
+            col = _family.color(families.get(key)) if len({families.get(k) for k in names}) > 1 else palette[i]
             fig.add_trace(go.Violin(x=d["category"], y=d["rank"], name=label, legendgroup=label, showlegend=r == 1,
                                     side="negative" if i == 0 else "positive", line_color=col, points="all",
                                     pointpos=-0.5 if i == 0 else 0.5, jitter=0.3, meanline_visible=True,

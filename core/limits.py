@@ -22,22 +22,22 @@ def _show(text: str, n: int = 30) -> str:
     return repr(text[:n] + "…") if len(text) > n else repr(text)
 
 
+def _check_lengths(texts: Sequence[str], setting: str, what: str, fix: str) -> None:
+    limit = settings.get_int(setting)
+    for t in texts:
+        if len(t) > limit:
+            raise LimitError(f"{what} {_show(t)} is {len(t):,} characters long; {what}s are at most {limit} "
+                             f"({setting}): {fix}")
+
+
 def check_words(words: Sequence[str]) -> None:
     """Every answer word at most VALUEAUDIT_MAX_WORD_CHARS characters."""
-    limit = settings.get_int("VALUEAUDIT_MAX_WORD_CHARS")
-    for w in words:
-        if len(w) > limit:
-            raise LimitError(f"word {_show(w)} is {len(w):,} characters long; answers are at most {limit} "
-                             "(VALUEAUDIT_MAX_WORD_CHARS): remove it from the corpus")
+    _check_lengths(words, "VALUEAUDIT_MAX_WORD_CHARS", "word", "remove it from the corpus")
 
 
 def check_prompts(texts: Sequence[str]) -> None:
     """Every prompt at most VALUEAUDIT_MAX_PROMPT_CHARS characters."""
-    limit = settings.get_int("VALUEAUDIT_MAX_PROMPT_CHARS")
-    for t in texts:
-        if len(t) > limit:
-            raise LimitError(f"prompt {_show(t)} is {len(t):,} characters long; prompts are at most {limit} "
-                             "(VALUEAUDIT_MAX_PROMPT_CHARS): shorten it")
+    _check_lengths(texts, "VALUEAUDIT_MAX_PROMPT_CHARS", "prompt", "shorten it")
 
 
 def check_batch_size(batch_size) -> int:

@@ -8,19 +8,12 @@ import hashlib
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from . import family as _family
 from .errors import ValueAuditError, one_line
 
 log = logging.getLogger(__name__)
-
-FAMILIES = {  # config.model_type prefix -> family
-    "llama": "llama", "gemma": "gemma", "qwen": "qwen", "mistral": "mistral", "mixtral": "mistral",
-    "phi": "phi", "gpt2": "gpt2", "gpt_neox": "pythia", "olmo": "olmo", "falcon": "falcon",
-    "deepseek": "deepseek", "internlm": "internlm", "granite": "granite", "smollm": "llama",
-}
-
 
 class ModelError(ValueAuditError, ValueError):
     """A model that cannot be used as asked; the message says what to do."""
@@ -82,35 +75,6 @@ def registry_entry(name: str) -> RegistryEntry | None:
     return None
 
 
-def family_from_name(name: str) -> str | None:
-    """Guess the family from an id like 'Ray2333/GRM-gemma2-2B' (for published scores)."""
-    low = name.lower()
-    for key in ("gemma", "llama", "qwen", "mistral", "phi"):
-        if key in low:
-            return key
-    return None
-
-
-FAMILY_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
-
-
-def family_from_model_type(model_type: str | None) -> str:
-    """The family of a config's model_type; 'unknown' for anything that is not a plain
-    name (a config is data from whoever made the model and is shown to every visitor)."""
-    mt = str(model_type or "").strip().lower()
-    for prefix, fam in FAMILIES.items():
-        if mt.startswith(prefix):
-            return fam
-    return mt if FAMILY_NAME.fullmatch(mt) else "unknown"
-
-
-def check_family(family: str) -> str:
-    """A family given by hand (--family, the Models page): lower-case letters, digits, '.', '_', '-'."""
-    fam = str(family).strip().lower()
-    if not FAMILY_NAME.fullmatch(fam):
-        raise ModelError(f"family {str(family)[:40]!r} is not a plain name; use lower-case letters, digits, "
-                         "'.', '_' or '-' (at most 32), e.g. llama")
-    return fam
 
 
 def pick_device(device: str = "auto") -> str:
@@ -339,7 +303,7 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     config, revision = preflight(name, kind, revision, trust_remote_code, allow_pickle)
     entry = registry_entry(name)
     if family is not None:
-        family = check_family(family)
+        family = _family.check(family)
 
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -373,7 +337,7 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
         raise ModelError(f"could not read the weights of {name} ({files}): {first}") from None
     check_loaded_weights(name, kind, info)
     model.to(dev).eval()
-    fam = (family or (entry.family if entry else None) or family_from_model_type(config.get("model_type"))).lower()
+    fam = (family or (entry.family if entry else None) or _family.from_model_type(config.get("model_type"))).lower()
     commit = getattr(model.config, "_commit_hash", None) if not is_local(name) else None
     return LoadedModel(
         name=name, kind=kind, model=model, tokenizer=tokenizer, family=fam, device=dev, dtype=torch_dtype,

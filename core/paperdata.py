@@ -71,11 +71,6 @@ def local_root() -> Path | None:
     return Path(root) if root else None
 
 
-def source_label() -> str:
-    """Where published files come from, for provenance columns."""
-    return f"{REPO}@{COMMIT}"
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

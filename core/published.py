@@ -17,6 +17,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import family as _family
 from . import paperdata, prompts
 
 # Folder of the paper's data/ -> the run (the corpus its files were scored on).
@@ -43,16 +44,6 @@ def hub_id_from_filename(filename: str) -> str | None:
     return None
 
 
-def fallback_family(hub_id: str) -> str | None:
-    """Family from the id when the registry does not know the model."""
-    low = hub_id.lower()
-    if "gemma" in low:
-        return "gemma"
-    if "llama" in low:
-        return "llama"
-    return None
-
-
 def _registry_info(hub_id: str) -> tuple[str | None, str]:
     """(family, display name) from core.models.REGISTRY when available, else a guess."""
     try:
@@ -61,8 +52,8 @@ def _registry_info(hub_id: str) -> tuple[str | None, str]:
         _models = None
     for entry in getattr(_models, "REGISTRY", None) or []:
         if str(getattr(entry, "name", "")).lower() == hub_id.lower():
-            return getattr(entry, "family", None) or fallback_family(hub_id), getattr(entry, "display_name", hub_id)
-    return fallback_family(hub_id), hub_id
+            return getattr(entry, "family", None) or _family.from_hub_id(hub_id), getattr(entry, "display_name", hub_id)
+    return _family.from_hub_id(hub_id), hub_id
 
 
 def model_key(hub_id: str, run: str | None = None) -> str:
@@ -167,7 +158,7 @@ def keys_for_corpus(store, corpus_name: str | None, vocabulary=None, kind: str =
     of each published model one run only — the corpus's own run (big2-nouns -> the Big Two
     files, mfd2 and mfd2-paper -> the MFD files; a model without one is left out, as the
     paper's script reads only that folder), else the run holding the most corpus words.
-    `wanted` (names or keys) narrows the models as `store.median_ranks(models=...)` does."""
+    `wanted` (names or keys) narrows the models (by name or key)."""
     m = store.query("SELECT model_key, name, source FROM models WHERE kind = ?", [kind])
     if wanted is not None:
         want = {str(w) for w in wanted}

@@ -81,6 +81,29 @@ def rank_summaries(store, words: pd.DataFrame, ranking: str = "word", kind: str 
     }
 
 
+def word_means(store, words: pd.DataFrame, model_keys, prompt_ids=None, kind: str = "rm") -> pd.DataFrame:
+    """Each corpus word's mean rank (1 = highest reward, ranked within each (model, prompt)
+    among the corpus words, ties averaged) and mean score over the chosen prompts, best
+    first — a model's most and least preferred words, computed in DuckDB so a 2,040-word
+    corpus does not travel to pandas row by row."""
+    frames = {"rank_vocab": pd.DataFrame({"word": list(dict.fromkeys(words["word"].astype(str)))}),
+              "want_keys": pd.DataFrame({"k": list(model_keys)}, dtype=str)}
+    where = ["s.kind = ?", "isfinite(s.value)", "s.model_key IN (SELECT k FROM want_keys)",
+             "s.response IN (SELECT word FROM rank_vocab)"]
+    if prompt_ids is not None:
+        frames["want_ids"] = pd.DataFrame({"p": list(prompt_ids)}, dtype=str)
+        where.append("s.prompt_id IN (SELECT p FROM want_ids)")
+    sql = f"""
+        WITH ranked AS (
+            SELECT s.response AS word, s.value,
+                   (rank() OVER w + count(*) OVER (w RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) / 2.0 AS rank
+            FROM scores s WHERE {' AND '.join(where)}
+            WINDOW w AS (PARTITION BY s.model_key, s.prompt ORDER BY s.value DESC))
+        SELECT word, avg(rank) AS rank, avg(value) AS score, count(*) AS n_prompts
+        FROM ranked GROUP BY word ORDER BY rank, word"""
+    return store.query(sql, [kind], **frames)
+
+
 def _framings(store, kind: str) -> pd.DataFrame:
     """Framing of every stored prompt (from its paper id, else its words)."""
     p = store.query("SELECT DISTINCT prompt, prompt_id FROM scores WHERE kind = ?", [kind])

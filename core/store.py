@@ -251,6 +251,23 @@ class Store:
                 cur.close()
             _release(shared)
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep this process's instance of the file open for a block of several reads (one
+        run of a page), so each read does not reopen the file (~25 ms each). Other
+        processes then wait for the block, not only for one operation."""
+        try:
+            shared = _acquire(self, write=False) if self.path.exists() else None
+        except StoreError:  # only a speed-up: the block's own reads report what is wrong
+            shared = None
+        if shared is None:
+            yield
+            return
+        try:
+            yield
+        finally:
+            _release(shared)
+
     def _open(self, write: bool) -> duckdb.DuckDBPyConnection:
         """Open the file (read-write unless `write` is False and the file is not writable),
         waiting while another process holds its lock."""
@@ -382,47 +399,6 @@ class Store:
                   ORDER BY m.name, s.model_key, s.prompt_id, s.response"""
         return self.query(sql, params, **frames)
 
-    def median_ranks(self, words: pd.DataFrame, kind: str = "rm", models: Iterable[str] | None = None,
-                     prompts: Iterable[str] | None = None) -> pd.DataFrame:
-        """Median rank per (model, prompt, category), computed inside DuckDB (METHOD.md §3):
-        within each (model, prompt) the corpus words the model was scored on are ranked,
-        1 = highest score, ties averaged as R's rank(-score); a word in several categories
-        counts in each. Returns only the small result, so a million scores take well under 2 s."""
-        where, params = ["s.kind = ?"], [kind]
-        frames = {"corpus_words": words[["word", "category"]].astype(str).drop_duplicates()}
-        if models is not None:
-            frames["want_models"] = pd.DataFrame({"m": list(models)}, dtype=str)
-            where.append("(m.name IN (SELECT m FROM want_models) OR s.model_key IN (SELECT m FROM want_models))")
-        if prompts is not None:
-            frames["want_prompts"] = pd.DataFrame({"p": list(prompts)}, dtype=str)
-            where.append("s.prompt IN (SELECT p FROM want_prompts)")
-        # One window sorted once gives both the first and the last rank of a tie group
-        # (rank() and the count of rows scoring at least as high); their mean is R's
-        # average rank. Partitioning on a 64-bit hash of (model, prompt) instead of the
-        # two strings halves the time.
-        sql = f"""
-            WITH scored AS (
-                SELECT hash(s.model_key, s.prompt) AS g, s.model_key, s.prompt, s.prompt_id, s.response, s.value
-                FROM scores s JOIN models m USING (model_key)
-                WHERE {' AND '.join(where)} AND isfinite(s.value)
-                  AND s.response IN (SELECT word FROM corpus_words)),
-            ranked AS (
-                SELECT g, model_key, prompt, prompt_id, response,
-                       (rank() OVER w + count(*) OVER (w RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) / 2.0
-                       AS rank, count(*) OVER (PARTITION BY g) AS n_ranked
-                FROM scored WINDOW w AS (PARTITION BY g ORDER BY value DESC)),
-            medians AS (
-                SELECT r.g, any_value(r.model_key) AS model_key, any_value(r.prompt) AS prompt,
-                       any_value(r.prompt_id) AS prompt_id, w.category,
-                       median(r.rank) AS median_rank, count(*) AS n_words, any_value(r.n_ranked) AS n_ranked
-                FROM ranked r JOIN corpus_words w ON r.response = w.word
-                GROUP BY r.g, w.category)
-            SELECT m.name AS model, d.model_key, m.family, d.prompt_id, d.prompt, d.category,
-                   d.median_rank, d.n_words, d.n_ranked
-            FROM medians d JOIN models m USING (model_key)
-            ORDER BY model, category, prompt_id"""
-        return self.query(sql, params, **frames)
-
     def coverage(self) -> pd.DataFrame:
         """Per model and kind: rows, prompts and distinct responses stored."""
         return self.query(
@@ -431,6 +407,16 @@ class Store:
                       count(DISTINCT s.response) AS n_responses
                FROM models m LEFT JOIN scores s USING (model_key)
                GROUP BY ALL ORDER BY m.kind, m.family, m.name""")
+
+    def coverage_of_words(self, words: Iterable[str]) -> pd.DataFrame:
+        """Per model: how many of these words and how many prompts it has scores for."""
+        return self.query(
+            """SELECT m.name AS model, s.model_key, m.kind, m.family, m.source,
+                      count(DISTINCT s.response) AS n_words, count(DISTINCT s.prompt) AS n_prompts,
+                      count(*) AS n_scores
+               FROM scores s JOIN models m USING (model_key)
+               WHERE s.response IN (SELECT w FROM vocab) GROUP BY ALL""",
+            vocab=pd.DataFrame({"w": list(dict.fromkeys(words))}, dtype=str))
 
     def stats(self) -> dict:
         """Counts shown on the home page; also the cache key for the app's data caches."""

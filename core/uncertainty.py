@@ -13,11 +13,11 @@ Everything is seeded (numpy Generator seeded with (seed, panel index)) so a reru
 same intervals. No UI imports."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 
+from . import family as _family
 from . import prompts as _prompts
 
 METHODS = {"bonferroni": "Bonferroni", "holm": "Holm", "bh": "Benjamini–Hochberg"}
@@ -27,22 +27,15 @@ _CHUNK_CELLS = 4_000_000  # bootstrap replicates are processed in chunks of abou
 # ----------------------------------------------------------------------------------
 # Data: word-level ranks as one (model x prompt x word) array per panel
 # ----------------------------------------------------------------------------------
-def _capitalise(f):
-    if f is None or (isinstance(f, float) and math.isnan(f)) or str(f).strip() == "":
-        return None
-    s = str(f).strip()
-    return s[:1].upper() + s[1:]
-
-
 def prepare(ranks: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
-    """Word ranks (analysis.word_ranks / ui.ranked_words) joined with the corpus categories
+    """Word ranks (analysis.word_ranks / words.ranked_words) joined with the corpus categories
     (a word in two categories counts in each), with framing and capitalised family."""
     cols = ["model", "family", "prompt_id", "response", "rank"] + (["framing"] if "framing" in ranks else [])
     d = ranks[cols].copy()
     if "framing" not in d:
         fr = {p: _prompts.framing_of(str(p)) for p in d["prompt_id"].unique()}
         d["framing"] = d["prompt_id"].map(fr)
-    d["family"] = d["family"].map(_capitalise)
+    d["family"] = d["family"].map(_family.display)
     d = d.dropna(subset=["family", "rank"])
     cats = words[["word", "category"]].astype(str).drop_duplicates()
     return d.merge(cats, left_on="response", right_on="word").drop(columns="word")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import re
 
+import pandas as pd
+
 P_FLOOR = 1e-15  # below this a double-precision p-value is not meaningful
 
 
@@ -82,3 +84,52 @@ def lead_sentence(result: dict) -> str:
 def _join(items: list[str]) -> str:
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def mixed_model_sentence(result: dict) -> str:
+    """The mixed model in one plain sentence: does the family gap depend on category and framing?"""
+    mm = (result or {}).get("mixed_model") or {}
+    if "message" in mm:
+        return f"Mixed model not fitted: {mm['message']}."
+    terms = {t["term"]: t for t in mm.get("terms", [])}
+    three = next((t for name, t in terms.items() if name.count(":") == 2 and name.startswith("family")), None)
+    if three is None:
+        two = [t for name, t in terms.items() if name.startswith("family") and ":" in name]
+        three = min(two, key=lambda t: t["p"] if t.get("p") is not None else 1) if two else None
+    if three is None or three.get("p") is None:
+        return "Mixed model: no family interaction term could be estimated."
+    p = three["p"]
+    verdict = "depends clearly" if p < 0.05 else "does not clearly depend"
+    fams = sorted({str(r.get("family")) for r in result.get("family_means") or [] if r.get("family")}, key=str.casefold)
+    ref = fams[0] if fams else "reference-family"
+    return (f"A mixed model (median rank ~ family × category × framing, a random intercept per model) finds that "
+            f"the gap between families {verdict} on which category and framing is asked about "
+            f"(three-way interaction for {term_in_words(three['term'], ref)}: {three['estimate']:+.1f} ranks, "
+            f"{p_text(p)}{_reference_levels(mm)}).")
+
+
+def _reference_levels(mm: dict) -> str:
+    """'; reference levels as the paper: Gemma, Agency, positive prompts' (what each term is read against)."""
+    ref = mm.get("reference") or {}
+    if not ref:
+        return ""
+    parts = [ref.get("family"), ref.get("category"),
+             f"{ref['framing']} prompts" if ref.get("framing") else None]
+    return "; reference levels as the paper codes them: " + ", ".join(p for p in parts if p)
+
+
+def tests_table(result: dict) -> pd.DataFrame:
+    """Family tests as a table with stars (empty when the analysis could not run them)."""
+    from .charts import stars
+    tests = (result or {}).get("family_tests")
+    if not isinstance(tests, list) or not tests:
+        return pd.DataFrame()
+    df = pd.DataFrame(tests)
+    df["stars"] = df["welch_p_bonferroni"].map(stars)
+    return df
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 category', '2 categories', '1,650 words'."""
+    n = int(n)
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"

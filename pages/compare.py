@@ -10,7 +10,8 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, ui, wording
+from core import family as _family
+from core import analysis, charts, corpora, prompts, wording
 
 
 def coverage_notice(sel: dict) -> None:
@@ -25,7 +26,7 @@ def unscored_notice(sel: dict) -> None:
     missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
     if missing:
         shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
-        st.caption(f"{ui.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
+        st.caption(f"{wording.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
                    f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
 
 
@@ -37,7 +38,7 @@ def summary(result: dict) -> None:
         st.markdown("**What this shows.** " + lines[0])
         for ln in lines[1:]:
             st.markdown("- " + ln)
-        st.markdown("**Mixed model.** " + ui.mixed_model_sentence(result))
+        st.markdown("**Mixed model.** " + wording.mixed_model_sentence(result))
         for note in result.get("notes", []):
             st.caption(note)
 
@@ -75,7 +76,7 @@ def family_tables(result: dict, corpus: str) -> None:
 def panels(result: dict, sel: dict) -> None:
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
-    tests = ui.tests_table(result)
+    tests = wording.tests_table(result)
     ak.family_legend(med["family"].dropna())
     interval = interval_choice()
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
@@ -110,17 +111,17 @@ def model_words(sel: dict) -> None:
     n = c3.number_input("Words", 5, 50, 10, key="cmp-word-n")
     words, _ = ak.corpus(sel["corpus"])
     hide = ak.offensive_filter("cmp-hide-offensive", words["word"])
+    pids = tuple(p for p in sel["prompts"] if prompts.framing_of(p) == framing)
     with st.spinner("Ranking this model's words…"):
-        sc = ak.cached("scores", "rm", sel["corpus"], (model,), None)
-        ranked = ui.ranked_words(sc, words)
-    have = set(ranked.loc[ranked["framing"] == framing, "prompt_id"].unique())
-    pids = [p for p in sel["prompts"] if p in have]
-    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, pids, int(n))
-    fam = sc["family"].iloc[0] if not sc.empty else None
+        means = ak.cached("word_means", sel["corpus"], model, pids)
+    shown = ak.without_offensive(means, "word") if hide else means
+    top, bottom = shown.head(int(n)).reset_index(drop=True), shown.tail(int(n)).iloc[::-1].reset_index(drop=True)
+    fam = dict(zip(ak.cached("models")["name"], ak.cached("models")["family"])).get(model)
+    n_prompts = int(means["n_prompts"].max()) if not means.empty else 0
     titles = (("Most often named as the worst", "Least often named as the worst") if framing == "negative"
               else ("Most preferred", "Least preferred"))
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
-                                     title=f"{model}: mean reward over {len(pids)} {framing} prompts"), key="cmp-words")
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
+                                     title=f"{model}: mean reward over {n_prompts} {framing} prompts"), key="cmp-words")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
     b.dataframe(bottom, hide_index=True, width="stretch")

@@ -2,13 +2,12 @@
 upload a CSV / LIWC .dic / .dicx with validation and a preview before saving it."""
 from __future__ import annotations
 
-import re
-
 import plotly.graph_objects as go
 import streamlit as st
 
 import appkit as ak
-from core import corpora, settings, ui
+from core import corpora, settings, wording
+from core.errors import one_line
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
@@ -29,8 +28,8 @@ def counts_chart(words):
 def browse() -> None:
     name = ak.corpus_picker("corpus-browse")
     words, desc = ak.corpus(name)
-    st.markdown(f"**{name}** — {desc or 'user corpus'} · {ui.plural(words['word'].nunique(), 'distinct word')}, "
-                f"{ui.plural(words['category'].nunique(), 'category', 'categories')}")
+    st.markdown(f"**{name}** — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
+                f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
     c1, c2 = st.columns([1, 2])
     with c1:
         ak.plot(counts_chart(words), key="corpus-counts")
@@ -39,7 +38,7 @@ def browse() -> None:
         cats = st.multiselect("Categories", sorted(words["category"].unique()), key="corpus-cats")
         view = words
         if q:
-            view = view[view["word"].str.contains(re.escape(q), case=False)]
+            view = view[view["word"].str.contains(q, case=False, regex=False)]
         if cats:
             view = view[view["category"].isin(cats)]
         st.dataframe(view, hide_index=True, width="stretch", height=320)
@@ -65,8 +64,8 @@ def upload() -> None:
         return
     for note in corpus.notes:
         st.warning(note)
-    st.success(f"{f.name}: {ui.plural(corpus.words['word'].nunique(), 'word')} in "
-               f"{ui.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
+    st.success(f"{f.name}: {wording.plural(corpus.words['word'].nunique(), 'word')} in "
+               f"{wording.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
     c1, c2 = st.columns([1, 2])
     with c1:
         st.dataframe(corpus.counts(), hide_index=True, width="stretch")
@@ -80,17 +79,13 @@ def upload() -> None:
 
 
 def save(name: str, corpus, desc: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name or ""):
-        st.error("Use a name of letters, digits, '.', '_' or '-' (at most 64 characters).")
+    saved = ak.cached("corpus_names")
+    try:
+        name = corpora.check_saved_name(name, saved, may_replace=settings.allow_delete())
+    except corpora.CorpusError as e:
+        st.error(one_line(e))
         return
-    if name in corpora.BUILTINS:
-        st.error(f"'{name}' is a built-in corpus; choose another name.")
-        return
-    replacing = name in ak.cached("corpus_names")
-    if replacing and not settings.allow_delete():
-        st.error(f"A corpus named '{name}' is already saved; choose another name (this shared server "
-                 "never replaces saved data).")
-        return
+    replacing = name in saved
     ak.store().save_corpus(name, corpus.words, desc)
     st.session_state["corpus-saved-msg"] = (f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on "
                                             f"the Score page or from the command line: "

@@ -7,7 +7,7 @@ import streamlit as st
 import appkit as ak
 import pandas as pd
 
-from core import analysis, charts, published, ui
+from core import analysis, charts, published, wording
 
 INTRO = """
 Reward models decide which answers a chatbot learns to give. This dashboard shows that they
@@ -111,7 +111,7 @@ def headline() -> None:
     lines = analysis.summary_text(result).splitlines()
     positive = [ln for ln in lines if ln.startswith("On positive prompts")] or lines[1:2]
     st.markdown("**In plain words.** " + " ".join(positive))
-    st.caption(ui.mixed_model_sentence(result))
+    st.caption(wording.mixed_model_sentence(result))
     ak.link("pages/compare.py", "See the full comparison, per model and prompt", ":material/bar_chart:")
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
+from core import family as _family
 from core import analysis, charts, implicit, logprobs
 from core import implicit_charts as ic
 from core.models import REGISTRY
@@ -49,7 +50,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     if table.empty:
         st.info("These two models share no scored words on this prompt.")
         return
-    colors = (charts.family_color(fam.get(m1)), charts.family_color(fam.get(m2)))
+    colors = (_family.color(fam.get(m1)), _family.color(fam.get(m2)))
     ak.plot(charts.mwlr_lollipop(table, m1, m2, n, colors, f"{m1} vs {m2}"), key="ir-lollipop")
     st.caption("MWLR(w) = ½·(p₁(w)+p₂(w))·(log p₁(w) − log p₂(w)): positive = model 1 prefers the word; "
                "weighting by the mixture keeps rare words from dominating.")
@@ -122,7 +123,7 @@ def table1_section(models: pd.DataFrame, names: dict) -> None:
         st.info("No decoded token text is shared by the two vocabularies.")
         return
     fam = dict(zip(models["model_key"], models["family"]))
-    colors = (charts.family_color(fam.get(ka)), charts.family_color(fam.get(kb)))
+    colors = (_family.color(fam.get(ka)), _family.color(fam.get(kb)))
     ak.plot(ic.table1_lollipop(table, names[ka], names[kb], n, colors,
                                f"{names[ka]} vs {names[kb]} · {len(table):,} shared tokens"), key="ir-t1-chart")
     res = implicit.table1(table, n)

@@ -9,14 +9,15 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import models, settings, ui
+from core import catalog, models, report, settings
+from core.errors import ValueAuditError, one_line
 
-FAMILIES = ["auto-detect", "llama", "gemma", "qwen", "mistral", "phi", "other"]
+FAMILIES = [catalog.AUTO_FAMILY, "llama", "gemma", "qwen", "mistral", "phi", "other"]
 
 
 def catalog_table() -> pd.DataFrame:
     """Registry and stored models with the share of each corpus they have scored."""
-    cat = ui.model_catalog(ak.cached("models"))
+    cat = catalog.model_catalog(ak.cached("models"))
     names = tuple(ak.cached("corpus_names"))
     cov = ak.cached("coverage_by_corpus", names)
     if not cov.empty:
@@ -36,10 +37,11 @@ def display_names(cat: pd.DataFrame) -> pd.Series:
 def show_catalog() -> None:
     cat = catalog_table()
     if settings.shared():  # local models by folder name: visitors never see a server path
-        cat = ui.public_models(cat)
-    kind = st.radio("Show", ["Reward models (rm)", "Language models (lm)", "All"], horizontal=True, key="mkind")
-    if kind != "All":
-        cat = cat[cat["kind"] == kind.split("(")[1][:2]]
+        cat = report.public_models(cat)
+    kind = st.radio("Show", [*catalog.KINDS, "all"], horizontal=True, key="mkind",
+                    format_func=lambda k: f"{catalog.KINDS[k].capitalize()}s ({k})" if k in catalog.KINDS else "All")
+    if kind != "all":
+        cat = cat[cat["kind"] == kind]
     ak.family_legend(cat["family"])
     cat = cat.assign(display_name=display_names(cat))
     pct = [c for c in cat.columns if c.endswith(" %")]
@@ -75,7 +77,7 @@ def add_form() -> None:
         name = st.text_input("Hub id" if settings.shared() else "Hub id or local folder", max_chars=200,
                              placeholder="e.g. Ray2333/GRM-gemma2-2B-rewardmodel-ft", key="add-name")
         c1, c2, c3 = st.columns(3)
-        kind = c1.selectbox("Kind", ["rm", "lm"], format_func=lambda k: {"rm": "reward model", "lm": "language model"}[k])
+        kind = c1.selectbox("Kind", list(catalog.KINDS), format_func=catalog.KINDS.get)
         family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)")
         revision = c3.text_input("Revision (hub only)", placeholder="main", help="branch, tag or commit")
         submitted = st.form_submit_button("Add model", type="primary")
@@ -84,31 +86,15 @@ def add_form() -> None:
 
 
 def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
-    if not name:
-        st.warning("Type a hub id or a folder path first.")
-        return
     try:
-        path = settings.visitor_model(name)  # shared mode: a hub id or an operator model, never a server path
-    except settings.SettingsError as e:
-        st.error(str(e))
+        added = catalog.add_model(ak.store(), name, kind, family, revision)
+    except ValueAuditError as e:
+        st.error(f"Could not add {name.strip() or 'the model'}: {one_line(e)}.")
+        if isinstance(e, models.ModelError) and family == catalog.AUTO_FAMILY and name.strip():
+            st.caption("Hint: pick the base family by hand to add it without reading its config; "
+                       "the Score page checks the model when it loads it.")
         return
-    if not models.is_local(path) and "/" not in path:
-        st.error(f"'{name}' is neither an existing folder nor a hub id of the form org/name.")
-        return
-    try:
-        if family == "auto-detect":
-            cfg = models.read_config(path, revision)
-            family = models.family_from_model_type(cfg.get("model_type"))
-        key = models.model_key(path, revision)
-    except models.ModelError as e:
-        st.error(f"Could not add {name}: {e}")
-        st.caption("Hint: pick the base family by hand to add it without reading its config; "
-                   "the Score page checks the model when it loads it.")
-        return
-    entry = models.registry_entry(name)
-    display = entry.display_name if entry else Path(name).name
-    ak.store().upsert_model(key, name, kind, family, display, revision, source="added")
-    st.success(f"Added {name} ({family} {kind}). Score it on the Score page.")
+    st.success(f"Added {name.strip()} ({added['family']} {kind}). Score it on the Score page.")
 
 
 def remove_form() -> None:

@@ -9,16 +9,16 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, ui, wording
+from core import analysis, charts, corpora, report, wording
 
 
 def build(sel: dict, result: dict):
     """Figures and tables of the report, in reading order."""
     med = pd.DataFrame(result["median_ranks"])
     med = med[med["framing"].isin(sel["framing"])]
-    med = ui.public_models(med)  # local models by folder name: the report never prints server paths
+    med = report.public_models(med)  # local models by folder name: the report never prints server paths
     fm = pd.DataFrame(result["family_means"])
-    tests = ui.tests_table(result)
+    tests = wording.tests_table(result)
     figures = [("Mean rank by family", charts.family_dots_figure(med), HEADLINE_CAPTION),
                ("Median ranks per model and prompt", charts.compare_figure(med, tests), VIOLIN_CAPTION)]
     tables = [("Family means", fm), ("Average ranks (the paper's table)", analysis.average_ranks_table(result)),
@@ -41,23 +41,23 @@ RAW_TABLES = {"Median ranks"}
 
 def chart_downloads(figures) -> None:
     st.markdown("**Charts**")
-    if not ui.kaleido_available():
+    if not report.kaleido_available():
         st.caption("PNG/SVG need the optional `kaleido` package (`pip install kaleido`), which is not installed "
                    "here; each chart is offered as a standalone interactive HTML file instead.")
     # Rendering a static image starts a headless Chrome (seconds), so it runs only on request.
-    images = ui.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
+    images = report.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
     for i, (name, fig, *_caption) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
         cols[0].write(name)
-        stem = ui.file_stem(name)
-        png, svg = (ui.figure_image(fig, "png"), ui.figure_image(fig, "svg")) if images else (None, None)
+        stem = report.file_stem(name)
+        png, svg = (report.figure_image(fig, "png"), report.figure_image(fig, "svg")) if images else (None, None)
         if images and png is None:
             cols[0].caption("PNG/SVG need Chrome or Chromium for kaleido (e.g. `apt-get install chromium`).")
         if png:
             cols[1].download_button("PNG", png, f"{stem}.png", "image/png", key=f"png-{i}")
         if svg:
             cols[2].download_button("SVG", svg, f"{stem}.svg", "image/svg+xml", key=f"svg-{i}")
-        cols[3].download_button("HTML", ui.figure_html(fig, name), f"{stem}.html", "text/html", key=f"fightml-{i}")
+        cols[3].download_button("HTML", report.figure_html(fig, name), f"{stem}.html", "text/html", key=f"fightml-{i}")
 
 
 @ak.guarded
@@ -74,15 +74,15 @@ def main() -> None:
         st.warning("Nothing to report for this selection; widen the filters.")
         return
     lead = wording.lead_sentence(result)
-    summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + ui.mixed_model_sentence(result)
+    summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + wording.mixed_model_sentence(result)
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
-               "Reward models": ", ".join(ui.public_model_name(m) for m in sel["models"]),
+               "Reward models": ", ".join(report.public_model_name(m) for m in sel["models"]),
                "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
                "Coverage": sel.get("coverage_note") or "every chosen model is scored on every prompt",
                "Database": ak.store().path.name}  # a file name, never a server path
-    html = ui.report_html(f"Value audit: {sel['corpus']}", summary, figures,
+    html = report.report_html(f"Value audit: {sel['corpus']}", summary, figures,
                           [(n, t) for n, t in tables if n not in RAW_TABLES], context)
     stamp = dt.date.today().isoformat()
     st.download_button("Download the report (HTML)", html, f"value_audit_{sel['corpus']}_{stamp}.html", "text/html",

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import analysis, charts
+from core import family as _family
+from core import charts, training
 
 
 def identical_note(sub: pd.DataFrame, td: pd.DataFrame) -> None:
@@ -29,7 +30,7 @@ def checkpoints_view(td: pd.DataFrame) -> None:
     choice = c1.selectbox("Training run", labels, key="td-run",
                           index=next((i for i, lb in enumerate(labels) if "UltraFeedback" in lb), 0))
     sub = td[td["run"] == choice]
-    fams = charts.family_order(sub["base_model"].dropna().unique())
+    fams = _family.order(sub["base_model"].dropna().unique())
     keep = c2.multiselect("Base families", fams, default=fams, key="td-fams")
     cats = c3.multiselect("Categories", sorted(sub["category"].unique()), default=sorted(sub["category"].unique()),
                           key="td-cats")
@@ -51,7 +52,7 @@ def data_size_view(td: pd.DataFrame) -> None:
     """Figure 4b (Gemma and Llama), or with Qwen on the Bradley-Terry runs as Figure A5b."""
     with_qwen = st.toggle("Add Qwen (the paper's Figure A5b: Bradley-Terry runs only)", key="td-qwen")
     fams = ("Gemma", "Llama", "Qwen") if with_qwen else ("Gemma", "Llama")
-    d = analysis.figure_4b(td[td["method"] != "GRM"] if with_qwen else td, fams)
+    d = training.figure_4b(td[td["method"] != "GRM"] if with_qwen else td, fams)
     ak.family_legend(list(fams))
     ak.plot(charts.figure_4b(d, "Final-checkpoint median rank against training-data size"), key="td-4b")
     st.caption("Each point is one run's last checkpoint; the dotted line joins the base families of one run. "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 import appkit as ak
-from core import charts, prompts, ui, vocabscan
+from core import family as _family
+from core import charts, prompts, vocabscan
+from core import words as _words
 from core.implicit_charts import show_token
 from core.store import Store
 
@@ -17,11 +19,11 @@ def per_model(ranked, models_, pids) -> None:
     pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-prompt")
     n = int(c3.number_input("Words", 5, 50, 10, key="w-n"))
     hide = ak.offensive_filter("w-hide-offensive", ranked["response"].unique())
-    top, bottom = ui.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, [pid], n)
+    top, bottom = _words.top_bottom_words(ak.without_offensive(ranked) if hide else ranked, model, [pid], n)
     fam = ranked.loc[ranked["model"] == model, "family"].iloc[0] if (ranked["model"] == model).any() else None
     titles = (("Most often named as the worst", "Least often named as the worst")
               if prompts.framing_of(pid) == "negative" else ("Most preferred", "Least preferred"))
-    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=charts.family_color(fam), titles=titles,
+    ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
                                      title=f"{model} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
@@ -34,14 +36,14 @@ def one_word(ranked, vocab, n_words, framing_pids) -> None:
     default = vocab.index("love") if "love" in vocab else 0
     word = c1.selectbox("Word", vocab, index=default, key="w-word")
     framing = c2.radio("Prompts", list(framing_pids), horizontal=True, key="w-word-framing")
-    table = ui.word_across_models(ranked, word, framing_pids[framing])
+    table = _words.word_across_models(ranked, word, framing_pids[framing])
     ak.plot(charts.word_rank_figure(table, word, n_words), key="w-word-chart")
     st.caption("Bars: mean rank over the prompts; whiskers: standard deviation over prompts. Lower = preferred.")
 
 
 def family_gap(ranked, framing_pids) -> None:
     st.subheader("Words the families disagree on most")
-    fams = charts.family_order(ranked["family"].dropna().unique())
+    fams = _family.order(ranked["family"].dropna().unique())
     if len(fams) < 2:
         st.info("Needs reward models from at least two families; score or import more models.")
         return
@@ -50,7 +52,7 @@ def family_gap(ranked, framing_pids) -> None:
     fb = c2.selectbox("Family B", [f for f in fams if f != fa], index=0, key="w-fb")
     framing = c3.radio("Prompts", list(framing_pids), key="w-gap-framing")
     n = int(c4.number_input("Words each way", 5, 40, 12, key="w-gap-n"))
-    gaps = ui.family_gaps(ranked, fa, fb, framing_pids[framing], n)
+    gaps = _words.family_gaps(ranked, fa, fb, framing_pids[framing], n)
     ak.plot(charts.family_gap_figure(gaps, fa, fb, f"Mean rank in {fa} minus mean rank in {fb} ({framing} prompts)"),
             key="w-gap-chart")
     ak.downloads(gaps, f"family_gap_{fa}_{fb}", "dl-gap")
@@ -100,7 +102,7 @@ def vocabulary_scans() -> None:
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
                                      show(bottom).rename(columns={"token": "word"}), "score",
-                                     color=charts.family_color(fam), title=f"“{texts[pid]}”",
+                                     color=_family.color(fam), title=f"“{texts[pid]}”",
                                      titles=("Highest reward", "Lowest reward")), key="w-scan-chart")
     a, b = st.columns(2)
     a.markdown("**Highest reward**")

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 if not os.environ.get("VALUEAUDIT_PAPER_DATA"):
     raise pytest.UsageError(
         "set VALUEAUDIT_PAPER_DATA to the paper's data folder (see README: the test command)")
@@ -20,10 +18,8 @@ os.environ.pop("VALUEAUDIT_DB", None)  # tests never touch the user's database
 os.environ.setdefault("VALUEAUDIT_MODE", "local")  # the app's full features; shared-mode tests set it themselves
 os.environ.pop("VALUEAUDIT_MODELS_DIR", None)
 os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # nor its cache/
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_models import make_tiny  # noqa: E402
+from tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -13,7 +13,7 @@ import pytest
 
 PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])  # set by the test command (conftest checks it)
 
-from core import analysis, corpora, paperdata, prompts  # noqa: E402
+from core import analysis, corpora, paperdata, prompts, ranks  # noqa: E402
 from core.published import hub_id_from_filename, import_published, model_key  # noqa: E402
 from core.store import Store  # noqa: E402
 
@@ -309,48 +309,6 @@ def test_rm_lm_agreement():
         analysis.rm_lm_agreement(pd.concat([rm, rm.assign(model="rm2")]), lm)
 
 
-# -- training dynamics ------------------------------------------------------------------
-@needs_paper
-def test_training_dynamics_labelled_by_the_paper_manifest():
-    d = analysis.training_dynamics()
-    assert not d.duplicated().any()
-    assert {"model_id", "base_model", "category", "checkpoint", "median_rank", "data_source", "data_size",
-            "method", "run", "identical_to"} <= set(d.columns)
-    assert d["base_model"].notna().all() and set(d["base_model"]) == {"Gemma", "Llama", "Qwen"}
-    runs = dict(zip(d["file"], d["run"]))
-    # generate_figure_4_and_A5.R's manifest, not the file names
-    assert runs == {"rank_results_uf_13.csv": "UltraFeedback 13K · Bradley-Terry",
-                    "rank_results_uf_27.csv": "UltraFeedback 27K · Bradley-Terry",
-                    "rank_results_uf_54.csv": "UltraFeedback 53K · Bradley-Terry",
-                    "rank_results_uf_100.csv": "UltraFeedback 106K · Bradley-Terry",
-                    "rank_results_sky_80k.csv": "Skywork 77K · Bradley-Terry",
-                    "rank_results_grm_80k.csv": "UltraFeedback + Skywork 550K · GRM"}
-    uf100 = d[d["file"] == "rank_results_uf_100.csv"]
-    assert len(uf100) == 84  # 60,956 rows in the file, mostly exact duplicates
-    same = dict(zip(d["file"], d["identical_to"]))
-    folder = PAPER_DATA / "reward_model_training"
-    b13, b27 = (folder / "rank_results_uf_13.csv").read_bytes(), (folder / "rank_results_uf_27.csv").read_bytes()
-    assert (b13 == b27) and same["rank_results_uf_13.csv"] == "rank_results_uf_27.csv"
-    assert same["rank_results_uf_27.csv"] == "rank_results_uf_13.csv" and pd.isna(same["rank_results_sky_80k.csv"])
-
-
-@needs_paper
-def test_figure_4b_final_checkpoints_as_the_script():
-    """Independent: the script's filter(checkpoint == max(checkpoint)) per run, Qwen left out."""
-    sizes = {"rank_results_uf_13.csv": 13, "rank_results_uf_27.csv": 27, "rank_results_uf_54.csv": 53,
-             "rank_results_uf_100.csv": 106, "rank_results_sky_80k.csv": 77, "rank_results_grm_80k.csv": 550}
-    expected = []
-    for f, size in sizes.items():
-        raw = pd.read_csv(PAPER_DATA / "reward_model_training" / f)
-        raw["checkpoint"] = 1 if size == 550 else raw["checkpoint"]
-        raw = raw[~raw["model_id"].str.contains("qwe|Qwe")]
-        last = raw[raw["checkpoint"] == raw["checkpoint"].max()].drop_duplicates(["model_id", "Category"])
-        expected += [(size, m, c, v) for m, c, v in zip(last["model_id"], last["Category"], last["sum_value"])]
-    got = analysis.figure_4b(analysis.training_dynamics())
-    assert sorted(zip(got["data_size_k"], got["model_id"], got["category"], got["median_rank"])) == sorted(expected)
-    assert len(got) == 6 * 2 * 2 and set(got["base_model"]) == {"Gemma", "Llama"}
-
-
 # -- the DuckDB fast path (what `analyze` and the app use) equals the pandas path ---------
 def _store_from(scores: pd.DataFrame, path) -> Store:
     store = Store(path)
@@ -382,10 +340,33 @@ def test_store_fast_path_ties_missing_words_and_multi_category(tmp_path):
                               value=lambda m, p, w: vals[w] * (1 if m == "g" else -1))
     scores = scores[~((scores["model"] == "l") & (scores["response"] == "a"))]
     store = _store_from(scores, tmp_path / "x.duckdb")
-    fast = store.median_ranks(words).set_index(["model", "prompt_id", "category"])["median_rank"]
+    fast = ranks.rank_summaries(store, words)["medians"].set_index(["model", "prompt_id", "category"])["median_rank"]
     slow = analysis.median_ranks(scores, words).set_index(["model", "prompt_id", "category"])["median_rank"]
     assert fast.sort_index().to_dict() == slow.sort_index().to_dict()
     assert fast[("g", "best_ever_one", "X")] == 1.75  # a=1, b=2.5 (tied with c)
+
+
+def test_word_means_equal_scipy_ranks_per_prompt(tmp_path):
+    """A model's top/bottom words (Compare): mean over the chosen prompts of the word's rank
+    among the corpus words within each prompt (ties averaged), and its mean score."""
+    from scipy.stats import rankdata
+    words = pd.DataFrame({"word": ["a", "b", "c", "d", "b"], "category": ["X", "X", "Y", "Y", "Y"]})
+    rng = np.random.default_rng(3)
+    scores = synthetic_scores({"g": "gemma", "l": "llama"}, ["a", "b", "c", "d", "zzz"],
+                              ["best_ever_one", "greatest_ever_one", "worst_ever_one"],
+                              value=lambda m, p, w: float(rng.integers(0, 3)))  # many ties
+    scores = scores[~((scores["prompt_id"] == "greatest_ever_one") & (scores["response"] == "a"))]
+    store = _store_from(scores, tmp_path / "w.duckdb")
+    pids = ["best_ever_one", "greatest_ever_one"]
+    got = ranks.word_means(store, words, ["k:g"], pids).set_index("word")
+    d = scores[(scores["model"] == "g") & scores["prompt_id"].isin(pids) & (scores["response"] != "zzz")].copy()
+    d["rank"] = d.groupby("prompt_id")["value"].transform(lambda v: rankdata(-v.to_numpy()))
+    want = d.groupby("response").agg(rank=("rank", "mean"), score=("value", "mean"), n=("rank", "size"))
+    assert sorted(got.index) == ["a", "b", "c", "d"]
+    for w, row in want.iterrows():
+        assert got.loc[w, "rank"] == pytest.approx(row["rank"]) and got.loc[w, "score"] == pytest.approx(row["score"])
+        assert got.loc[w, "n_prompts"] == row["n"]
+    assert list(got["rank"]) == sorted(got["rank"])  # best first
 
 
 def test_row_ranking_ranks_a_word_once_per_row_in_store_and_pandas(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from core import jobs, prompts, settings, ui  # noqa: E402
+from core import jobs, prompts, report, settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,12 +58,12 @@ def test_a_visitor_cannot_cancel_another_visitors_job(monkeypatch, tmp_path, pap
 def test_the_report_names_no_server_path():
     med = pd.DataFrame({"model": ["/srv/secret/models/my-rm", "org/hub-rm"],
                         "model_key": ["local:/srv/secret/models/my-rm#ab12~float32", "hub:org/hub-rm@main~bfloat16"]})
-    got = ui.public_models(med)
+    got = report.public_models(med)
     assert got["model"].tolist() == ["my-rm", "org/hub-rm"]
     assert got["model_key"].tolist() == ["local:my-rm#ab12~float32", "hub:org/hub-rm@main~bfloat16"]
-    assert "/srv" not in ui.report_html("t", "s", [], [("Median ranks", got)], {"Database": "x.duckdb"}).decode()
+    assert "/srv" not in report.report_html("t", "s", [], [("Median ranks", got)], {"Database": "x.duckdb"}).decode()
     src = (ROOT / "pages" / "report.py").read_text()
-    assert "store().path)" not in src and "ui.public_models(med)" in src
+    assert "store().path)" not in src and "report.public_models(med)" in src
 
 
 def test_family_legend_is_plain_markdown(monkeypatch):

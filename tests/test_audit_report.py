@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import analysis, audit, checks, models, prompts, provenance, scoring, ui
+from core import analysis, audit, checks, models, prompts, provenance, scoring
+from core import words as _words
 from core.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,7 +33,7 @@ def scored(tiny_llama_rm, tiny_gemma_rm, tmp_path_factory):
 def test_report_carries_every_provenance_field_and_opens_offline(scored, tmp_path):
     store, ps = scored
     sc = store.scores(kind="rm")
-    ranks = ui.ranked_words(sc, WORDS)
+    ranks = _words.ranked_words(sc, WORDS)
     result = analysis.figure1(sc, WORDS, "mini", permutations=200, bootstrap=100)
     doc = audit.build(store, "mini", WORDS, ranks, result, ps, method="holm", reps=200, seed=1)
     text = doc.decode()

@@ -5,17 +5,14 @@ the person at the machine opt in (the marker is written)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from test_browser import ARGS, CHROMIUM, ROOT, _free_port, _wait_healthy
+from browser_server import ARGS, CHROMIUM, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")]
@@ -48,30 +45,11 @@ def setup(tmp_path, tiny_llama_rm):
     return {"ops": ops, "marker": marker, "evil": evil, "db": db, "tmp": tmp_path, "plain": tiny_llama_rm}
 
 
-def start_server(setup, mode: str | None):
-    port = _free_port()
-    env = {**os.environ, "VALUEAUDIT_DB": str(setup["db"]), "VALUEAUDIT_MODELS_DIR": str(setup["ops"]),
-           "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(setup["tmp"] / "hf-modules")}
-    env.pop("VALUEAUDIT_MODE", None)
-    if mode:
-        env["VALUEAUDIT_MODE"] = mode
-    log = open(setup["tmp"] / f"streamlit-{mode}.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"  # config.toml binds 127.0.0.1: no address flag needed
-    _wait_healthy(url, proc)
-    return proc, log, url
-
-
-def stop_server(proc, log):
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    log.close()
+def serve(setup, mode: str | None):
+    """The app as an operator starts it: mode None = no VALUEAUDIT_MODE at all."""
+    return running_app({"VALUEAUDIT_DB": setup["db"], "VALUEAUDIT_MODELS_DIR": setup["ops"],
+                        "HF_MODULES_CACHE": setup["tmp"] / "hf-modules", "VALUEAUDIT_MODE": mode},
+                       setup["tmp"] / f"streamlit-{mode}.log")
 
 
 def type_into(page, label: str, text: str) -> None:
@@ -90,8 +68,7 @@ def choose_model(page, name: str) -> None:
 
 def test_shared_server_offers_no_remote_code_no_paths_no_removal(setup):
     from playwright.sync_api import expect, sync_playwright
-    proc, log, url = start_server(setup, None)  # no VALUEAUDIT_MODE: the default must be shared
-    try:
+    with serve(setup, None) as url:  # no VALUEAUDIT_MODE: the default must be shared
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -128,15 +105,12 @@ def test_shared_server_offers_no_remote_code_no_paths_no_removal(setup):
             expect(page.get_by_text("2 distinct words")).to_be_visible(timeout=30_000)
             assert page.get_by_text("Delete this saved corpus").count() == 0
             browser.close()
-    finally:
-        stop_server(proc, log)
     assert not setup["marker"].exists()
 
 
 def test_local_server_still_lets_the_person_at_the_machine_opt_in(setup):
     from playwright.sync_api import expect, sync_playwright
-    proc, log, url = start_server(setup, "local")
-    try:
+    with serve(setup, "local") as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
@@ -153,6 +127,4 @@ def test_local_server_still_lets_the_person_at_the_machine_opt_in(setup):
                 time.sleep(0.5)
             page.screenshot(path=str(setup["tmp"] / "local-score.png"), full_page=True)
             browser.close()
-    finally:
-        stop_server(proc, log)
     assert setup["marker"].read_text() == "remote code ran"

@@ -303,27 +303,18 @@ def test_cancel_stops_the_job_and_keeps_committed_rows(tiny_llama_rm, tmp_path):
     assert job.statuses[0].new == n
 
 
-def test_rerun_scores_nothing_and_runs_no_forward(tiny_llama_rm, tmp_path):
+@pytest.mark.parametrize("second_engine", ["naive", "cached"])
+def test_rerun_scores_nothing_and_runs_no_forward(tiny_llama_rm, tmp_path, second_engine):
+    """A rerun scores nothing, with the same engine or another: scores are a property of
+    (model, prompt, word), not of the engine that computed them."""
     db = tmp_path / "r.duckdb"
     loaded = models.load(str(tiny_llama_rm), "rm", device="cpu")
     ps = [Prompt("p0", "What is best?", "positive")]
     first = scoring.run(Store(db), loaded, ps, WORDS, engine="naive", batch_size=2)
     assert first.new == len(WORDS)
     calls = _counting(loaded)
-    again = scoring.run(Store(db), loaded, ps, WORDS, engine="naive", batch_size=2)
+    again = scoring.run(Store(db), loaded, ps, WORDS, engine=second_engine, batch_size=2)
     assert (again.new, again.cached, calls["n"]) == (0, len(WORDS), 0)
-    assert len(Store(db).scores()) == len(WORDS)
-
-
-def test_store_is_shared_between_engines(tiny_llama_rm, tmp_path):
-    """Scores are a property of (model, prompt, word), not of the engine that computed them."""
-    db = tmp_path / "e.duckdb"
-    loaded = models.load(str(tiny_llama_rm), "rm", device="cpu")
-    ps = [Prompt("p0", "What is best?", "positive")]
-    scoring.run(Store(db), loaded, ps, WORDS, engine="naive", batch_size=2)
-    calls = _counting(loaded)
-    other = scoring.run(Store(db), loaded, ps, WORDS, engine="cached", batch_size=2)
-    assert (other.new, other.cached, calls["n"]) == (0, len(WORDS), 0)
     assert len(Store(db).scores()) == len(WORDS)
 
 

@@ -118,3 +118,12 @@ def test_malformed_prompts(tmp_path, name, text, fragment):
     f.write_text(text)
     with pytest.raises(prompts.PromptError, match=fragment):
         prompts.load(f)
+
+
+def test_a_saved_corpus_name_is_plain_new_and_not_built_in():
+    from core import corpora
+    assert corpora.check_saved_name(" my_values ", ["x"]) == "my_values"
+    for bad, msg in (("a b", "letters"), ("mfd2", "built-in"), ("x", "already saved")):
+        with pytest.raises(corpora.CorpusError, match=msg):
+            corpora.check_saved_name(bad, ["x"])
+    assert corpora.check_saved_name("x", ["x"], may_replace=True) == "x"

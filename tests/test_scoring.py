@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from core import corpora, models, prompts, scoring
+from core import models, prompts, scoring
 from core.store import Store
 from plain_scorer import plain_lm_logprobs, plain_rm_scores
 

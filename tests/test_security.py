@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import cli, corpora, models, prompts, scoring, settings
+from core import cli, corpora, family, models, prompts, scoring, settings
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,9 +103,9 @@ def test_shared_mode_takes_models_only_from_the_operator_folder_or_the_hub(monke
 
 # -- family names are data, never HTML ----------------------------------------------------------
 def test_family_names_are_validated(tmp_path, capsys, seeded_db, tiny_llama_rm):
-    assert models.family_from_model_type("<img src=x onerror=alert(1)>") == "unknown"
-    assert models.family_from_model_type("gemma2") == "gemma"
-    assert models.family_from_model_type("mamba") == "mamba"
+    assert family.from_model_type("<img src=x onerror=alert(1)>") == "unknown"
+    assert family.from_model_type("gemma2") == "gemma"
+    assert family.from_model_type("mamba") == "mamba"
     before = seeded_db.read_bytes()
     rc, _, err = run_cli(capsys, "score", "--model", tiny_llama_rm, "--kind", "rm", "--corpus", words_csv(tmp_path),
                          "--family", "<b style=x>llama</b>", "--db", seeded_db, "--quiet")

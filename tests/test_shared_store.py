@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from core import jobs, prompts
+from core import jobs, prompts, ranks
 from core.store import Store, StoreError
 
 WORDS = [f"w{i:03d}" for i in range(60)]
@@ -35,7 +35,7 @@ def _readers(db, stop: threading.Event, errors: list, counts: list) -> list[thre
             except Exception as e:  # noqa: BLE001 - collected and asserted on
                 errors.append(e)
 
-    fns = [lambda s: s.stats()["n_scores"], lambda s: len(s.scores()), lambda s: len(s.median_ranks(corpus)),
+    fns = [lambda s: s.stats()["n_scores"], lambda s: len(s.scores()), lambda s: len(ranks.rank_summaries(s, corpus)["medians"]),
            lambda s: len(s.coverage())]
     return [threading.Thread(target=read, args=(fn,), daemon=True) for fn in fns]
 

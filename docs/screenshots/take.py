@@ -15,7 +15,7 @@ from playwright.sync_api import sync_playwright
 OUT = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 MAX_H = 2400  # px: the top of a long page (the report is taller)
-SHOTS = [("home", "", None), ("compare-big2", "compare", None), ("compare-mfd2", "compare", "mfd2"),
+SHOTS = [("home", "", None), ("compare-big2", "compare", None), ("compare-mfd2", "compare", "MFD 2.0"),
          ("report", "report", None)]
 
 

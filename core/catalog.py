@@ -1,0 +1,86 @@
+"""The model catalogue: the paper's registry beside every model in the store, and how
+much of each corpus each model has scored — what the Models and Score pages list."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import family as _family
+from . import models, settings
+
+AUTO_FAMILY = "auto-detect"
+KINDS = {"rm": "reward model", "lm": "language model"}
+
+
+def model_catalog(stored: pd.DataFrame) -> pd.DataFrame:
+    """The paper's registry plus every model in the store, one row per (name, kind, source):
+    what a user can score and what is already there."""
+    reg = pd.DataFrame([{"name": e.name, "kind": e.kind, "family": e.family, "display_name": e.display_name,
+                         "size": e.size, "needs_remote_code": e.trust_remote_code, "in_registry": True}
+                        for e in models.REGISTRY])
+    if stored is None or stored.empty:
+        out = reg.assign(model_key=None, source="registry", n_scores=0)
+    else:
+        st = stored.rename(columns={})[["model_key", "name", "kind", "family", "display_name", "source",
+                                        "n_params", "n_scores"]].copy()
+        st["size"] = st["n_params"].map(_size_label)
+        sizes = reg.set_index(["name", "kind"])["size"]
+        st["size"] = [sizes.get((n, k), s) for n, k, s in zip(st["name"], st["kind"], st["size"])]
+        st["needs_remote_code"] = st["name"].map(
+            lambda n: bool(getattr(models.registry_entry(n), "trust_remote_code", False)))
+        st["in_registry"] = st["name"].map(lambda n: models.registry_entry(n) is not None)
+        missing = reg[~reg.set_index(["name", "kind"]).index.isin(st.set_index(["name", "kind"]).index)]
+        out = pd.concat([st.drop(columns="n_params"), missing.assign(model_key=None, source="registry",
+                                                                     n_scores=0)], ignore_index=True)
+    out["family"] = out["family"].fillna("unknown")
+    out["n_scores"] = out["n_scores"].fillna(0).astype(int)
+    cols = ["name", "kind", "family", "size", "source", "n_scores", "needs_remote_code", "in_registry",
+            "display_name", "model_key"]
+    return out[cols].sort_values(["kind", "family", "name"]).reset_index(drop=True)
+
+
+def _size_label(n) -> str:
+    if n is None or pd.isna(n) or not n:
+        return ""
+    n = float(n)
+    return f"{n / 1e9:.1f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+def coverage_by_corpus(store, vocabularies: dict[str, list[str]], n_prompts: int = 54) -> pd.DataFrame:
+    """Per model and corpus: distinct corpus words and prompts scored, and the share of the
+    corpus scored on every prompt (what 'done' means on the Score page)."""
+    rows = []
+    for corpus, vocab in vocabularies.items():
+        df = store.coverage_of_words(vocab)
+        if df.empty:
+            continue
+        df["corpus"] = corpus
+        df["corpus_words"] = len(set(vocab))
+        df["share"] = (df["n_scores"] / (len(set(vocab)) * max(df["n_prompts"].max(), 1))).clip(upper=1.0)
+        rows.append(df)
+    if not rows:
+        return pd.DataFrame(columns=["model", "model_key", "kind", "family", "source", "n_words", "n_prompts",
+                                     "n_scores", "corpus", "corpus_words", "share"])
+    return pd.concat(rows, ignore_index=True)
+
+
+def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: str | None = None) -> dict:
+    """Add a model to the catalogue to score later (the Models page). The name is checked as
+    a visitor may give it (shared servers: a hub id or an operator model, never a path);
+    the family is read from config.json unless given. Returns key, family and display name."""
+    name = str(name or "").strip()
+    if kind not in KINDS:
+        raise models.ModelError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not name:
+        raise models.ModelError("type a hub id or a folder path first")
+    path = settings.visitor_model(name)
+    if not models.is_local(path) and "/" not in path:
+        raise models.ModelError(f"'{name}' is neither an existing folder nor a hub id of the form org/name")
+    fam = (_family.from_model_type(models.read_config(path, revision).get("model_type"))
+           if family == AUTO_FAMILY else _family.check(family))
+    key = models.model_key(path, revision)
+    entry = models.registry_entry(name)
+    display = entry.display_name if entry else Path(name).name
+    store.upsert_model(key, name, kind, fam, display, revision, source="added")
+    return {"model_key": key, "family": fam, "display_name": display}

@@ -1,0 +1,83 @@
+"""core.charts read back: the numbers a chart draws are the numbers the paper defines —
+each model's mean of its per-prompt median ranks with one SE (or 1.96 SE) as Figure 1's
+bars, stars from the panel's corrected p-value, family means as the mean over models,
+and 'preferred' pointing up (reversed rank axes)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from core import charts, family
+
+
+def medians(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for fam, models in (("Gemma", ["g1", "g2"]), ("Llama", ["l1", "l2", "l3"])):
+        for m in models:
+            for fr in ("positive", "negative"):
+                for cat in ("Agency", "Communion"):
+                    for p in range(4 + len(m)):  # unequal prompt counts per model
+                        rows.append({"model": m, "family": fam, "framing": fr, "category": cat,
+                                     "prompt_id": f"p{p}", "median_rank": float(rng.integers(1, 200))})
+    return pd.DataFrame(rows)
+
+
+def _mean_points(fig, fam: str) -> list:
+    """The per-model mean markers (the scatter traces with error bars) of one family."""
+    return [t for t in fig.data if t.type == "scatter" and t.name == fam and t.error_y.array is not None]
+
+
+@pytest.mark.parametrize("interval, factor", [("se", 1.0), ("ci95", 1.96)])
+def test_figure1_bars_are_each_models_mean_and_standard_error(interval, factor):
+    med = medians()
+    fig = charts.compare_figure(med, interval=interval)
+    drawn = {}
+    for fam in ("Gemma", "Llama"):
+        for t in _mean_points(fig, fam):
+            for (model, n), y, e in zip(t.customdata, t.y, t.error_y.array):
+                drawn.setdefault(model, []).append((round(float(y), 9), round(float(e), 9)))
+    for model, g in med.groupby("model"):
+        want = sorted((round(x["median_rank"].mean(), 9), round(factor * x["median_rank"].std(ddof=1)
+                                                                  / np.sqrt(len(x)), 9))
+                      for _, x in g.groupby(["framing", "category"]))
+        assert sorted(drawn[model]) == want
+    axes = [ax for k, ax in fig.layout.to_plotly_json().items() if k.startswith("yaxis")]
+    assert len(axes) == 4 and all(ax["autorange"] == "reversed" for ax in axes)
+
+
+def test_panel_titles_carry_the_panels_own_stars():
+    med = medians()
+    tests = pd.DataFrame([{"category": "Agency", "framing": "positive", "welch_p_bonferroni": 0.0004},
+                          {"category": "Communion", "framing": "positive", "welch_p_bonferroni": 0.03},
+                          {"category": "Agency", "framing": "negative", "welch_p_bonferroni": 0.2}])
+    titles = [a.text for a in charts.compare_figure(med, tests).layout.annotations]
+    panel = {(c, f): next(t for t in titles if f"<b>{c}</b> · {f}" in t)
+             for c in ("Agency", "Communion") for f in ("positive", "negative")}
+    assert "***" in panel[("Agency", "positive")] and "*" in panel[("Communion", "positive")]
+    assert "**" not in panel[("Communion", "positive")] and "n.s." in panel[("Agency", "negative")]
+    assert [charts.stars(p) for p in (0.0009, 0.001, 0.009, 0.049, 0.05, None)] == ["***", "**", "**", "*", "n.s.", ""]
+
+
+def test_headline_dots_are_family_means_over_models_with_t_intervals():
+    med = medians(1)
+    fig = charts.family_dots_figure(med)
+    for fam in ("Gemma", "Llama"):
+        big = [t for t in fig.data if t.name == fam and t.marker.size == 12]
+        assert len(big) == 2  # one per framing panel
+        for t, fr in zip(big, ("positive", "negative")):
+            for cat, y, e in zip(t.customdata[:, 0], t.y, t.error_y.array):
+                per_model = med[(med["family"] == fam) & (med["framing"] == fr) & (med["category"] == cat)] \
+                    .groupby("model")["median_rank"].mean()
+                n = len(per_model)
+                assert y == pytest.approx(per_model.mean())
+                assert e == pytest.approx(stats.t.ppf(0.975, n - 1) * per_model.std(ddof=1) / np.sqrt(n))
+            assert t.marker.color == family.color(fam)
+    assert fig.layout.yaxis.autorange == "reversed"
+
+
+def test_no_data_gives_a_message_not_an_error():
+    fig = charts.compare_figure(pd.DataFrame())
+    assert fig.layout.annotations[0].text == "No median ranks to show"

@@ -11,7 +11,7 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import analysis, charts, implicit, logprobs
+from core import charts, implicit, logprobs
 from core import implicit_charts as ic
 from core.models import REGISTRY
 from core.paperdata import cache_dir
@@ -46,7 +46,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     pid = c3.selectbox("Prompt", ["(average over prompts)"] + pids, key="ir-prompt")
     n = st.slider("Words each way", 5, 40, 15, key="ir-n")
     sub = lm if pid.startswith("(") else lm[lm["prompt_id"] == pid]
-    table = analysis.mwlr_table(sub, m1, m2)
+    table = implicit.mwlr_table(sub, m1, m2)
     if table.empty:
         st.info("These two models share no scored words on this prompt.")
         return
@@ -54,7 +54,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     ak.plot(charts.mwlr_lollipop(table, m1, m2, n, colors, f"{m1} vs {m2}"), key="ir-lollipop")
     st.caption("MWLR(w) = ½·(p₁(w)+p₂(w))·(log p₁(w) − log p₂(w)): positive = model 1 prefers the word; "
                "weighting by the mixture keeps rare words from dominating.")
-    tb = analysis.top_bottom(table, n)
+    tb = implicit.top_bottom(table, n)
     a, b = st.columns(2)
     a.markdown(f"**{m1} prefers**")
     a.dataframe(tb["top"], hide_index=True, width="stretch")
@@ -63,7 +63,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     ak.downloads(table, "mwlr", "dl-mwlr")
     if corpus:
         st.markdown("**By category**")
-        st.dataframe(analysis.mwlr_by_category(table, ak.corpus(corpus)[0]), hide_index=True, width="stretch")
+        st.dataframe(implicit.mwlr_by_category(table, ak.corpus(corpus)[0]), hide_index=True, width="stretch")
 
 
 # -- whole-vocabulary log-probabilities (Table 1, Figure 3, Figure 2) ----------------------

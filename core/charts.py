@@ -284,20 +284,6 @@ def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
     return _style(fig, title, height=max(420, 22 * len(d) + 120))
 
 
-def agreement_figure(pairs: pd.DataFrame, rm: str, lm: str, title: str | None = None) -> go.Figure:
-    """RM score against the base LM's log-probability, one dot per (prompt, word)."""
-    if pairs is None or pairs.empty:
-        return empty_figure("No (prompt, word) pairs scored by both models")
-    fig = go.Figure(go.Scattergl(x=pairs["logp"], y=pairs["value"], mode="markers",
-                                 marker=dict(size=5, opacity=0.45, color="#0064E0"),
-                                 customdata=np.column_stack([pairs["response"], pairs["prompt_id"]]),
-                                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}<br>log p %{x:.2f}"
-                                               "<br>reward %{y:.3g}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=f"log-probability under {_short(lm)}"),
-                      yaxis=dict(title=f"reward from {_short(rm)}"))
-    return _style(fig, title, height=440)
-
-
 def _short(name: str) -> str:
     return str(name).rsplit("/", 1)[-1]
 

@@ -71,6 +71,27 @@ def best_per_text(df: pd.DataFrame) -> pd.Series:
     return df.groupby("token_decoded", sort=True)["logprob"].max()
 
 
+def default_pair(families: Sequence, names: Sequence[str]) -> tuple[int, int]:
+    """Indices of the two LMs a page compares by default: a Llama-family model first and a
+    Gemma-family one second (instruction-tuned preferred, as the paper's Table 1) when both
+    exist; otherwise the first model and the first of another family; one family only:
+    the first two. The lists hold language models only (an RM is never compared here)."""
+    fams = [str(f or "").lower() for f in families]
+    low = [str(n).lower() for n in names]
+    if len(fams) < 2:
+        return 0, 0
+
+    def pick(fam):
+        idx = [i for i, f in enumerate(fams) if f == fam]
+        tuned = [i for i in idx if any(s in low[i] for s in ("instruct", "-it", "chat"))]
+        return (tuned or idx or [None])[0]
+    a, b = pick("llama"), pick("gemma")
+    if a is not None and b is not None:
+        return a, b
+    other = [i for i, f in enumerate(fams) if f != fams[0]]
+    return 0, (other[0] if other else 1)
+
+
 # -- MWLR (Table 1) ----------------------------------------------------------------------
 def mwlr(logp1, logp2):
     """MWLR = ½(p₁+p₂)(log p₁ − log p₂): positive = model 1 prefers the token."""
@@ -217,3 +238,45 @@ def figure2_tests(med: pd.DataFrame, key1: str, key2: str) -> dict:
 def _num(x):
     x = float(x)
     return x if np.isfinite(x) else None
+
+
+# -- MWLR of a corpus's words from stored scores (the page's "scored words" view) --------
+def _best_logprobs(lm: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's log-probs per (prompt, decoded word); duplicate decodings keep the highest."""
+    sel = lm[(lm["model"] == model) | (lm.get("model_key", lm["model"]) == model)]
+    if sel.empty:
+        raise ValueError(f"no log-probabilities for model '{model}'")
+    pcol = "prompt" if "prompt" in sel.columns else "prompt_id"
+    return sel.groupby([pcol, "response"], sort=False)["value"].max().rename(model).reset_index()
+
+
+def mwlr_table(lm_scores: pd.DataFrame, model1: str, model2: str, prompt: str | None = None) -> pd.DataFrame:
+    """Per-word MWLR of model1 vs model2, sorted (top = model1's favourites, bottom = model2's).
+    With several prompts, MWLR is computed per prompt and averaged over the prompts where
+    both models have the word (n_prompts says how many); logp1/logp2 are the mean log-probs."""
+    lm = lm_scores
+    if prompt is not None:
+        lm = lm[(lm.get("prompt", lm["prompt_id"]) == prompt) | (lm.get("prompt_id", lm["prompt"]) == prompt)]
+    a, b = _best_logprobs(lm, model1), _best_logprobs(lm, model2)
+    pcol = a.columns[0]
+    both = a.merge(b.rename(columns={model2: "_b"}), on=[pcol, "response"]).rename(columns={model1: "_a"})
+    both["mwlr"] = mwlr(both["_a"], both["_b"])
+    out = both.groupby("response").agg(logp1=("_a", "mean"), logp2=("_b", "mean"),
+                                       mwlr=("mwlr", "mean"), n_prompts=("mwlr", "size"))
+    out = out.reset_index().rename(columns={"response": "word"})
+    out["prefers"] = np.where(out["mwlr"] > 0, model1, np.where(out["mwlr"] < 0, model2, "neither"))
+    return out.sort_values(["mwlr", "word"], ascending=[False, True]).reset_index(drop=True)
+
+
+def top_bottom(table: pd.DataFrame, n: int = 10) -> dict:
+    """The n words each model prefers most (by MWLR)."""
+    return {"top": table.head(n), "bottom": table.tail(n).iloc[::-1].reset_index(drop=True)}
+
+
+def mwlr_by_category(table: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
+    """MWLR summarised per corpus category (a word in several categories counts in each)."""
+    m = table.merge(words[["word", "category"]].drop_duplicates(), on="word")
+    return (m.groupby("category")["mwlr"]
+            .agg(n_words="size", mean_mwlr="mean", median_mwlr="median", sum_mwlr="sum",
+                 share_model1=lambda s: float((s > 0).mean()))
+            .reset_index())

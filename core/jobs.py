@@ -10,6 +10,7 @@ so a cancelled job keeps its work and a rerun scores only what is missing.
 No streamlit import here: the registry is plain Python and is tested as such."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import logging
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from . import models as _models
-from . import scoring
+from . import scoring, vocabscan
 from .prompts import Prompt
 from .store import Store
 from .errors import one_line
@@ -169,6 +170,17 @@ class JobRegistry:
         if job:
             job.cancel()
 
+    @contextlib.contextmanager
+    def accelerator(self):
+        """Hold the accelerator outside a job (e.g. to time one batch before a job starts);
+        yields False at once, holding nothing, while a job uses it."""
+        got = self._run_lock.acquire(blocking=False)
+        try:
+            yield got
+        finally:
+            if got:
+                self._run_lock.release()
+
     # -- worker ------------------------------------------------------------------
     def _work(self, job: Job, loader: Loader) -> None:
         with self._run_lock:
@@ -202,12 +214,15 @@ class JobRegistry:
                             dtype=spec.dtype, trust_remote_code=req.trust_remote_code,
                             allow_pickle=req.allow_pickle, family=req.family or None)
             status.device = str(loaded.device)
+            words = spec.words
+            if spec.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11)
+                words = vocabscan.prepare(store, loaded)
             status.state = "scoring"
 
             def on_progress(p: scoring.Progress) -> None:
                 status.done, status.total, status.new, status.cached, status.eta = p.done, p.total, p.new, p.cached, p.eta
 
-            result = scoring.run(store, loaded, spec.prompts, spec.words, engine=spec.engine,
+            result = scoring.run(store, loaded, spec.prompts, words, engine=spec.engine,
                                  batch_size=spec.batch_size, on_progress=on_progress,
                                  should_stop=job._cancel.is_set)
             status.new, status.cached = result.new, result.cached
@@ -215,7 +230,7 @@ class JobRegistry:
             notes = list(result.notes)
             if not result.stopped:  # measurement checks recorded with the run (issue 15)
                 from . import checks
-                notes.append(checks.summary_line(checks.run_checks(store, loaded, spec.prompts, spec.words, spec.corpus,
+                notes.append(checks.summary_line(checks.run_checks(store, loaded, spec.prompts, words, spec.corpus,
                                                                    spec.engine, spec.batch_size)))
             if result.skipped:
                 notes.append(f"{len(result.skipped)} words have no tokens and were skipped")
@@ -272,6 +287,7 @@ def _check_allowed(spec: JobSpec) -> None:
     the dashboard builds these specs from a visitor's choices."""
     from . import limits, settings
     limits.check_request(spec.words, spec.prompts, spec.batch_size)
+    vocabscan.check_allowed(spec.corpus, spec.backend)
     if settings.shared():
         for m in spec.models:
             if m.trust_remote_code or m.allow_pickle:

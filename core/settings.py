@@ -45,6 +45,10 @@ SETTINGS: list[Setting] = [
     Setting("VALUEAUDIT_LOCK_WAIT", "120", "Seconds a process waits for another one to release the database."),
     Setting("VALUEAUDIT_MAX_WORD_CHARS", "100", "Longest answer word (characters) a corpus may hold."),
     Setting("VALUEAUDIT_MAX_PROMPT_CHARS", "1000", "Longest prompt (characters) a prompt set may hold."),
+    Setting("VALUEAUDIT_VOCAB_SCANS", "",
+            "Who may start a vocabulary scan (every word token of an RM's vocabulary x prompts: ~80k rows per "
+            "prompt) from the dashboard: unset = local mode only; `allow` = visitors of a shared server too; "
+            "`off` = nobody (the command line always may)."),
     Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
     Setting("VALUEAUDIT_RAY_CRASH_ONCE", "", "Tests only: a marker path; the first Ray shard attempt exits its worker."),
 ]
@@ -98,6 +102,15 @@ def allow_paths() -> bool:
 
 def allow_delete() -> bool:
     return not shared()
+
+
+def allow_vocab_scans() -> bool:
+    """A vocabulary scan is a long job (hours for a real RM): visitors start one only where
+    the operator allowed it (VALUEAUDIT_VOCAB_SCANS)."""
+    raw = get("VALUEAUDIT_VOCAB_SCANS").strip().lower()
+    if raw not in ("", "allow", "off"):
+        raise SettingsError(f"VALUEAUDIT_VOCAB_SCANS={raw!r} is not one of allow, off; fix or unset it")
+    return raw == "allow" or (raw == "" and not shared())
 
 
 # -- models a visitor may name ---------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from .errors import ValueAuditError
+
 NAME = "vocabulary"
 DESCRIPTION = "every word token of the model's own vocabulary (letters, optional leading space)"
 _WORD = re.compile(r" ?[^\W\d_]+")
@@ -27,6 +29,70 @@ def word_tokens(tokenizer) -> list[str]:
     ids = sorted(i for i in tokenizer.get_vocab().values() if i not in special and i not in added)
     texts = tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False)
     return list(dict.fromkeys(t for t in texts if _WORD.fullmatch(t)))
+
+
+class VocabScanError(ValueAuditError, ValueError):
+    """A vocabulary scan that cannot run as asked; the message says what to do."""
+
+
+def plan_words(name: str, revision: str | None = None, trust_remote_code: bool = False,
+               allow_pickle: bool = False) -> list[str]:
+    """The word tokens a scan of this RM would score, from its tokenizer alone (no weights
+    load), so the dashboard can say the rows before a job starts. The same refusals as a
+    model load come first (remote code, no reward head, pickle-only weights)."""
+    from . import models
+    from .errors import one_line
+    config, revision = models.preflight(name, "rm", revision, trust_remote_code, allow_pickle)
+    from transformers import AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise models.ModelError(f"could not load the tokenizer of {name}: {one_line(e)}") from None
+    words = word_tokens(tok)
+    if not words:
+        raise VocabScanError(f"{name}: no word tokens in its vocabulary; choose another model")
+    return words
+
+
+def stored_rows(store, model_name: str, kind: str, prompt_texts: Sequence[str], words: Sequence[str]) -> int:
+    """Rows of this scan already stored under the model's name (the key with most of them:
+    a scan resumes on its own key, i.e. the same weights and precision)."""
+    if not prompt_texts or not words:
+        return 0
+    got = store.query("""SELECT s.model_key, count(*) AS n FROM scores s JOIN models m USING (model_key)
+                         WHERE m.name = ? AND s.kind = ? AND s.prompt IN (SELECT p FROM pr)
+                           AND s.response IN (SELECT w FROM wd) GROUP BY s.model_key""", [model_name, kind],
+                      pr=pd.DataFrame({"p": list(prompt_texts)}, dtype=str),
+                      wd=pd.DataFrame({"w": list(dict.fromkeys(words))}, dtype=str))
+    return int(got["n"].max()) if not got.empty else 0
+
+
+def check_allowed(corpus: str, backend: str = "local") -> None:
+    """A dashboard job asking for a vocabulary scan where the operator did not allow one
+    (VALUEAUDIT_VOCAB_SCANS) is refused before it is queued."""
+    from . import settings
+    if corpus != NAME:
+        return
+    if not settings.allow_vocab_scans():
+        raise settings.SettingsError("vocabulary scans are not enabled on this server; ask the operator to run "
+                                     "one, or to allow them")
+    if backend != "local":
+        raise VocabScanError("a vocabulary scan runs on this server's own device (backend local)")
+
+
+def prepare(store, loaded) -> list[str]:
+    """A scan's words for the loaded model (its own word tokens), saved as corpus
+    `vocabulary:<model>` and marked as scanned before the first row, so the Words page
+    finds a scan that is still running or was stopped."""
+    from . import limits
+    words = word_tokens(loaded.tokenizer)
+    if not words:
+        raise VocabScanError(f"{loaded.name}: no word tokens in its vocabulary; choose another model")
+    limits.check_words(words)
+    store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
+                       loaded.revision, "scored", loaded.n_params)
+    mark_scanned(store, loaded, words)
+    return words
 
 
 @dataclass

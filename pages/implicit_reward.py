@@ -1,6 +1,7 @@
 """Implicit reward: where do the values come from? Compare two language models' preferences
-word by word (MWLR, the paper's Figures 2-3), and check how far a reward model agrees with
-its base language model."""
+token by token and word by word (MWLR: the paper's Table 1, Figures 2-3). Every picker lists
+language models with stored log-probabilities only — a reward model is never compared with
+a language model here — and defaults to two families (a Llama and a Gemma model)."""
 from __future__ import annotations
 
 import re
@@ -10,7 +11,7 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import analysis, charts, implicit, logprobs, ui
+from core import charts, implicit, logprobs
 from core import implicit_charts as ic
 from core.models import REGISTRY
 from core.paperdata import cache_dir
@@ -36,14 +37,16 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     st.subheader("Which words does each language model prefer? (MWLR)")
     names = sorted(lm["model"].unique())
     fam = dict(zip(lm["model"], lm["family"]))
+    a0, b0 = implicit.default_pair([fam.get(n) for n in names], names)
     c1, c2, c3 = st.columns([2, 2, 2])
-    m1 = c1.selectbox("Model 1", names, index=0, key="ir-m1")
-    m2 = c2.selectbox("Model 2", [n for n in names if n != m1], index=0, key="ir-m2")
+    m1 = c1.selectbox("Model 1", names, index=a0, key="ir-m1")
+    rest = [n for n in names if n != m1]
+    m2 = c2.selectbox("Model 2", rest, index=rest.index(names[b0]) if names[b0] in rest else 0, key="ir-m2")
     pids = sorted(lm["prompt_id"].unique())
     pid = c3.selectbox("Prompt", ["(average over prompts)"] + pids, key="ir-prompt")
     n = st.slider("Words each way", 5, 40, 15, key="ir-n")
     sub = lm if pid.startswith("(") else lm[lm["prompt_id"] == pid]
-    table = analysis.mwlr_table(sub, m1, m2)
+    table = implicit.mwlr_table(sub, m1, m2)
     if table.empty:
         st.info("These two models share no scored words on this prompt.")
         return
@@ -51,7 +54,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     ak.plot(charts.mwlr_lollipop(table, m1, m2, n, colors, f"{m1} vs {m2}"), key="ir-lollipop")
     st.caption("MWLR(w) = ½·(p₁(w)+p₂(w))·(log p₁(w) − log p₂(w)): positive = model 1 prefers the word; "
                "weighting by the mixture keeps rare words from dominating.")
-    tb = analysis.top_bottom(table, n)
+    tb = implicit.top_bottom(table, n)
     a, b = st.columns(2)
     a.markdown(f"**{m1} prefers**")
     a.dataframe(tb["top"], hide_index=True, width="stretch")
@@ -60,31 +63,7 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     ak.downloads(table, "mwlr", "dl-mwlr")
     if corpus:
         st.markdown("**By category**")
-        st.dataframe(analysis.mwlr_by_category(table, ak.corpus(corpus)[0]), hide_index=True, width="stretch")
-
-
-def agreement_section(lm: pd.DataFrame, corpus: str) -> None:
-    st.subheader("Does a reward model agree with its base language model?")
-    rm = ak.cached("scores", "rm", corpus, None, None)
-    if rm.empty:
-        st.info("No reward-model scores on these words; import the published results or score an RM.")
-        return
-    c1, c2 = st.columns(2)
-    rm_name = c1.selectbox("Reward model", sorted(rm["model"].unique()), key="ir-rm")
-    lm_name = c2.selectbox("Language model", sorted(lm["model"].unique()), key="ir-lm")
-    r, l_ = rm[rm["model"] == rm_name], lm[lm["model"] == lm_name]
-    if r["model_key"].nunique() > 1:
-        r = r[r["model_key"] == r["model_key"].iloc[0]]
-    agree = analysis.rm_lm_agreement(r, l_)
-    overall = agree[agree["prompt"] == "(all)"]
-    if overall.empty or not overall["n"].iloc[0]:
-        st.info("The two models have no (prompt, word) pairs in common.")
-        return
-    o = overall.iloc[0]
-    st.metric("Spearman correlation, all pairs", f"{o['spearman']:.2f}" if pd.notna(o["spearman"]) else "n/a",
-              help=f"{int(o['n']):,} (prompt, word) pairs; Kendall τ = {o['kendall']:.2f}")
-    ak.plot(charts.agreement_figure(ui.agreement_pairs(r, l_), rm_name, lm_name), key="ir-agree")
-    st.dataframe(agree, hide_index=True, width="stretch")
+        st.dataframe(implicit.mwlr_by_category(table, ak.corpus(corpus)[0]), hide_index=True, width="stretch")
 
 
 # -- whole-vocabulary log-probabilities (Table 1, Figure 3, Figure 2) ----------------------
@@ -119,19 +98,9 @@ def _label(models: pd.DataFrame) -> dict[str, str]:
             zip(models["model_key"], models["model"], models["display_name"])}
 
 
-def default_pair(models: pd.DataFrame, want: str = "instruction") -> tuple[int, int]:
-    """Indices of two LMs of different families (a Llama first), preferring instruction-tuned."""
-    fams = models["family"].fillna("").str.lower().tolist()
-    names = models["model"].str.lower().tolist()
-    def pick(fam):
-        idx = [i for i, f in enumerate(fams) if f == fam]
-        tuned = [i for i in idx if any(s in names[i] for s in ("instruct", "-it", "chat"))]
-        return (tuned or idx or [None])[0]
-    a, b = pick("llama"), pick("gemma")
-    if a is None or b is None:
-        other = [i for i in range(len(fams)) if fams[i] != fams[0]]
-        a, b = 0, (other[0] if other else min(1, len(fams) - 1))
-    return a, b
+def default_pair(models: pd.DataFrame) -> tuple[int, int]:
+    """Indices of the default pair: a Llama and a Gemma LM when both are stored (core.implicit)."""
+    return implicit.default_pair(models["family"].tolist(), models["model"].tolist())
 
 
 def table1_section(models: pd.DataFrame, names: dict) -> None:
@@ -216,6 +185,7 @@ def figure2_section(models: pd.DataFrame, names: dict) -> None:
     for c in ("p", "p_fdr"):
         if c in t:
             t[c] = t[c].map(lambda x: f"{x:.3g}" if pd.notna(x) else "n/a")
+    t = t.astype(object).where(t.notna(), "n/a")  # a panel with too few prompts has no test
     t = t.rename(columns={"mean_rank_1": f"mean rank {names[k1]}",
                                                     "mean_rank_2": f"mean rank {names[k2]}"})
     st.dataframe(t, hide_index=True, width="stretch")
@@ -294,8 +264,6 @@ def main() -> None:
         st.info(f"Only one language model scored ({lm['model'].iloc[0]}); MWLR needs two. " + HOW_TO)
     else:
         mwlr_section(lm, corpus)
-    st.divider()
-    agreement_section(lm, corpus)
 
 
 main()

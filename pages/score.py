@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import jobs, models, prompts, settings
-from core.errors import one_line
+from core import jobs, models, prompts, settings, vocabscan
+from core.errors import ValueAuditError, one_line
 
 STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
 
@@ -74,6 +74,119 @@ def stored_table(names: list[str], kind: str, corpus: str, plist: list[prompts.P
     def table():
         st.dataframe(stored_counts(names, kind, corpus, plist), hide_index=True, width="stretch")
     table()
+
+
+def answers(kind: str) -> str:
+    """What the models answer with: a corpus's words, or (reward models) every word token of
+    each model's own vocabulary — where the operator allows such long jobs."""
+    if kind == "rm":
+        if settings.allow_vocab_scans():
+            what = st.radio("Answers", ["corpus", vocabscan.NAME], horizontal=True, key="score-answers",
+                            format_func={"corpus": "Words of a corpus",
+                                         vocabscan.NAME: "Scan the model's vocabulary (every word token)"}.get)
+            if what == vocabscan.NAME:
+                st.caption("Vocabulary scan: every token of each model's own vocabulary whose text is a word "
+                           "(letters, optionally a leading space), scored as the one-word answer; the Words "
+                           "page shows each prompt's top and bottom tokens.")
+                return vocabscan.NAME
+        else:
+            st.caption("Vocabulary scans (every word token of a model's vocabulary) are not enabled on this server.")
+    return ak.corpus_picker("score-corpus")
+
+
+@st.cache_data(show_spinner="Reading the tokenizer…", max_entries=16, ttl=3600)
+def planned_words(name: str, trust: bool, pickle: bool) -> list[str]:
+    """The word tokens a scan of this model would score (tokenizer only, no weights). An
+    operator model is read from its folder but named by its folder name, never its path."""
+    path = settings.visitor_model(name)
+    try:
+        return vocabscan.plan_words(path, trust_remote_code=trust, allow_pickle=pickle)
+    except ValueAuditError as e:
+        if path == name:
+            raise
+        raise type(e)(one_line(e).replace(path, name)) from None
+
+
+def _timing_key(name: str, opts: dict) -> tuple:
+    return (name, opts["engine"], opts["device"], opts["dtype"], opts["batch_size"])
+
+
+def vocab_cost(names: list[str], plist: list[prompts.Prompt], trust: dict, pickle: bool,
+               opts: dict) -> tuple[pd.DataFrame, list[str]]:
+    """Per model, before the job starts: word tokens x prompts = rows, rows already stored,
+    rows to do and, once timed on one batch here, rows/s and the time left; and the union of
+    the word tokens (for the job's checks)."""
+    timed = st.session_state.get("vocab-rates", {})
+    texts = [p.text for p in plist]
+    rows, union = [], {}
+    for n in names:
+        try:
+            words = planned_words(n, trust.get(n, False), pickle)
+        except ValueAuditError as e:
+            rows.append({"model": n, "note": one_line(e)})
+            continue
+        union.update(dict.fromkeys(words))
+        stored = vocabscan.stored_rows(ak.store(), n, "rm", texts, words)
+        todo = len(words) * len(plist) - stored
+        rate = timed.get(_timing_key(n, opts))
+        rows.append({"model": n, "word tokens": len(words), "prompts": len(plist), "rows": len(words) * len(plist),
+                     "already stored": stored, "to do": todo, "rows/s": round(rate, 1) if rate else None,
+                     "time": (jobs.fmt_seconds(todo / rate) if rate else "not timed yet") if todo else "nothing to do",
+                     "note": ""})
+    return pd.DataFrame(rows), list(union)
+
+
+def time_one_batch(names: list[str], plist: list[prompts.Prompt], trust: dict, pickle: bool, opts: dict) -> None:
+    """Load each model as the job will (the same cached instance) and time one batch of its
+    word tokens on this server's device; nothing is stored."""
+    rates = st.session_state.setdefault("vocab-rates", {})
+    with jobs.REGISTRY.accelerator() as free:
+        if not free:
+            st.warning("A scoring job is using the device; time the batch when it has ended.")
+            return
+        for n in names:
+            with st.spinner(f"Loading {n} and timing one batch…"):
+                try:
+                    loaded = ak.load_model(n, "rm", revision=None, device=opts["device"], dtype=opts["dtype"],
+                                           trust_remote_code=trust.get(n, False), allow_pickle=pickle, family=None)
+                    cost = vocabscan.estimate(ak.store(), loaded, plist[:1],
+                                              planned_words(n, trust.get(n, False), pickle),
+                                              opts["engine"], opts["batch_size"])
+                except ValueAuditError as e:
+                    st.error(f"{n}: {one_line(e)}")
+                    continue
+            if cost.rows_per_s:
+                rates[_timing_key(n, opts)] = cost.rows_per_s
+
+
+def vocab_plan(names: list[str], plist: list[prompts.Prompt], trust: dict, pickle: bool,
+               opts: dict) -> tuple[list[str], bool]:
+    """The scan's cost, said before it starts; (word tokens, ready to start)."""
+    if not (names and plist):
+        return [], False
+    st.markdown("**Cost of the vocabulary scan**")
+    if st.button("Time one batch on this device", key="score-vocab-time",
+                 help="Loads each model (kept in memory for the job) and times one batch of its word tokens; "
+                      "nothing is stored."):
+        time_one_batch(names, plist, trust, pickle, opts)
+    table, words = vocab_cost(names, plist, trust, pickle, opts)
+
+    @st.fragment(run_every=2.0 if jobs.REGISTRY.active() else None)
+    def shown():  # rows already stored grow while a job runs
+        t = vocab_cost(names, plist, trust, pickle, opts)[0]
+        st.dataframe(t if (t["note"].fillna("") != "").any() else t.drop(columns="note"),
+                     hide_index=True, width="stretch")
+    shown()
+    ok = bool(words) and "word tokens" in table and table["word tokens"].notna().all()
+    total = int(table["to do"].sum()) if ok else 0
+    untimed = ok and (table["time"] == "not timed yet").any()
+    if ok:
+        st.caption(f"{total:,} rows to score in all. Time = rows to do / rows per second measured on one batch here "
+                   f"(engine {opts['engine']}, batch {opts['batch_size']}); "
+                   + ("press **Time one batch** for the estimate before starting." if untimed else
+                      "the job's progress shows the time left as it runs."))
+    busy = bool(jobs.REGISTRY.active())
+    return words, ok and (not untimed or busy)
 
 
 def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
@@ -170,20 +283,24 @@ def start_form() -> None:
         else:
             st.error(f"'{extra.strip()[:80]}' is not available on this server: choose one of the listed models "
                      "or give a Hugging Face id (org/name).")
-    corpus = ak.corpus_picker("score-corpus")
+    corpus = answers(kind)
+    scan = corpus == vocabscan.NAME
     plist = prompt_set()
-    if names and plist:
+    if names and plist and not scan:
         stored_table(names, kind, corpus, plist)
     trust, pickle = safety(names)
     opts = options()
-    opts.update(ray_backend())
+    if not scan:
+        opts.update(ray_backend())
+    words, ready = vocab_plan(names, plist, trust, pickle, opts) if scan else (None, True)
     busy = jobs.REGISTRY.active()
-    label = "Start scoring" if not busy else "Queue after the running job"
-    if st.button(label, type="primary", disabled=not (names and plist), key="score-start"):
+    label = ("Start the vocabulary scan" if scan else "Start scoring") if not busy else "Queue after the running job"
+    if st.button(label, type="primary", disabled=not (names and plist and ready), key="score-start"):
         spec = jobs.JobSpec(
             models=[jobs.ModelRequest(n, kind, trust_remote_code=trust.get(n, False), allow_pickle=pickle)
                     for n in names],
-            prompts=plist, words=ak.corpus_vocab(corpus), corpus=corpus, db_path=str(ak.store().path), **opts)
+            prompts=plist, words=words if scan else ak.corpus_vocab(corpus), corpus=corpus,
+            db_path=str(ak.store().path), **opts)
         job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
         st.session_state["job_id"] = job.id
         st.session_state.setdefault("my_jobs", set()).add(job.id)

@@ -74,13 +74,14 @@ def _scan_top_bottom(ver: tuple, key: str, prompt: str, n: int):
 
 
 def vocabulary_scans() -> None:
-    """Top and bottom tokens of a model's whole vocabulary (`score --corpus vocabulary`)."""
+    """Top and bottom tokens of a model's whole vocabulary (a vocabulary scan: Score page or
+    `score --corpus vocabulary`)."""
     st.subheader("Optimal and pessimal tokens of a whole vocabulary")
     scans = _scans(ak.version())
     if scans.empty:
-        st.info("No vocabulary scan stored. Run one with "
-                "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary` "
-                "(it prints the rows and an estimated time before it starts).")
+        st.info("No vocabulary scan stored. Start one on the Score page (Answers: *Scan the model's "
+                "vocabulary*; it shows the rows and a time estimate before it starts) or run "
+                "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary`.")
         return
     keys = scans["model_key"].tolist()
     label = dict(zip(keys, [f"{m} ({n:,} word tokens)" for m, n in zip(scans["model"], scans["n_words"])]))
@@ -91,14 +92,18 @@ def vocabulary_scans() -> None:
         st.info("The scan has not stored any rows yet.")
         return
     texts = dict(zip(pl["prompt_id"], pl["prompt"]))
-    pid = c2.selectbox("Prompt", list(texts), format_func=ak.prompt_label, key="w-scan-prompt")
+    order = list(ak.PROMPT_TEXT)  # the paper's order; other prompts after
+    pids = sorted(texts, key=lambda p: (order.index(p) if p in order else len(order), p))
+    pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-scan-prompt",
+                       index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0)
     n = int(c3.number_input("Tokens", 5, 100, 20, key="w-scan-n"))
     top, bottom = _scan_top_bottom(ak.version(), key, texts[pid], n)
     fam = scans.set_index("model_key").loc[key, "family"]
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
                                      show(bottom).rename(columns={"token": "word"}), "score",
-                                     color=_family.color(fam), title=f"“{texts[pid]}”"), key="w-scan-chart")
+                                     color=_family.color(fam), title=f"“{texts[pid]}”",
+                                     titles=("Highest reward", "Lowest reward")), key="w-scan-chart")
     a, b = st.columns(2)
     a.markdown("**Highest reward**")
     a.dataframe(show(top), hide_index=True, width="stretch")

@@ -3,7 +3,6 @@ the R re-run in paper-data/reference/fig1_big2.json, and the edge cases must not
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -256,57 +255,6 @@ def test_permutation_test_is_seeded():
     p1 = analysis.permutation_p(a, b, analysis.permutation_labels(70, 30, 2000, seed=7))
     p2 = analysis.permutation_p(a, b, analysis.permutation_labels(70, 30, 2000, seed=7))
     assert p1 == p2 and 1 / 2001 <= p1 <= 1
-
-
-# -- implicit reward ----------------------------------------------------------------------
-def test_mwlr_hand_computation():
-    lp1 = pd.Series({"love": math.log(0.5), "freedom": math.log(0.1), "only1": math.log(0.3)})
-    lp2 = pd.Series({"love": math.log(0.25), "freedom": math.log(0.2), "only2": math.log(0.3)})
-    out = analysis.mwlr(lp1, lp2)
-    assert set(out.index) == {"love", "freedom"}
-    assert out["love"] == pytest.approx(0.5 * 0.75 * math.log(2))      # 0.259930...
-    assert out["freedom"] == pytest.approx(0.5 * 0.3 * -math.log(2))  # -0.103972...
-    assert out["love"] == pytest.approx(0.2599301927)
-    assert (analysis.mwlr(lp2, lp1) == -out.loc[analysis.mwlr(lp2, lp1).index]).all()
-
-
-def test_mwlr_table_keeps_highest_duplicate_and_averages_prompts():
-    rows = [  # model, prompt, response, logp
-        ("A", "p1", "love", math.log(0.5)), ("A", "p1", "love", math.log(0.1)),  # duplicate decoding
-        ("B", "p1", "love", math.log(0.25)),
-        ("A", "p2", "love", math.log(0.2)), ("B", "p2", "love", math.log(0.2)),
-        ("A", "p1", "war", math.log(0.01)), ("B", "p1", "war", math.log(0.04)),
-        ("A", "p1", "solo", math.log(0.3)),
-    ]
-    lm = pd.DataFrame(rows, columns=["model", "prompt", "response", "value"]).assign(prompt_id=lambda d: d["prompt"])
-    table = analysis.mwlr_table(lm, "A", "B").set_index("word")
-    assert set(table.index) == {"love", "war"}
-    assert table.loc["love", "mwlr"] == pytest.approx((0.5 * 0.75 * math.log(2) + 0.0) / 2)
-    assert table.loc["love", "n_prompts"] == 2
-    assert table.loc["war", "mwlr"] == pytest.approx(0.5 * 0.05 * math.log(0.25))
-    assert table.loc["love", "prefers"] == "A" and table.loc["war", "prefers"] == "B"
-    one = analysis.mwlr_table(lm, "A", "B", prompt="p2").set_index("word")
-    assert one.loc["love", "mwlr"] == 0.0
-    by_cat = analysis.mwlr_by_category(table.reset_index(), pd.DataFrame(
-        {"word": ["love", "war"], "category": ["Communion", "Agency"]})).set_index("category")
-    assert by_cat.loc["Communion", "mean_mwlr"] > 0 > by_cat.loc["Agency", "mean_mwlr"]
-    tb = analysis.top_bottom(table.reset_index(), n=1)
-    assert tb["top"]["word"].tolist() == ["love"] and tb["bottom"]["word"].tolist() == ["war"]
-
-
-def test_rm_lm_agreement():
-    words = [f"w{i}" for i in range(10)]
-    rm = pd.DataFrame({"model": "rm", "prompt_id": "p", "prompt": "P?", "response": words,
-                       "value": np.arange(10.0)})
-    # Same order, different scale, listed in reverse, plus a word the RM never scored.
-    lm = pd.DataFrame({"model": "lm", "prompt_id": "p", "prompt": "P?", "response": words[::-1] + ["extra"],
-                       "value": [-20.0 + i for i in range(9, -1, -1)] + [5.0]})
-    out = analysis.rm_lm_agreement(rm, lm).set_index("prompt")
-    assert out.loc["P?", "n"] == 10
-    assert out.loc["P?", "spearman"] == pytest.approx(1.0) and out.loc["P?", "kendall"] == pytest.approx(1.0)
-    assert "(all)" in out.index
-    with pytest.raises(ValueError):
-        analysis.rm_lm_agreement(pd.concat([rm, rm.assign(model="rm2")]), lm)
 
 
 # -- the DuckDB fast path (what `analyze` and the app use) equals the pandas path ---------

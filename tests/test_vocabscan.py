@@ -66,3 +66,135 @@ def test_vocabulary_scan_scores_every_word_token_and_resumes(tiny_llama_rm, tmp_
         assert [json.loads(t) for t in frames[1]["token"]] == bottom["token"].tolist()
     finally:
         os.environ.pop("VALUEAUDIT_DB", None)
+
+
+def _word_tokens_here(path) -> list[str]:
+    """The scan's words, computed here from the tokenizer (not by core)."""
+    tok = AutoTokenizer.from_pretrained(path)
+    specials = set(tok.all_special_ids) | set(tok.added_tokens_decoder)
+    out = []
+    for i in sorted(tok.get_vocab().values()):
+        t = tok.decode([i])
+        if i not in specials and re.fullmatch(r" ?[^\W\d_]+", t) and t not in out:
+            out.append(t)
+    return out
+
+
+def test_score_page_starts_a_vocabulary_scan_with_its_cost_first(tiny_llama_rm, tmp_path, monkeypatch):
+    """Score page: 'Scan the model's vocabulary' shows rows and (after timing one batch) a time
+    before the Start button is enabled; the job streams every word token into the store."""
+    import pytest
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import jobs, vocabscan
+    from core.store import Store
+    db = tmp_path / "score.duckdb"
+    monkeypatch.setenv("VALUEAUDIT_DB", str(db))
+    page = str(Path(__file__).resolve().parents[1] / "pages" / "score.py")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")  # visitors: no scan unless the operator allows it
+    st.cache_data.clear()
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not [r for r in at.radio if r.key == "score-answers"]
+    assert any("not enabled on this server" in c.value for c in at.caption)
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    expect = _word_tokens_here(tiny_llama_rm)
+    at = AppTest.from_file(page, default_timeout=120)
+    at.run()
+    at.text_input(key="score-extra").set_value(str(tiny_llama_rm))
+    at.radio(key="score-answers").set_value(vocabscan.NAME)
+    at.radio(key="score-prompts").set_value("Some of the paper's prompts")
+    at.run()
+    at.multiselect(key="score-prompt-ids").set_value(["greatest_ever_one", "worst_ever_one"])
+    at.selectbox(key="opt-device").set_value("cpu")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cost = at.dataframe[0].value.iloc[0]
+    assert (cost["word tokens"], cost["rows"], cost["to do"]) == (len(expect), 2 * len(expect), 2 * len(expect))
+    assert cost["time"] == "not timed yet"
+    assert at.button(key="score-start").disabled  # no start before the time is known
+    at.button(key="score-vocab-time").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cost = at.dataframe[0].value.iloc[0]
+    assert cost["rows/s"] > 0 and cost["time"] not in ("", "not timed yet")
+    assert not at.button(key="score-start").disabled
+    assert len(Store(db).scores()) == 0  # timing stores nothing
+    at.button(key="score-start").click().run()
+    job = jobs.REGISTRY.get(at.session_state["job_id"])
+    assert job.wait(300) and job.state == "done", [(s.state, s.message) for s in job.statuses]
+    got = Store(db).scores(kind="rm")
+    assert sorted(got.loc[got["prompt_id"] == "greatest_ever_one", "response"]) == sorted(expect)
+    assert len(got) == 2 * len(expect)
+    assert vocabscan.scanned_models(Store(db))["n_words"].tolist() == [len(expect)]
+    at.run()
+    cost = at.dataframe[0].value.iloc[0]
+    assert (cost["already stored"], cost["to do"], cost["time"]) == (2 * len(expect), 0, "nothing to do")
+
+
+def test_vocabulary_job_resumes_after_a_stop_and_is_refused_where_not_allowed(tiny_llama_rm, tmp_path, monkeypatch):
+    import time
+
+    import pytest
+
+    from core import jobs, prompts, settings, vocabscan
+    from core.store import Store
+    db = tmp_path / "resume.duckdb"
+    expect = _word_tokens_here(tiny_llama_rm)
+    plist = prompts.paper_prompts()[:2]
+    spec = jobs.JobSpec([jobs.ModelRequest(str(tiny_llama_rm), "rm")], plist, expect[:1], corpus=vocabscan.NAME,
+                        db_path=str(db), engine="naive", batch_size=8, device="cpu")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.delenv("VALUEAUDIT_VOCAB_SCANS", raising=False)
+    with pytest.raises(settings.SettingsError, match="not enabled"):
+        jobs.JobRegistry().submit(spec)
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    monkeypatch.setenv("VALUEAUDIT_VOCAB_SCANS", "off")
+    with pytest.raises(settings.SettingsError):
+        jobs.JobRegistry().submit(spec)
+    monkeypatch.setenv("VALUEAUDIT_VOCAB_SCANS", "allow")
+    reg = jobs.JobRegistry()
+    job = reg.submit(spec)
+    deadline = time.time() + 120
+    while job.statuses[0].done < 40 and time.time() < deadline and job.active:
+        time.sleep(0.02)
+    job.cancel()  # a stop at any moment keeps every committed batch
+    assert job.wait(120)
+    n = len(Store(db).scores(kind="rm"))
+    assert 0 < n < 2 * len(expect)
+    job2 = reg.submit(spec)
+    assert job2.wait(300) and job2.state == "done", [(s.state, s.message) for s in job2.statuses]
+    assert job2.statuses[0].cached == n and job2.statuses[0].new == 2 * len(expect) - n  # only missing rows
+    got = Store(db).scores(kind="rm")
+    assert len(got) == 2 * len(expect) and set(got["response"]) == set(expect)
+
+
+def test_shared_server_scan_of_an_operator_model_when_allowed(tiny_llama_rm, tmp_path, monkeypatch):
+    """Shared mode with VALUEAUDIT_VOCAB_SCANS=allow: an operator model (by folder name) can be
+    scanned; its cost is shown under its name, and no server path reaches the page."""
+    import pytest
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import vocabscan
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "shared.duckdb"))
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_VOCAB_SCANS", "allow")
+    monkeypatch.setenv("VALUEAUDIT_MODELS_DIR", str(tiny_llama_rm.parent))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "score.py"), default_timeout=120)
+    at.run()
+    at.multiselect(key="score-models").set_value([tiny_llama_rm.name])
+    at.radio(key="score-answers").set_value(vocabscan.NAME)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cost = at.dataframe[0].value.iloc[0]
+    assert cost["model"] == tiny_llama_rm.name
+    assert cost["word tokens"] == len(_word_tokens_here(tiny_llama_rm)) and cost["prompts"] == 54
+    shown = " ".join(str(e.value) for e in at.markdown) + " ".join(str(c.value) for c in at.caption)
+    assert str(tiny_llama_rm.parent) not in shown and str(tiny_llama_rm.parent) not in at.dataframe[0].value.to_string()

@@ -31,9 +31,10 @@ from .errors import ValueAuditError, one_line
 
 META_COLUMNS = ["token_id", "token_name", "token_decoded"]
 HF_DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
-# The dataset's commit is not known offline; None downloads the newest files and the
-# resolved commit is recorded in each imported model's key (`published:<id>@<commit>`).
-HF_DATASET_REVISION: str | None = None
+# The dataset's commit was not known offline, so it is pinned on first use: the first download
+# resolves the newest commit and writes it to <folder>/.revision; later downloads take that
+# commit (VALUEAUDIT_LOGPROBS_REVISION overrides). It is also in each imported model's key.
+REVISION_FILE = ".revision"
 MAX_FILE_BYTES = 2 * 1024**3  # the paper's largest file is ~0.3 GB
 
 
@@ -377,9 +378,20 @@ def import_paths(store, paths: Iterable[str | Path], extra_prompts: Sequence[Pro
 
 
 # -- the paper's Hugging Face dataset ----------------------------------------------------
-def download(model_ids: Sequence[str], folder: str | Path, revision: str | None = HF_DATASET_REVISION,
+def pinned_revision(folder: str | Path) -> str | None:
+    """The dataset commit downloads into `folder` use: the operator's setting, else the one
+    the first download there resolved; None before any download."""
+    from . import settings
+    if rev := settings.get("VALUEAUDIT_LOGPROBS_REVISION").strip():
+        return rev
+    pin = Path(folder) / REVISION_FILE
+    return pin.read_text().strip() or None if pin.is_file() else None
+
+
+def download(model_ids: Sequence[str], folder: str | Path, revision: str | None = None,
              progress: Callable[[int, int, str], None] | None = None) -> tuple[str, list[Path]]:
-    """Fetch the paper's files for these models (0.1–0.3 GB each) into `folder`."""
+    """Fetch the paper's files for these models (0.1–0.3 GB each) into `folder`, all from one
+    commit of the dataset (pinned on first use; see pinned_revision)."""
     try:
         from huggingface_hub import HfApi, hf_hub_download
     except ImportError:
@@ -388,7 +400,8 @@ def download(model_ids: Sequence[str], folder: str | Path, revision: str | None 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     try:
-        rev = revision or HfApi().dataset_info(HF_DATASET).sha
+        rev = revision or pinned_revision(folder) or HfApi().dataset_info(HF_DATASET).sha
+        (folder / REVISION_FILE).write_text(rev + "\n")
         for i, mid in enumerate(model_ids, 1):
             out.append(Path(hf_hub_download(HF_DATASET, f"{file_stem(mid)}.csv", repo_type="dataset",
                                             revision=rev, local_dir=str(folder))))

@@ -49,6 +49,9 @@ SETTINGS: list[Setting] = [
             "Who may start a vocabulary scan (every word token of an RM's vocabulary x prompts: ~80k rows per "
             "prompt) from the dashboard: unset = local mode only; `allow` = visitors of a shared server too; "
             "`off` = nobody (the command line always may)."),
+    Setting("VALUEAUDIT_LOGPROBS_REVISION", "",
+            "Commit of the paper's Hugging Face log-prob dataset to download; empty: the commit the first "
+            "download resolved (kept in <download folder>/.revision), so every model comes from one commit."),
     Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
     Setting("VALUEAUDIT_RAY_CRASH_ONCE", "", "Tests only: a marker path; the first Ray shard attempt exits its worker."),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -323,3 +324,32 @@ def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, mo
     table = implicit.mwlr_from_store(store, a.value, b.value, at.selectbox(key="ir-t1-p").value)
     shown = at.dataframe[0].value
     assert shown["MWLR"].tolist() == pytest.approx(table["mwlr"].head(len(shown)).tolist())
+
+
+def test_dataset_commit_is_pinned_on_first_download(tmp_path, monkeypatch):
+    """Every model comes from one commit of the paper's dataset: the first download resolves
+    the newest commit and keeps it; later downloads use it even after the dataset moves on;
+    the operator's setting overrides. (A stand-in hub: the real one is unreachable here.)"""
+    import huggingface_hub
+
+    from core import logprobs
+    newest, asked = ["c0ffee1"], []
+
+    class Api:
+        def dataset_info(self, repo):
+            return type("Info", (), {"sha": newest[0]})()
+
+    def fetch(repo, filename, repo_type, revision, local_dir):
+        asked.append((filename, revision))
+        (Path(local_dir) / filename).write_text("token_id,token_name,token_decoded\n")
+        return str(Path(local_dir) / filename)
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fetch)
+    monkeypatch.delenv("VALUEAUDIT_LOGPROBS_REVISION", raising=False)
+    rev, files = logprobs.download(["google/gemma-2-2b"], tmp_path)
+    assert rev == "c0ffee1" and files[0].name == "google--gemma-2-2b.csv"
+    newest[0] = "beef222"  # the dataset gets a new commit
+    assert logprobs.download(["meta-llama/Llama-3.2-1B"], tmp_path)[0] == "c0ffee1"
+    monkeypatch.setenv("VALUEAUDIT_LOGPROBS_REVISION", "abc1234")
+    assert logprobs.download(["meta-llama/Llama-3.2-1B"], tmp_path)[0] == "abc1234"
+    assert [r for _, r in asked] == ["c0ffee1", "c0ffee1", "abc1234"]

@@ -61,20 +61,23 @@ LLAMA3_FIXED = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n
 IDLE_LOAD = 0.5   # a 1-minute load average above this at the start: not an idle machine
 ENGINES = ("naive", "cached")
 
-# The score process, instrumented from outside: wraps models.load and scoring.run to time them
+# The score process, instrumented from outside: wraps models.load, scoring.run and the
+# measurement checks the CLI runs after scoring (issue 15) to time them
 # (nothing in core changes) and prints one JSON line on stderr at exit.
 _SCORE_WRAPPER = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from core import cli, models, scoring
+from core import checks, cli, models, scoring
 marks = {"imports_s": time.perf_counter() - t0}
-_load, _run = models.load, scoring.run
+_load, _run, _checks = models.load, scoring.run, checks.run_checks
 def load(*a, **k):
     t = time.perf_counter(); r = _load(*a, **k); marks["load_s"] = time.perf_counter() - t; return r
 def run(*a, **k):
     t = time.perf_counter(); r = _run(*a, **k); marks["scoring_s"] = time.perf_counter() - t
     marks["engine"] = r.engine; marks["notes"] = r.notes; return r
-models.load, scoring.run = load, run
+def run_checks(*a, **k):
+    t = time.perf_counter(); r = _checks(*a, **k); marks["checks_s"] = time.perf_counter() - t; return r
+models.load, scoring.run, checks.run_checks = load, run, run_checks
 code = cli.main(sys.argv[1:])
 marks["torch_threads"] = __import__("torch").get_num_threads()
 print("BENCH " + json.dumps(marks), file=sys.stderr)
@@ -222,9 +225,9 @@ def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_ru
                       f"{info['mean_full_tokens']:.1f} / {info['mean_cached_tokens']:.2f} tokens per row = "
                       f"**{info['ideal_ratio']:.1f}x**.", "",
                       "| threads (torch) | second busy process | engine | end to end | scoring only | imports + load "
-                      "| rows/s | peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal "
+                      "| checks | rows/s | peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal "
                       "(e2e / scoring) | max abs diff |",
-                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
         for r in rs:
             for e in ENGINES:
                 x = r["engines"][e]
@@ -234,7 +237,8 @@ def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_ru
                     if e == "cached" else ("", "", "", "")
                 lines.append(f"| {r['threads']} ({x.get('torch_threads', '?')}) | {'yes' if r['busy'] else 'no'} "
                              f"| {e} | {x['seconds']:.1f} s | "
-                             f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x['rows_per_s']:.0f} | "
+                             f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x.get('checks_s', 0):.1f} s | "
+                             f"{x['rows_per_s']:.0f} | "
                              f"{x['peak_rss_mb']:.0f} MB | {x['load_before']:.2f} | " + " | ".join(ratio) + " |")
         notes = sorted({n for r in rs for e in ENGINES for n in r["engines"][e].get("notes", [])})
         lines.extend([""] + [f"- note: {n}" for n in notes] + [""])

@@ -2,7 +2,7 @@
 
 One command, results as markdown ready for docs/benchmarks.md (and JSON) in bench/results/:
 
-    python bench/scoring_speed.py --busy     # the full set (~35-45 min on an idle 2-core CPU)
+    python bench/scoring_speed.py --busy     # the full set (~25-45 min on an idle 2-core CPU)
     python bench/scoring_speed.py --quick    # 3 prompts and a 2-layer big model: a smoke run
 
 What it measures, each engine as its own process and alone (the other engine is not running):

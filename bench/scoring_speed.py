@@ -2,32 +2,35 @@
 
 One command, results as markdown ready for docs/benchmarks.md (and JSON) in bench/results/:
 
-    python bench/scoring_speed.py            # the full set (~30-60 min on an idle 2-core CPU)
+    python bench/scoring_speed.py --busy     # the full set (~25-45 min on an idle 2-core CPU)
     python bench/scoring_speed.py --quick    # 3 prompts and a 2-layer big model: a smoke run
 
 What it measures, each engine as its own process and alone (the other engine is not running):
 
-1. The issue's configuration: a random-weight Llama-architecture RM (hidden 512, 8 layers,
-   ~30M parameters, byte-level BPE trained in-process) with the Llama 3 chat template, the
-   Big Two nouns x the 18 best/greatest prompts (4,734 rows), CPU float32, batch size 32 —
-   at torch's default thread count and at 1 thread. Per run:
+1. The issue's configuration: a random-weight Llama-architecture RM shaped like the issue's
+   (hidden 512, 8 layers, MLP 1536: 27.7M parameters) whose byte-level BPE is trained
+   in-process with Llama 3's own pre-tokenizer split and the Llama 3 chat template's fixed
+   lines, so a row is ~51 tokens and a suffix ~3 (the issue: 48 and 2.8; ideal ratio ~16x),
+   on the Big Two nouns x the 18 best/greatest prompts (4,734 rows), CPU float32, batch
+   size 32 — at torch's default thread count and at 1 thread. Per run:
        python -m core score --model DIR --kind rm --corpus big2-nouns --prompts FILE.yaml \
            --engine naive|cached --db DB --device cpu --quiet
        python -m core export --db DB --model DIR --out FILE.csv
    timed from process start to the CSV written (end to end), plus, from inside the score
    process, the seconds in `scoring.run` (scoring only) and in imports + model load; peak
    RSS of the score process; rows/s.
-2. The same at the default thread count with a second busy process on the machine (a
-   1-thread matrix-product loop, started before and stopped after each run).
+2. With --busy: the same at the default thread count with a second busy process on the
+   machine (a 1-thread matrix-product loop, started before and stopped after each run).
 3. A 2B-class model: Gemma 2 2B's shapes (hidden 2304, 8 heads, 4 KV heads, head dim 256,
    MLP 9216, soft-capping, sliding window) with random weights and fewer layers
    (--big-layers, default 8 of 26) on the first --big-prompts prompts.
 
 Also: the ideal speed-up (tokens a naive run processes per row / tokens the cached run
-processes per row, the prefix counted once per prompt), the max |difference| between the
-two engines' exports (must be <= 1e-4), CPU model, core count, torch threads, load average
-before each run, versions. Timings taken while other work runs on the machine are not
-comparable: the load average is recorded next to every number for that reason."""
+processes per row, the prefix counted once per prompt) and each ratio's share of it, the
+max |difference| between the two engines' exports (must be <= 1e-4), CPU model, core
+count, torch threads, load average at the start and before each run, versions. Timings
+taken while other work runs on the machine are not comparable: the report says so when
+the 1-minute load average at the start is over IDLE_LOAD."""
 from __future__ import annotations
 
 import argparse
@@ -47,23 +50,34 @@ if not os.environ.get("VALUEAUDIT_PAPER_DATA") and (ROOT.parent / "shared" / "pa
     os.environ["VALUEAUDIT_PAPER_DATA"] = str(ROOT.parent / "shared" / "paper-data")  # offline copy
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SMALL = dict(arch="llama", kind="rm", hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1792, seed=0)
+SMALL = dict(arch="llama", kind="rm", hidden=512, layers=8, heads=8, kv_heads=8, intermediate=1536, seed=0,
+             llama3_split=True)
+SMALL_NAME = "llama3-rm-28m"
+# The Llama 3 template's fixed text, as tokenizer training text: a real Llama 3 tokenizer
+# has merges for it ("Today", "assistant", "\n\n", digit groups), the in-process one learns them here.
+LLAMA3_FIXED = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December "
+                "2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+                "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+IDLE_LOAD = 0.5   # a 1-minute load average above this at the start: not an idle machine
 ENGINES = ("naive", "cached")
 
-# The score process, instrumented from outside: wraps models.load and scoring.run to time them
+# The score process, instrumented from outside: wraps models.load, scoring.run and the
+# measurement checks the CLI runs after scoring (issue 15) to time them
 # (nothing in core changes) and prints one JSON line on stderr at exit.
 _SCORE_WRAPPER = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from core import cli, models, scoring
+from core import checks, cli, models, scoring
 marks = {"imports_s": time.perf_counter() - t0}
-_load, _run = models.load, scoring.run
+_load, _run, _checks = models.load, scoring.run, checks.run_checks
 def load(*a, **k):
     t = time.perf_counter(); r = _load(*a, **k); marks["load_s"] = time.perf_counter() - t; return r
 def run(*a, **k):
     t = time.perf_counter(); r = _run(*a, **k); marks["scoring_s"] = time.perf_counter() - t
     marks["engine"] = r.engine; marks["notes"] = r.notes; return r
-models.load, scoring.run = load, run
+def run_checks(*a, **k):
+    t = time.perf_counter(); r = _checks(*a, **k); marks["checks_s"] = time.perf_counter() - t; return r
+models.load, scoring.run, checks.run_checks = load, run, run_checks
 code = cli.main(sys.argv[1:])
 marks["torch_threads"] = __import__("torch").get_num_threads()
 print("BENCH " + json.dumps(marks), file=sys.stderr)
@@ -85,9 +99,9 @@ def cpu_model() -> str:
 
 def build_small(out: Path) -> Path:
     from tiny_models import LLAMA3_TEMPLATE, make_tiny
-    model = out / "llama-rm-30m"
+    model = out / SMALL_NAME
     if not (model / "config.json").exists():
-        make_tiny(model, template=LLAMA3_TEMPLATE, **SMALL)
+        make_tiny(model, template=LLAMA3_TEMPLATE, extra_text=[LLAMA3_FIXED], **SMALL)
     return model
 
 
@@ -173,7 +187,8 @@ def run_engine(engine: str, model: Path, pfile: Path, out: Path, threads: int | 
 def compare(model, pfile, out, threads, tag, batch_size, rows, busy=False) -> dict:
     res = {}
     for e in ENGINES:
-        hog = subprocess.Popen([sys.executable, "-c", _BUSY]) if busy else None
+        hog = subprocess.Popen([sys.executable, "-c", _BUSY], env=dict(os.environ, OMP_NUM_THREADS="1")) \
+            if busy else None
         try:
             if hog:
                 time.sleep(2)
@@ -195,35 +210,44 @@ def compare(model, pfile, out, threads, tag, batch_size, rows, busy=False) -> di
 
 
 def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_runs: list[dict]) -> str:
+    la = meta["load_start"]
     lines = [f"## Scoring engines, {meta['date']}", "",
              f"Machine: {meta['cpu']}, {meta['cores']} cores, torch default threads {meta['default_threads']}; "
-             f"load average before the bench {meta['load_start']:.2f}; torch {meta['torch']}, "
-             f"transformers {meta['transformers']}, Python {meta['python']}.", ""]
+             f"load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1 / 5 / 15 min); torch "
+             f"{meta['torch']}, transformers {meta['transformers']}, Python {meta['python']}.", ""]
+    if la[0] > IDLE_LOAD:
+        lines.extend([f"**Not an idle machine** (1-minute load average {la[0]:.2f} > {IDLE_LOAD} at the start): "
+                      "these timings are not valid as speed ratios; rerun on an idle machine.", ""])
 
     def table(title, info, rs):
         lines.extend([f"### {title}", "",
                       f"{info['rows']} rows, {info['n_params'] / 1e6:.1f}M parameters; ideal ratio "
                       f"{info['mean_full_tokens']:.1f} / {info['mean_cached_tokens']:.2f} tokens per row = "
                       f"**{info['ideal_ratio']:.1f}x**.", "",
-                      "| threads | second busy process | engine | end to end | scoring only | imports + load | rows/s "
-                      "| peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal (e2e) "
-                      "| max abs diff |",
-                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
+                      "| threads (torch) | second busy process | engine | end to end | scoring only | imports + load "
+                      "| checks | rows/s | peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal "
+                      "(e2e / scoring) | max abs diff |",
+                      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
         for r in rs:
             for e in ENGINES:
                 x = r["engines"][e]
                 ratio = (f"**{r['ratio']:.1f}x**", f"{r['ratio_scoring']:.1f}x",
-                         f"{100 * r['ratio'] / info['ideal_ratio']:.0f} %", f"{r['max_abs_diff']:.1e}") \
+                         f"{100 * r['ratio'] / info['ideal_ratio']:.0f} % / "
+                         f"{100 * r['ratio_scoring'] / info['ideal_ratio']:.0f} %", f"{r['max_abs_diff']:.1e}") \
                     if e == "cached" else ("", "", "", "")
-                lines.append(f"| {r['threads']} | {'yes' if r['busy'] else 'no'} | {e} | {x['seconds']:.1f} s | "
-                             f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x['rows_per_s']:.0f} | "
+                lines.append(f"| {r['threads']} ({x.get('torch_threads', '?')}) | {'yes' if r['busy'] else 'no'} "
+                             f"| {e} | {x['seconds']:.1f} s | "
+                             f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x.get('checks_s', 0):.1f} s | "
+                             f"{x['rows_per_s']:.0f} | "
                              f"{x['peak_rss_mb']:.0f} MB | {x['load_before']:.2f} | " + " | ".join(ratio) + " |")
         notes = sorted({n for r in rs for e in ENGINES for n in r["engines"][e].get("notes", [])})
         lines.extend([""] + [f"- note: {n}" for n in notes] + [""])
-    table("Issue configuration: 28M-class Llama-3-template RM, Big Two nouns x 18 best/greatest prompts", small, runs)
+    table(f"Issue configuration: {small['n_params'] / 1e6:.1f}M Llama-3-template RM, Big Two nouns x "
+          f"{meta['prompts']} best/greatest prompts", small, runs)
     if big:
         table(f"2B-class model: Gemma 2 2B shapes, {meta['big_layers']} of 26 layers, random weights", big, big_runs)
-    lines.append("Reproduce: `python bench/scoring_speed.py" + (" --quick" if meta["quick"] else "") + "`.")
+    lines.append("Reproduce: `python bench/scoring_speed.py" + (" --quick" if meta["quick"] else "")
+                 + (" --busy" if meta["busy"] else "") + "`.")
     return "\n".join(lines) + "\n"
 
 
@@ -232,8 +256,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "cache" / "bench"), help="folder for models, DBs and CSVs")
     ap.add_argument("--results", default=str(ROOT / "bench" / "results"), help="folder for the markdown and JSON")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--quick", action="store_true", help="3 prompts, big model with 2 layers on 1 prompt, no busy mode")
-    ap.add_argument("--big-layers", type=int, default=8, help="decoder layers of the 2B-class model (0: skip it)")
+    ap.add_argument("--quick", action="store_true", help="3 prompts, big model with 2 layers on 1 prompt")
+    ap.add_argument("--busy", action="store_true",
+                    help="also run both engines (default threads) beside a second busy process")
+    ap.add_argument("--big-layers", type=int, default=None,
+                    help="decoder layers of the 2B-class model (default 8, 2 with --quick; 0: skip it)")
     ap.add_argument("--big-prompts", type=int, default=2, help="prompts for the 2B-class model")
     args = ap.parse_args(argv)
     out, results = Path(args.out), Path(args.results)
@@ -242,15 +269,16 @@ def main(argv=None) -> int:
     import torch
     import transformers
     meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
-                cores=os.cpu_count(), default_threads=torch.get_num_threads(), load_start=os.getloadavg()[0],
+                cores=os.cpu_count(), default_threads=torch.get_num_threads(), load_start=os.getloadavg(),
                 torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
-                quick=args.quick, big_layers=2 if args.quick else args.big_layers)
+                quick=args.quick, busy=args.busy, big_layers=args.big_layers if args.big_layers is not None else 2 if args.quick else 8,
+                prompts=3 if args.quick else 18)
     n_prompts = 3 if args.quick else None
     small_model, pfile = build_small(out), write_prompts(out, n_prompts)
     small = ideal_ratio(small_model, pfile)
     runs = [compare(small_model, pfile, out, None, "small-default", args.batch_size, small["rows"]),
             compare(small_model, pfile, out, 1, "small-1t", args.batch_size, small["rows"])]
-    if not args.quick:
+    if args.busy:
         runs.append(compare(small_model, pfile, out, None, "small-busy", args.batch_size, small["rows"], busy=True))
     big, big_runs = None, []
     if meta["big_layers"]:

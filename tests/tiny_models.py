@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 LLAMA3_TEMPLATE = (
     "{{- bos_token }}"
@@ -20,6 +21,10 @@ LLAMA3_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
 )
+
+# Llama 3's pre-tokenizer split (its tokenizer.json): newline runs, 1-3 digit groups, words.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 GEMMA2_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -50,15 +55,22 @@ def _training_text() -> list[str]:
 
 
 def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = None, pre_tokenize: bool = True,
-                   add_bos: bool = False):
+                   add_bos: bool = False, llama3_split: bool = False, extra_text: Sequence[str] = ()):
     """add_bos: a post-processor that prepends BOS when add_special_tokens=True, as Llama 3's
     and Gemma's real tokenizers do (so encoding a chat-templated text *with* special tokens
-    doubles the BOS, the most common reward-model scoring bug)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    doubles the BOS, the most common reward-model scoring bug). llama3_split: Llama 3's own
+    pre-tokenizer (its split regex, then byte-level), so newlines, digits and the
+    template/answer boundary split as in the real tokenizer; extra_text: more training
+    text (e.g. the template's fixed lines, so they take as few tokens as in Llama 3)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     sp = SPECIALS[arch]
     tok = Tokenizer(models.BPE())
-    if pre_tokenize:
+    if llama3_split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    elif pre_tokenize:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     else:  # no word boundaries: merges may cross the chat-template / answer boundary
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
@@ -66,7 +78,7 @@ def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = Non
     specials = [sp["bos"], sp["eos"], sp["pad"], *sp["extra"]]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_training_text(), trainer)
+    tok.train_from_iterator(_training_text() + list(extra_text), trainer)
     if add_bos:
         bos = (sp["bos"], tok.token_to_id(sp["bos"]))
         tok.post_processor = processors.TemplateProcessing(
@@ -80,13 +92,14 @@ def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = Non
 def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *, hidden: int = 64,
               layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
               vocab_size: int = 1000, seed: int = 0, template: str | None = None,
-              pre_tokenize: bool = True, safetensors: bool = True, add_bos: bool = False) -> Path:
+              pre_tokenize: bool = True, safetensors: bool = True, add_bos: bool = False,
+              llama3_split: bool = False, extra_text: Sequence[str] = ()) -> Path:
     """Build, save and return a folder with a random-weight model of the given architecture."""
     import torch
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, Gemma2Config,
                               LlamaConfig)
     path = Path(path)
-    tokenizer = make_tokenizer(arch, vocab_size, template, pre_tokenize, add_bos)
+    tokenizer = make_tokenizer(arch, vocab_size, template, pre_tokenize, add_bos, llama3_split, extra_text)
     common = dict(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv_heads,
                   intermediate_size=intermediate or hidden * 2, max_position_embeddings=512,

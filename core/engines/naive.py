@@ -1,5 +1,10 @@
 """The `naive` engine: every full sequence in padded batches — simple, the paper's way,
-and the oracle the `cached` engine is checked against."""
+and the oracle the `cached` engine is checked against.
+
+Rows are batched in order of token length (shortest first) so a batch pads to almost
+nothing: in corpus order a batch of 32 runs its longest row's length for every row
+(about 7 % more tokens on the Big Two nouns). Each row is still one full sequence in one
+plain forward; only the grouping changes, and values are per row."""
 from __future__ import annotations
 
 from typing import Iterator, Sequence
@@ -7,6 +12,11 @@ from typing import Iterator, Sequence
 from ..models import LoadedModel
 from .forward import lm_forward, rm_forward
 from .tokens import lm_prefix_ids, rm_ids_batch, word_ids_batch
+
+
+def by_length(seqs: Sequence[Sequence[int]]) -> list[int]:
+    """Row indices sorted by token length (stable: equal lengths keep their order)."""
+    return sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
 
 
 class NaiveEngine:
@@ -18,13 +28,17 @@ class NaiveEngine:
 
     def score(self, prompt: str, words: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[float]]]:
         tok = self.loaded.tokenizer
+        words = list(words)
         if self.loaded.kind == "rm":
-            seqs = rm_ids_batch(tok, prompt, list(words))
-            for i in range(0, len(words), batch_size):
-                yield list(words[i:i + batch_size]), rm_forward(self.loaded, seqs[i:i + batch_size])
+            seqs = rm_ids_batch(tok, prompt, words)
+            order = by_length(seqs)
+            for i in range(0, len(order), batch_size):
+                idx = order[i:i + batch_size]
+                yield [words[j] for j in idx], rm_forward(self.loaded, [seqs[j] for j in idx])
         else:
             prefix = lm_prefix_ids(tok, prompt)
-            wids = word_ids_batch(tok, list(words))
-            for i in range(0, len(words), batch_size):
-                chunk = wids[i:i + batch_size]
-                yield list(words[i:i + batch_size]), lm_forward(self.loaded, [prefix] * len(chunk), chunk)
+            wids = word_ids_batch(tok, words)
+            order = by_length(wids)
+            for i in range(0, len(order), batch_size):
+                idx = order[i:i + batch_size]
+                yield [words[j] for j in idx], lm_forward(self.loaded, [prefix] * len(idx), [wids[j] for j in idx])

@@ -106,32 +106,40 @@ def bos_count(loaded, prompt: str, word: str) -> int:
     return n
 
 
+def run_variants(engine: str, batch_size: int, n_words: int) -> list[tuple[str, int]]:
+    """The re-scorings a run's checks need, one per axis the stored values must not depend
+    on: the same engine at batch size 1 (batch size), the other engine at the run's batch
+    size (engine); left padding is added by invariance() (padding side)."""
+    other = "naive" if engine != "naive" else "cached"
+    return [(engine, 1), (other, max(2, min(batch_size, n_words)))]
+
+
 def invariance(loaded, prompts: Sequence, words: Sequence[str], stored: dict | None = None, *,
-               batch_sizes: Sequence[int] = (1, 4), engines: Sequence[str] = ("naive", "cached"),
+               variants: Sequence[tuple[str, int]] = (("naive", 1), ("naive", 4), ("cached", 1), ("cached", 4)),
                left_padding: bool = True, make_engine: EngineFactory = scoring.make_engine,
                tol: tuple[float, float] | None = None) -> dict:
-    """Re-score the sample every way and compare with the reference (the stored values when
-    given, else naive at batch size 1). `make_engine(name, loaded)` builds each engine —
-    pass your own to check an engine of yours."""
+    """Re-score the sample each way in `variants` ((engine, batch size) pairs, each engine
+    built once) and compare with the reference (the stored values when given, else the first
+    variant). `make_engine(name, loaded)` builds each engine — pass your own to check an
+    engine of yours."""
     atol, rtol = tol or tolerance(loaded.dtype)
-    variants: dict[str, dict] = {}
+    scored: dict[str, dict] = {}
+    engines = {name: make_engine(name, loaded) for name in dict.fromkeys(n for n, _ in variants)}
     for p in prompts:
-        for eng_name in engines:
-            eng = make_engine(eng_name, loaded)
-            for bs in batch_sizes:
-                got = {}
-                for ws, vs in eng.score(p.text, list(words), bs):
-                    got.update(zip(ws, vs))
-                variants.setdefault(f"{eng_name}, batch size {bs}", {}).update(
-                    {(p.text, w): float(v) for w, v in got.items()})
+        for eng_name, bs in variants:
+            got = {}
+            for ws, vs in engines[eng_name].score(p.text, list(words), bs):
+                got.update(zip(ws, vs))
+            scored.setdefault(f"{eng_name}, batch size {bs}", {}).update(
+                {(p.text, w): float(v) for w, v in got.items()})
         if left_padding:
             vals = left_padded_scores(loaded, p.text, list(words))
-            variants.setdefault("naive, left padding", {}).update(
+            scored.setdefault("naive, left padding", {}).update(
                 {(p.text, w): float(v) for w, v in zip(words, vals)})
-    ref_name = "stored" if stored else f"{engines[0]}, batch size {batch_sizes[0]}"
-    ref = {k: v for k, v in (stored or variants[ref_name]).items() if k[1] in set(words)}
+    ref_name = "stored" if stored else f"{variants[0][0]}, batch size {variants[0][1]}"
+    ref = {k: v for k, v in (stored or scored[ref_name]).items() if k[1] in set(words)}
     rows, worst = [], 0.0
-    for name, vals in variants.items():
+    for name, vals in scored.items():
         common = [k for k in vals if k in ref]
         diffs = np.array([abs(vals[k] - ref[k]) for k in common]) if common else np.array([np.inf])
         bounds = np.array([atol + rtol * abs(ref[k]) for k in common]) if common else np.array([0.0])
@@ -201,8 +209,8 @@ def run_checks(store, loaded, prompts: Sequence, words: Sequence[str], corpus: s
     try:
         ps, ws = sample(prompts, scoring.scorable(loaded, words)[0])
         stored = stored_values(store, loaded.key, loaded.kind, [p.text for p in ps], ws)
-        inv = invariance(loaded, ps, ws, stored or None, batch_sizes=(1, max(2, min(batch_size, len(ws)))),
-                         make_engine=make_engine)
+        ways = {"variants": run_variants(engine, batch_size, len(ws))} if stored else {}  # else all four
+        inv = invariance(loaded, ps, ws, stored or None, make_engine=make_engine, **ways)
         cov = coverage(loaded.tokenizer, words)
         counts = cov["status"].value_counts()
         flagged = cov[(cov["status"] != "one-token") | (cov["changed"] != "")]

@@ -158,8 +158,14 @@ def _progress_bar(quiet: bool):
     return update, bar.close
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_score(args) -> int:
-    from . import limits, models, prompts, scoring
+    """One `ScoreRequest` from the flags, run by `runner.score` on the chosen backend; exit 3
+    when the run's measurement checks fail (the scores are stored but flagged)."""
+    from . import checks, limits, models, prompts, request, runner
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
         args.family = models.check_family(args.family)
@@ -170,31 +176,25 @@ def cmd_score(args) -> int:
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
-    if args.backend == "ray":
-        from . import distributed
-        result = distributed.run(args, corpus, prompt_set, store)
-    else:
-        loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
-                             trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                             family=args.family)
-        print(f"{args.model}: {loaded.family} {args.kind}, {loaded.n_params / 1e6:.1f}M parameters on "
-              f"{loaded.device} ({str(loaded.dtype).replace('torch.', '')}); {len(corpus.vocabulary)} words x "
-              f"{len(prompt_set)} prompts", file=sys.stderr)
-        update, close = _progress_bar(args.quiet)
-        try:
-            result = scoring.run(store, loaded, prompt_set, corpus.vocabulary, engine=args.engine,
-                                 batch_size=args.batch_size, on_progress=update)
-        finally:
-            close()
-        from . import checks  # measurement checks recorded with the run (issue 15)
-        check = checks.run_checks(store, loaded, prompt_set, corpus.vocabulary, corpus.name, args.engine, args.batch_size)
+    req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+    ray = args.backend == "ray"
+    backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
+    update, close = _progress_bar(args.quiet or ray)  # Ray: one line per saved shard instead of a bar
+    try:
+        result = runner.score(req, store, backend=backend, on_progress=update,
+                              on_start=None if ray and args.quiet else (lambda s: _stderr(s.line)),
+                              say=None if args.quiet else _stderr)
+    finally:
+        close()
+    check = result.check  # measurement checks recorded with the run, whatever the backend (issue 15)
+    if check is not None:
         print(("warning: " if check["status"] != "passed" else "") + checks.summary_line(check), file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.skipped:
         print(f"skipped {len(result.skipped)} words with no tokens: {', '.join(result.skipped[:5])}", file=sys.stderr)
     print(f"scored {result.new} new, {result.cached} cached")
-    return 3 if args.backend != "ray" and check["status"] == "failed" else 0  # flagged run (issue 15)
+    return 3 if check is not None and check["status"] == "failed" else 0  # a flagged run
 
 
 def _score_vocabulary(args, store) -> int:

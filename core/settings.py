@@ -46,7 +46,6 @@ SETTINGS: list[Setting] = [
     Setting("VALUEAUDIT_MAX_WORD_CHARS", "100", "Longest answer word (characters) a corpus may hold."),
     Setting("VALUEAUDIT_MAX_PROMPT_CHARS", "1000", "Longest prompt (characters) a prompt set may hold."),
     Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
-    Setting("VALUEAUDIT_RAY_CRASH_ONCE", "", "Tests only: a marker path; the first Ray shard attempt exits its worker."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 MODES = ("local", "shared")

@@ -144,18 +144,27 @@ def resolve_corpus(name: str, store=None, files: bool = True):
 
 
 def _progress_bar(quiet: bool):
+    """(update, close) of a stderr progress bar, drawn from the first progress report on, so
+    a run that fails before scoring (e.g. a model not found) prints its one error line only."""
     if quiet:
         return None, lambda: None
     from tqdm import tqdm
-    bar = tqdm(total=0, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bars = []
 
     def update(p):
+        if not bars:
+            bars.append(tqdm(total=0, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5))
+        bar = bars[0]
         if bar.total != p.total:
             bar.total = p.total
         bar.n = p.done
         bar.set_postfix_str(p.prompt_id, refresh=False)
         bar.refresh() if p.done == p.total else bar.update(0)
-    return update, bar.close
+
+    def close():
+        for bar in bars:
+            bar.close()
+    return update, close
 
 
 def _stderr(line: str) -> None:

@@ -148,4 +148,4 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     return result
 
 
-_with_oom_backoff = with_oom_backoff  # the name core.distributed and older callers use
+_with_oom_backoff = with_oom_backoff  # the old private name (older callers); use with_oom_backoff

@@ -203,12 +203,24 @@ def run_checks(store, loaded, prompts: Sequence, words: Sequence[str], corpus: s
                batch_size: int = 32, make_engine: EngineFactory = scoring.make_engine) -> dict:
     """Run (a), (b), (c) for a finished scoring run and store one row in run_checks.
     Never raises: a check that cannot run is stored with status 'error' and its reason."""
+    def stored_for(ps, ws):
+        return stored_values(store, loaded.key, loaded.kind, [p.text for p in ps], ws)
+    rec = measure(loaded, prompts, words, stored_for, corpus, engine, batch_size, make_engine)
+    save(store, rec)
+    return rec
+
+
+def measure(loaded, prompts: Sequence, words: Sequence[str], stored_for: Callable, corpus: str = "",
+            engine: str = "cached", batch_size: int = 32, make_engine: EngineFactory = scoring.make_engine) -> dict:
+    """The check record of one run, not yet saved: wherever the model is loaded (this
+    process, or a Ray worker). `stored_for(prompts, words)` gives the stored values of the
+    sample, {(prompt text, word): value}. Never raises (status 'error' and its reason)."""
     rec = {"run_id": uuid.uuid4().hex, "model_key": getattr(loaded, "key", "?"),
            "model": getattr(loaded, "name", "?"), "kind": getattr(loaded, "kind", "?"), "corpus": corpus,
            "created_at": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)}
     try:
-        ps, ws = sample(prompts, scoring.scorable(loaded, words)[0])
-        stored = stored_values(store, loaded.key, loaded.kind, [p.text for p in ps], ws)
+        ps, ws = sample(prompts, scoring.scorable(loaded, words)[0])  # Ray's driver: the same `sample`
+        stored = stored_for(ps, ws)
         ways = {"variants": run_variants(engine, batch_size, len(ws))} if stored else {}  # else all four
         inv = invariance(loaded, ps, ws, stored or None, make_engine=make_engine, **ways)
         cov = coverage(loaded.tokenizer, words)
@@ -229,8 +241,14 @@ def run_checks(store, loaded, prompts: Sequence, words: Sequence[str], corpus: s
     except Exception as e:  # noqa: BLE001 - the check itself failing is recorded, not raised
         log.warning("measurement checks could not run: %s", e)
         rec.update({"status": "error", "message": f"checks could not run: {one_line(e)}"})
-    save(store, rec)
     return rec
+
+
+def not_run(model_key: str, model: str, kind: str, corpus: str, reason: str) -> dict:
+    """The record of a check that could not even start (e.g. its Ray worker died)."""
+    return {"run_id": uuid.uuid4().hex, "model_key": model_key, "model": model, "kind": kind, "corpus": corpus,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None), "status": "error",
+            "message": f"checks could not run: {reason}"}
 
 
 def _message(inv: dict) -> str:

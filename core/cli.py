@@ -144,22 +144,37 @@ def resolve_corpus(name: str, store=None, files: bool = True):
 
 
 def _progress_bar(quiet: bool):
+    """(update, close) of a stderr progress bar, drawn from the first progress report on, so
+    a run that fails before scoring (e.g. a model not found) prints its one error line only."""
     if quiet:
         return None, lambda: None
     from tqdm import tqdm
-    bar = tqdm(total=0, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bars = []
 
     def update(p):
+        if not bars:
+            bars.append(tqdm(total=0, unit="row", file=sys.stderr, dynamic_ncols=True, mininterval=0.5))
+        bar = bars[0]
         if bar.total != p.total:
             bar.total = p.total
         bar.n = p.done
         bar.set_postfix_str(p.prompt_id, refresh=False)
         bar.refresh() if p.done == p.total else bar.update(0)
-    return update, bar.close
+
+    def close():
+        for bar in bars:
+            bar.close()
+    return update, close
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_score(args) -> int:
-    from . import family, limits, models, prompts, scoring
+    """One `ScoreRequest` from the flags, run by `runner.score` on the chosen backend; exit 3
+    when the run's measurement checks fail (the scores are stored but flagged)."""
+    from . import checks, family, limits, prompts, request, runner
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
         args.family = family.check(args.family)
@@ -170,31 +185,25 @@ def cmd_score(args) -> int:
     corpus = resolve_corpus(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
-    if args.backend == "ray":
-        from . import distributed
-        result = distributed.run(args, corpus, prompt_set, store)
-    else:
-        loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
-                             trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
-                             family=args.family)
-        print(f"{args.model}: {loaded.family} {args.kind}, {loaded.n_params / 1e6:.1f}M parameters on "
-              f"{loaded.device} ({str(loaded.dtype).replace('torch.', '')}); {len(corpus.vocabulary)} words x "
-              f"{len(prompt_set)} prompts", file=sys.stderr)
-        update, close = _progress_bar(args.quiet)
-        try:
-            result = scoring.run(store, loaded, prompt_set, corpus.vocabulary, engine=args.engine,
-                                 batch_size=args.batch_size, on_progress=update)
-        finally:
-            close()
-        from . import checks  # measurement checks recorded with the run (issue 15)
-        check = checks.run_checks(store, loaded, prompt_set, corpus.vocabulary, corpus.name, args.engine, args.batch_size)
+    req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+    ray = args.backend == "ray"
+    backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
+    update, close = _progress_bar(args.quiet or ray)  # Ray: one line per saved shard instead of a bar
+    try:
+        result = runner.score(req, store, backend=backend, on_progress=update,
+                              on_start=None if ray and args.quiet else (lambda s: _stderr(s.line)),
+                              say=None if args.quiet else _stderr)
+    finally:
+        close()
+    check = result.check  # measurement checks recorded with the run, whatever the backend (issue 15)
+    if check is not None:
         print(("warning: " if check["status"] != "passed" else "") + checks.summary_line(check), file=sys.stderr)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if result.skipped:
         print(f"skipped {len(result.skipped)} words with no tokens: {', '.join(result.skipped[:5])}", file=sys.stderr)
     print(f"scored {result.new} new, {result.cached} cached")
-    return 3 if args.backend != "ray" and check["status"] == "failed" else 0  # flagged run (issue 15)
+    return 3 if check is not None and check["status"] == "failed" else 0  # a flagged run
 
 
 def _score_vocabulary(args, store) -> int:

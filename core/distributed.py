@@ -13,8 +13,14 @@ local backend (`scoring.make_engine` and its OOM back-off). The driver:
    with its missing words in corpus order (a prompt's words are split only when one prompt
    alone exceeds the shard size);
 3. keeps every worker busy, and as each shard comes back (`ray.wait`) writes its rows in
-   one transaction (`Store.add_scores`). A driver killed mid-job therefore keeps every
-   finished shard; the rerun recomputes the missing pairs and scores only those.
+   one transaction (`Store.add_scores`) and reports progress (`on_progress`), so a job's
+   page moves shard by shard. A driver killed mid-job therefore keeps every finished shard;
+   the rerun recomputes the missing pairs and scores only those;
+4. when every shard is saved, asks the first worker for the run's measurement checks
+   (`checks.measure`, with the stored values of the checks' sample read here) and saves
+   them in `run_checks`, as a local run does.
+
+The entry is `core.runner.score(request, backend=runner.Ray(...))`; `run` here is its Ray half.
 
 A worker that dies mid-shard is restarted by Ray (`max_restarts`) and its shards retried
 (`max_task_retries`). Ray is optional: importing this module does not import it."""
@@ -22,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,7 @@ import pandas as pd
 
 from . import models, scoring
 from .prompts import Prompt
+from .request import Hooks, Started
 from .scoring import ScoreResult, ScoringError
 from .errors import one_line
 
@@ -40,7 +46,6 @@ SHARD_ROWS = 4096          # at most this many (prompt, word) rows per shard
 SHARDS_PER_WORKER = 4      # smaller shards on small jobs, so progress and resume stay fine-grained
 IN_FLIGHT_PER_WORKER = 2   # queued on each actor so it never idles between shards
 MAX_RESTARTS = 3
-CRASH_ENV = "VALUEAUDIT_RAY_CRASH_ONCE"  # tests: path of a marker; the first shard attempt exits the worker
 
 
 def import_ray():
@@ -49,11 +54,6 @@ def import_ray():
     except ImportError:
         raise ScoringError(INSTALL_HINT) from None
     return ray
-
-
-def available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("ray") is not None
 
 
 # -- shards ------------------------------------------------------------------------------
@@ -98,9 +98,8 @@ def make_shards(prompts: Sequence[Prompt], todo: dict[str, list[str]], size: int
 class Scorer:
     """One model loaded once; scores shards. Runs as a Ray actor (see `_actor_class`)."""
 
-    def __init__(self, name: str, kind: str, opts: dict, crash_marker: str | None = None):
+    def __init__(self, name: str, kind: str, opts: dict):
         import torch
-        self.crash_marker = crash_marker
         self.error = None
         self.loaded = None
         self.engines: dict = {}
@@ -123,18 +122,12 @@ class Scorer:
     def score(self, index: int, items: tuple, engine: str, batch_size: int) -> dict:
         if self.error:
             raise ScoringError(self.error)
-        if self.crash_marker:
-            try:
-                os.close(os.open(self.crash_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                os._exit(1)  # the first attempt of one shard dies, as a killed worker would
-            except FileExistsError:
-                pass
         eng = self.engines.get(engine)
         if eng is None:
             eng = self.engines[engine] = scoring.make_engine(engine, self.loaded)
         pids, texts, resp, vals = [], [], [], []
         for pid, text, words in items:
-            for batch_words, values in scoring._with_oom_backoff(eng, text, list(words), batch_size):
+            for batch_words, values in scoring.with_oom_backoff(eng, text, list(words), batch_size):
                 pids += [pid] * len(batch_words)
                 texts += [text] * len(batch_words)
                 resp += list(batch_words)
@@ -142,10 +135,18 @@ class Scorer:
         return {"index": index, "key": self.loaded.key, "prompt_id": pids, "prompt": texts, "response": resp,
                 "value": vals, "engine": eng.name, "notes": list(getattr(eng, "notes", []))}
 
+    def check(self, prompts: tuple, words: Sequence[str], corpus: str, engine: str, batch_size: int,
+              stored: dict) -> dict:
+        """The run's measurement checks on this worker's model (`stored`: the driver's stored
+        values of the checks' sample); the driver saves the record."""
+        from . import checks
+        return checks.measure(self.loaded, list(prompts), list(words), lambda ps, ws: stored, corpus, engine,
+                              batch_size)
 
-def _actor_class(ray, gpu: bool):
+
+def _actor_class(ray, gpu: bool, scorer: type | None = None):
     res = {"num_gpus": 1} if gpu else {"num_cpus": 1}
-    return ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **res)(Scorer)
+    return ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, **res)(scorer or Scorer)
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     root = str(Path(__file__).resolve().parents[1])
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     if address:
-        _probe(address)
+        probe(address)
         # the cluster's workers get this very package (the driver's copy of core/)
         kw["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}
         try:
@@ -176,7 +177,7 @@ def _connect(ray, address: str | None, workers: int) -> bool:
     return True
 
 
-def _probe(address: str, timeout: float = 10.0) -> None:
+def probe(address: str, timeout: float = 10.0) -> None:
     """Fail fast, in one line, when a host:port address does not answer (ray.init would retry
     for minutes)."""
     import socket
@@ -190,40 +191,37 @@ def _probe(address: str, timeout: float = 10.0) -> None:
                            "check `ray status` on the head node and the address") from None
 
 
-def _say(quiet: bool, msg: str) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
-    """Score args.model on corpus x prompt_set on Ray; the driver alone writes to `store`."""
+def run(request, store, *, address: str | None = None, workers: int = 2, scorer: type | None = None,
+        hooks=None, checks: bool = True) -> ScoreResult:
+    """Score `request` (a `core.request.ScoreRequest`) on Ray; the driver alone writes to `store`.
+    `hooks` (`core.runner.Hooks`): on_start once the workers know the model, on_progress after
+    every saved shard, should_stop between shards, say for the shard log."""
+    hooks = hooks or Hooks()
+    say = hooks.say or (lambda _msg: None)
     ray = import_ray()
-    if args.batch_size < 1:
+    if request.batch_size < 1:
         raise ScoringError("batch size must be at least 1")
-    if args.workers < 1:
+    if workers < 1:
         raise ScoringError("workers must be at least 1")
     start = time.monotonic()
-    quiet = getattr(args, "quiet", False)
-    name = str(Path(args.model).expanduser().resolve()) if models.is_local(args.model) else args.model
+    name = str(Path(request.model).expanduser().resolve()) if models.is_local(request.model) else request.model
     # the checks that need no model code, here, so a refused model fails in one line before Ray starts
-    models.preflight(name, args.kind, args.revision, args.trust_remote_code, args.allow_pickle)
-    words = list(dict.fromkeys(corpus.vocabulary))
+    models.preflight(name, request.kind, request.revision, request.trust_remote_code, request.allow_pickle)
+    prompt_set = list(request.prompts)
+    words = list(dict.fromkeys(request.words))
 
-    started = _connect(ray, args.ray_address, args.workers)
+    started = _connect(ray, address, workers)
     actors = []
     try:
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 0))
-        use_gpu = gpus >= 1 and args.device in ("auto", "cuda")
-        if args.device == "cuda" and not gpus:
+        use_gpu = gpus >= 1 and request.device in ("auto", "cuda")
+        if request.device == "cuda" and not gpus:
             raise ScoringError("device cuda asked for, but the Ray cluster has no GPU; choose device auto or cpu")
-        n = min(args.workers, gpus if use_gpu else max(1, cpus))
-        opts = dict(revision=args.revision, device=args.device, dtype=args.dtype,
-                    trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
-        # args.model, not the resolved path, so the stored name matches a local run's
-        cls = _actor_class(ray, use_gpu)
-        crash = os.environ.get(CRASH_ENV) or None
-        actors = [cls.remote(name, args.kind, opts, crash) for _ in range(n)]
+        n = min(workers, gpus if use_gpu else max(1, cpus))
+        # request.model, not the resolved path, is the stored name, so it matches a local run's
+        cls = _actor_class(ray, use_gpu, scorer)
+        actors = [cls.remote(name, request.kind, request.load_options()) for _ in range(n)]
         info = ray.get(actors[0].info.remote(words))
         if "error" in info:
             raise ScoringError(info["error"])
@@ -232,54 +230,23 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
         all_words, words = words, [w for w in words if w not in skipped]
         if not words:
             raise ScoringError("none of the corpus words can be scored by this model's tokenizer; check the corpus")
-        store.upsert_model(key, args.model, args.kind, info["family"], info["display_name"], info["revision"],
+        store.upsert_model(key, request.model, request.kind, info["family"], info["display_name"], info["revision"],
                            "scored", info["n_params"])
-        todo, cached = scoring.missing_pairs(store, key, args.kind, prompt_set, words)
+        todo, cached = scoring.missing_pairs(store, key, request.kind, prompt_set, words)
         total = sum(len(v) for v in todo.values())
-        shards = make_shards(prompt_set, todo, shard_size(total, n, args.batch_size))
+        shards = make_shards(prompt_set, todo, shard_size(total, n, request.batch_size))
         where = f"{n} Ray worker{'s' if n > 1 else ''} ({info['device']}, {info['dtype']})"
-        _say(quiet, f"{args.model}: {info['family']} {args.kind}, {info['n_params'] / 1e6:.1f}M parameters on "
-                    f"{where}; {len(corpus.vocabulary)} words x {len(prompt_set)} prompts; "
-                    f"{total} rows to score in {len(shards)} shards")
+        if hooks.on_start:
+            hooks.on_start(Started(
+                request.model, info["family"], request.kind, info["n_params"], "Ray cluster", info["dtype"],
+                f"{request.model}: {info['family']} {request.kind}, {info['n_params'] / 1e6:.1f}M parameters on "
+                f"{where}; {len(request.words)} words x {len(prompt_set)} prompts; "
+                f"{total} rows to score in {len(shards)} shards"))
         result = ScoreResult(new=0, cached=cached, skipped=[w for w in all_words if w in skipped],
-                             engine=args.engine)
-        notes: list[str] = []
-        queue = list(shards)
-        pending: dict = {}  # object ref -> (actor index, shard)
-
-        def submit(i: int) -> None:
-            if queue:
-                s = queue.pop(0)
-                pending[actors[i].score.remote(s.index, s.items, args.engine, args.batch_size)] = (i, s)
-
-        for i in range(n):
-            for _ in range(IN_FLIGHT_PER_WORKER):
-                submit(i)
-        done = finished = 0
-        t0 = time.monotonic()
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            i, shard = pending.pop(ready[0])
-            try:
-                out = ray.get(ready[0])
-            except ray.exceptions.RayError as e:
-                msg = one_line(e)
-                raise ScoringError(f"shard {shard.index + 1} failed on a Ray worker ({msg}); "
-                                   "finished shards are saved — rerun the same command to continue") from None
-            if out["key"] != key:
-                raise ScoringError("the Ray workers loaded different weights for the same model; "
-                                   "pin the model revision and rerun")
-            rows = pd.DataFrame({k: out[k] for k in ("prompt_id", "prompt", "response", "value")})
-            result.new += store.add_scores(key, args.kind, rows)
-            result.engine = out["engine"]
-            notes += [x for x in out["notes"] if x not in notes]
-            done += len(rows)
-            finished += 1
-            el = time.monotonic() - t0
-            _say(quiet, f"shard {finished}/{len(shards)} saved: {done}/{total} rows, "
-                        f"{done / el if el else 0:.0f} rows/s")
-            submit(i)
-        result.notes = notes
+                             engine=request.engine, model_key=key, model_name=request.model)
+        _score_shards(ray, actors, shards, request, store, key, total, result, hooks, say)
+        if checks and not result.stopped:
+            result.check = _checks(ray, actors[0], request, store, key, info, all_words, words)
         result.seconds = time.monotonic() - start
         return result
     finally:
@@ -290,3 +257,65 @@ def run(args, corpus, prompt_set: Sequence[Prompt], store) -> ScoreResult:
                 pass
         if started:
             ray.shutdown()
+
+
+def _score_shards(ray, actors, shards, request, store, key, total, result, hooks, say) -> None:
+    """Keep every worker busy; save each shard as it returns and report progress; stop
+    between shards when asked (unsaved shards in flight are dropped; a rerun scores them)."""
+    queue = list(shards)
+    pending: dict = {}  # object ref -> (actor index, shard)
+
+    def submit(i: int) -> None:
+        if queue:
+            s = queue.pop(0)
+            pending[actors[i].score.remote(s.index, s.items, request.engine, request.batch_size)] = (i, s)
+
+    for i in range(len(actors)):
+        for _ in range(IN_FLIGHT_PER_WORKER):
+            submit(i)
+    done = finished = 0
+    t0 = time.monotonic()
+    if hooks.on_progress:  # the total at once, before the first shard returns
+        hooks.on_progress(scoring.Progress(0, total, 0, result.cached, 0.0, "preparing", request.engine,
+                                           request.batch_size))
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i, shard = pending.pop(ready[0])
+        try:
+            out = ray.get(ready[0])
+        except ray.exceptions.RayError as e:
+            raise ScoringError(f"shard {shard.index + 1} failed on a Ray worker ({one_line(e)}); "
+                               "finished shards are saved — rerun the same command to continue") from None
+        if out["key"] != key:
+            raise ScoringError("the Ray workers loaded different weights for the same model; "
+                               "pin the model revision and rerun")
+        rows = pd.DataFrame({k: out[k] for k in ("prompt_id", "prompt", "response", "value")})
+        result.new += store.add_scores(key, request.kind, rows)
+        result.engine = out["engine"]
+        result.notes += [x for x in out["notes"] if x not in result.notes]
+        done += len(rows)
+        finished += 1
+        el = time.monotonic() - t0
+        say(f"shard {finished}/{len(shards)} saved: {done}/{total} rows, {done / el if el else 0:.0f} rows/s")
+        if hooks.on_progress:
+            hooks.on_progress(scoring.Progress(done, total, result.new, result.cached, el, shard.items[-1][0],
+                                               result.engine, request.batch_size))
+        if hooks.should_stop and hooks.should_stop():
+            result.stopped = True
+            return
+        submit(i)
+
+
+def _checks(ray, actor, request, store, key, info, all_words, words) -> dict:
+    """The run's measurement checks, computed on a worker and saved here; a worker that
+    cannot run them gives a record with status 'error', never a lost run."""
+    from . import checks
+    ps, ws = checks.sample(request.prompts, words)
+    stored = checks.stored_values(store, key, request.kind, [p.text for p in ps], ws)
+    try:
+        rec = ray.get(actor.check.remote(tuple(request.prompts), all_words, request.corpus, request.engine,
+                                         request.batch_size, stored))
+    except ray.exceptions.RayError as e:
+        rec = checks.not_run(key, info.get("name", request.model), request.kind, request.corpus, one_line(e))
+    checks.save(store, rec)
+    return rec

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from . import models as _models
-from . import scoring, vocabscan
+from . import runner, scoring, vocabscan
 from .prompts import Prompt
+from .request import ScoreRequest
 from .store import Store
 from .errors import one_line
 
@@ -43,6 +44,8 @@ class ModelRequest:
 
 @dataclass
 class JobSpec:
+    """A job of the Score page: several models on one corpus and prompt set; each model is
+    one `ScoreRequest` (`request`) run by `runner.score` on this job's backend (`backend_for`)."""
     models: Sequence[ModelRequest]
     prompts: Sequence[Prompt]
     words: Sequence[str]
@@ -55,6 +58,17 @@ class JobSpec:
     backend: str = "local"  # local | ray
     ray_address: str | None = None
     workers: int = 2
+
+    def request(self, m: ModelRequest) -> ScoreRequest:
+        """The scoring request of one of this job's models."""
+        return ScoreRequest(model=m.name, kind=m.kind, words=tuple(self.words), prompts=tuple(self.prompts),
+                            corpus=self.corpus, engine=self.engine, batch_size=self.batch_size, device=self.device,
+                            dtype=self.dtype, revision=m.revision or None, trust_remote_code=m.trust_remote_code,
+                            allow_pickle=m.allow_pickle, family=m.family or None, db=self.db_path)
+
+    def backend_for(self, loader: "Loader"):
+        """Where this job runs: this process (with the app's model loader) or a Ray cluster."""
+        return runner.backend_named(self.backend, address=self.ray_address, workers=self.workers, loader=loader)
 
 
 @dataclass
@@ -203,35 +217,27 @@ class JobRegistry:
                 self._finish(job, "done", f"{len(failed)} of {len(job.statuses)} models failed" if failed else "")
 
     def _score_one(self, job: Job, req: ModelRequest, status: ModelStatus, store: Store, loader: Loader) -> None:
-        """Load one model and score it; every error ends up as the model's message, never raised."""
+        """Score one model, locally or on Ray (the same `runner.score`); progress reaches the
+        status as rows (local) or shards (Ray) are saved; every error ends up as the model's
+        message, never raised."""
         spec = job.spec
         status.state, status.started = "loading", time.time()
-        loaded = None
-        if spec.backend == "ray":
-            return self._score_on_ray(spec, req, status, store)
+
+        def on_start(s) -> None:
+            status.device, status.state = s.device, "scoring"
+
+        def on_progress(p: scoring.Progress) -> None:
+            status.done, status.total, status.new, status.cached, status.eta = p.done, p.total, p.new, p.cached, p.eta
+
         try:
-            loaded = loader(req.name, req.kind, revision=req.revision or None, device=spec.device,
-                            dtype=spec.dtype, trust_remote_code=req.trust_remote_code,
-                            allow_pickle=req.allow_pickle, family=req.family or None)
-            status.device = str(loaded.device)
-            words = spec.words
-            if spec.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11)
-                words = vocabscan.prepare(store, loaded)
-            status.state = "scoring"
-
-            def on_progress(p: scoring.Progress) -> None:
-                status.done, status.total, status.new, status.cached, status.eta = p.done, p.total, p.new, p.cached, p.eta
-
-            result = scoring.run(store, loaded, spec.prompts, words, engine=spec.engine,
-                                 batch_size=spec.batch_size, on_progress=on_progress,
-                                 should_stop=job._cancel.is_set)
+            result = runner.score(spec.request(req), store, backend=spec.backend_for(loader), on_start=on_start,
+                                  on_progress=on_progress, should_stop=job._cancel.is_set)
             status.new, status.cached = result.new, result.cached
             status.total = max(status.total, status.done)
             notes = list(result.notes)
-            if not result.stopped:  # measurement checks recorded with the run (issue 15)
+            if result.check is not None:  # measurement checks recorded with the run (issue 15)
                 from . import checks
-                notes.append(checks.summary_line(checks.run_checks(store, loaded, spec.prompts, words, spec.corpus,
-                                                                   spec.engine, spec.batch_size)))
+                notes.append(checks.summary_line(result.check))
             if result.skipped:
                 notes.append(f"{len(result.skipped)} words have no tokens and were skipped")
             if result.stopped:
@@ -241,7 +247,7 @@ class JobRegistry:
                 status.state = "done"
                 if result.new == 0 and result.cached:
                     notes.insert(0, "everything was already stored")
-                _drop_placeholder(store, loaded)
+                _drop_placeholder(store, result.model_name, result.model_key)
             status.message = "; ".join(notes)
         except Exception as e:  # noqa: BLE001 - shown on the page as the model's status
             status.state = "failed"
@@ -250,33 +256,7 @@ class JobRegistry:
         finally:
             status.finished = time.time()
             status.eta = None
-            del loaded
             _free_memory()
-
-    def _score_on_ray(self, spec: JobSpec, req: ModelRequest, status: ModelStatus, store: Store) -> None:
-        """The same job on a Ray cluster: workers score shards, this process writes them
-        (progress arrives shard by shard; a cancel takes effect between models)."""
-        import argparse
-        import types
-
-        from . import distributed
-        args = argparse.Namespace(
-            model=req.name, kind=req.kind, revision=req.revision, device=spec.device, dtype=spec.dtype,
-            batch_size=spec.batch_size, engine=spec.engine, trust_remote_code=req.trust_remote_code,
-            allow_pickle=req.allow_pickle, family=req.family, ray_address=spec.ray_address or None,
-            workers=spec.workers, quiet=True)
-        corpus = types.SimpleNamespace(name=spec.corpus, vocabulary=list(spec.words))
-        try:
-            status.state, status.device = "scoring", "Ray cluster"
-            result = distributed.run(args, corpus, spec.prompts, store)
-            status.new, status.cached = result.new, result.cached
-            status.done = status.total = result.new + result.cached
-            status.state = "done"
-            status.message = "; ".join(result.notes)
-        except Exception as e:  # noqa: BLE001 - shown on the page as the model's status
-            status.state, status.message = "failed", _one_line(e)
-        finally:
-            status.finished = time.time()
 
     def _finish(self, job: Job, state: str, message: str = "") -> None:
         job.state, job.message, job.finished = state, message, time.time()
@@ -298,12 +278,12 @@ def _check_allowed(spec: JobSpec) -> None:
             raise settings.SettingsError("this server is shared: scoring runs on the server's own device only")
 
 
-def _drop_placeholder(store: Store, loaded) -> None:
+def _drop_placeholder(store: Store, name: str, key: str) -> None:
     """A model added on the Models page before it was scored has a placeholder row; once
     scored under its real key (with the resolved revision) the empty placeholder goes."""
     try:
         m = store.models()
-        stale = m[(m["name"] == loaded.name) & (m["source"] == "added") & (m["model_key"] != loaded.key)
+        stale = m[(m["name"] == name) & (m["source"] == "added") & (m["model_key"] != key)
                   & (m["n_scores"] == 0)]
         for key in stale["model_key"]:
             store.remove_model(key)

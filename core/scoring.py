@@ -59,6 +59,9 @@ class ScoreResult:
     stopped: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    model_key: str = ""  # the scored model's identity (hub id@commit, or local folder + weight hash)
+    model_name: str = ""
+    check: dict | None = None  # the run's measurement checks (core.checks), when they ran
 
 
 # -- the job -------------------------------------------------------------------------------
@@ -115,7 +118,8 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
                        loaded.revision, "scored", loaded.n_params)
     todo, cached = missing_pairs(store, loaded.key, loaded.kind, prompts, words)
     total = sum(len(v) for v in todo.values())
-    result = ScoreResult(new=0, cached=cached, skipped=skipped, engine=engine)
+    result = ScoreResult(new=0, cached=cached, skipped=skipped, engine=engine, model_key=loaded.key,
+                         model_name=loaded.name)
     eng = make_engine(engine, loaded)
     result.engine = eng.name
     start = time.monotonic()
@@ -162,4 +166,4 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     return result
 
 
-_with_oom_backoff = with_oom_backoff  # the name core.distributed and older callers use
+_with_oom_backoff = with_oom_backoff  # the old private name (older callers); use with_oom_backoff

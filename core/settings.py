@@ -53,7 +53,6 @@ SETTINGS: list[Setting] = [
             "Commit of the paper's Hugging Face log-prob dataset to download; empty: the commit the first "
             "download resolved (kept in <download folder>/.revision), so every model comes from one commit."),
     Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
-    Setting("VALUEAUDIT_RAY_CRASH_ONCE", "", "Tests only: a marker path; the first Ray shard attempt exits its worker."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 MODES = ("local", "shared")

@@ -230,11 +230,11 @@ def options() -> dict:
 def ray_resources(address: str) -> dict:
     """The cluster's resources (CPU, GPU, memory); a local instance when no address is given."""
     import ray
-    from core.distributed import _probe
+    from core.distributed import probe
     started = not ray.is_initialized()
     if started:
         if address:
-            _probe(address)  # one line at once, not minutes of retries
+            probe(address)  # one line at once, not minutes of retries
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": 2}))
     try:

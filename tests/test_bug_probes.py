@@ -2,7 +2,6 @@
 against a computation written here, not the code under test."""
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import itertools
@@ -109,12 +108,11 @@ def test_ray_driver_refuses_pickle_only_before_starting_ray(pickle_only, monkeyp
     from core import distributed
     monkeypatch.setattr(distributed, "import_ray", lambda: object())
     monkeypatch.setattr(distributed, "_connect", lambda *a, **k: pytest.fail("Ray must not start"))
-    args = argparse.Namespace(model=str(pickle_only), kind="rm", revision=None, trust_remote_code=False,
-                              allow_pickle=False, batch_size=4, workers=1, ray_address=None, device="cpu",
-                              dtype="auto", family=None, quiet=True, engine="naive")
-    corpus = argparse.Namespace(vocabulary=WORDS)
+    from core.request import ScoreRequest
+    req = ScoreRequest(str(pickle_only), "rm", WORDS, [Prompt("p0", "Best?", "positive")], batch_size=4,
+                       device="cpu", engine="naive")
     with pytest.raises(models.ModelError, match="pickle|safetensors"):
-        distributed.run(args, corpus, [Prompt("p0", "Best?", "positive")], Store(tmp_path / "x.duckdb"))
+        distributed.run(req, Store(tmp_path / "x.duckdb"), workers=1)
 
 
 # ---------------------------------------------------------------- 4. permutation test

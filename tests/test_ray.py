@@ -1,6 +1,5 @@
 """`score --backend ray`: a local Ray instance (2 CPUs) on the tiny Llama RM equals the local
 backend; a worker killed mid-job is retried; a driver killed mid-job resumes."""
-import argparse
 import importlib.util
 import os
 import signal
@@ -11,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from core import corpora, distributed, prompts
+from core import checks, corpora, distributed, prompts, request, runner
 from core.cli import main
 from core.store import Store
 from test_cli import ROOT, cli, last_line
@@ -41,6 +40,9 @@ def test_ray_two_workers_equals_local_backend(tiny_llama_rm, tmp_path):
     t0 = time.monotonic()
     res = ray_score(tiny_llama_rm, tmp_path / "ray.duckdb", "--quiet")
     assert last_line(res) == "scored 14202 new, 0 cached"
+    assert "measurement checks passed" in res.stderr  # a Ray run records its checks too
+    rec = checks.latest(Store(tmp_path / "ray.duckdb")).iloc[0]
+    assert rec["status"] == "passed" and rec["corpus"] == "big2-nouns" and rec["n_words"] == 263
     cli("score", "--model", tiny_llama_rm, "--kind", "rm", "--corpus", "big2-nouns", "--prompts", "paper",
         "--db", tmp_path / "local.duckdb", "--quiet")
     for name in ("ray", "local"):
@@ -62,18 +64,31 @@ def local_ray():
     ray.shutdown()
 
 
+def crash_once_scorer(marker: str) -> type:
+    """A Ray worker whose first shard attempt (over all restarts) exits the process, as a
+    killed worker would; the marker file makes it once. Defined in a function so Ray ships
+    the class itself to the workers (pickled by value)."""
+    class CrashOnce(distributed.Scorer):
+        def score(self, *args, **kwargs):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os._exit(1)
+            except FileExistsError:
+                pass
+            return super().score(*args, **kwargs)
+    return CrashOnce
+
+
 @needs_ray
 @pytest.mark.slow
-def test_killed_worker_is_retried(tiny_llama_rm, tmp_path, monkeypatch, local_ray):
+def test_killed_worker_is_retried(tiny_llama_rm, tmp_path, local_ray):
     marker = tmp_path / "crashed"
-    monkeypatch.setenv(distributed.CRASH_ENV, str(marker))
-    args = argparse.Namespace(model=str(tiny_llama_rm), kind="rm", revision=None, device="cpu", dtype="auto",
-                              batch_size=32, engine="cached", trust_remote_code=False, allow_pickle=False,
-                              family=None, ray_address=None, workers=2, quiet=True)
     corpus = corpora.load("big2-nouns")
     plist = prompts.load("paper")[:6]
+    req = request.ScoreRequest(str(tiny_llama_rm), "rm", corpus.vocabulary, plist, corpus=corpus.name, device="cpu")
     store = Store(tmp_path / "w.duckdb")
-    result = distributed.run(args, corpus, plist, store)
+    result = runner.score(req, store, backend=runner.Ray(workers=2, scorer=crash_once_scorer(str(marker))),
+                          checks=False)
     assert marker.exists(), "no worker was killed"
     n = len(corpus.vocabulary) * len(plist)
     assert (result.new, result.cached) == (n, 0)

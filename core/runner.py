@@ -47,8 +47,9 @@ class Local:
                              should_stop=hooks.should_stop)
         if checks and not result.stopped:
             from . import checks as _checks
+            # the engine that produced the stored values (after any fallback), for checks and provenance
             result.check = _checks.run_checks(store, loaded, request.prompts, words, request.corpus,
-                                              request.engine, request.batch_size)
+                                              result.engine or request.engine, request.batch_size)
         return result
 
 

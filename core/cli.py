@@ -215,12 +215,7 @@ def _score_vocabulary(args, store) -> int:
     prompt_set = prompts.load(args.prompts)
     loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
                          trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
-    words = vocabscan.word_tokens(loaded.tokenizer)
-    if not words:
-        raise UserError(f"{args.model}: no word tokens in its vocabulary")
-    store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
-                       loaded.revision, "scored", loaded.n_params)
-    vocabscan.mark_scanned(store, loaded, words)
+    words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
     cost = vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size)
     print(cost.line(), file=sys.stderr, flush=True)
     update, close = _progress_bar(args.quiet)

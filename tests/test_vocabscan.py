@@ -14,13 +14,7 @@ def test_vocabulary_scan_scores_every_word_token_and_resumes(tiny_llama_rm, tmp_
     pfile = tmp_path / "one.yaml"
     pfile.write_text('greatest_ever_one: "What, in one word, is the greatest thing ever?"\n')
     db = tmp_path / "v.duckdb"
-    tok = AutoTokenizer.from_pretrained(tiny_llama_rm)
-    specials = set(tok.all_special_ids) | set(tok.added_tokens_decoder)
-    expect = []
-    for i in sorted(tok.get_vocab().values()):
-        t = tok.decode([i])
-        if i not in specials and re.fullmatch(r" ?[^\W\d_]+", t) and t not in expect:
-            expect.append(t)
+    expect = _word_tokens_here(tiny_llama_rm)
     assert any(t.startswith(" ") for t in expect) and len(expect) > 100
     args = ["score", "--model", str(tiny_llama_rm), "--kind", "rm", "--corpus", "vocabulary", "--prompts", str(pfile),
             "--db", str(db), "--quiet"]

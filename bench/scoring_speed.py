@@ -73,13 +73,13 @@ _load, _run, _checks = models.load, scoring.run, checks.run_checks
 def load(*a, **k):
     t = time.perf_counter(); r = _load(*a, **k); marks["load_s"] = time.perf_counter() - t; return r
 def run(*a, **k):
+    marks["torch_threads"] = __import__("torch").get_num_threads()   # what core/engines/threads.py chose
     t = time.perf_counter(); r = _run(*a, **k); marks["scoring_s"] = time.perf_counter() - t
     marks["engine"] = r.engine; marks["notes"] = r.notes; return r
 def run_checks(*a, **k):
     t = time.perf_counter(); r = _checks(*a, **k); marks["checks_s"] = time.perf_counter() - t; return r
 models.load, scoring.run, checks.run_checks = load, run, run_checks
 code = cli.main(sys.argv[1:])
-marks["torch_threads"] = __import__("torch").get_num_threads()
 print("BENCH " + json.dumps(marks), file=sys.stderr)
 sys.exit(code)
 """

@@ -78,7 +78,16 @@ def run_record(loaded, corpus: str, words, prompts, engine: str, batch_size: int
             "corpus": corpus, "corpus_sha256": corpus_hash(words), "prompts_sha256": prompts_hash(prompts),
             "n_prompts": len(prompts), "engine": engine, "batch_size": batch_size,
             "dtype": str(loaded.dtype).replace("torch.", ""), "device": str(loaded.device),
+            "cpu_threads": _cpu_threads(loaded.device),
             "libraries": library_versions(), "app_commit": app_commit()}
+
+
+def _cpu_threads(device) -> int | None:
+    """torch's intra-op threads of a CPU run (core/engines/threads.py chose them)."""
+    if str(device) != "cpu":
+        return None
+    import torch
+    return torch.get_num_threads()
 
 
 def card(models: pd.DataFrame, runs: pd.DataFrame, corpus: str, words: pd.DataFrame, prompts) -> dict:

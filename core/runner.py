@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 from . import models, scoring, vocabscan
+from .engines import threads
 from .request import Hooks, ScoreRequest, Started
 from .scoring import Progress, ScoreResult
 
@@ -32,7 +33,16 @@ class Local:
     name: ClassVar[str] = "local"
 
     def run(self, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
+        cpu_before_load = threads.sample()   # what other processes do meanwhile sets the CPU threads
         loaded = (self.loader or models.load)(request.model, request.kind, **request.load_options())
+        with threads.for_run(cpu_before_load, loaded.device) as threads_note:
+            result = self._score(loaded, request, store, hooks, checks)
+        if threads_note:
+            result.notes.insert(0, threads_note)
+        return result
+
+    @staticmethod
+    def _score(loaded, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
         dtype = str(loaded.dtype).replace("torch.", "")
         if hooks.on_start:
             hooks.on_start(Started(

@@ -52,6 +52,10 @@ SETTINGS: list[Setting] = [
     Setting("VALUEAUDIT_LOGPROBS_REVISION", "",
             "Commit of the paper's Hugging Face log-prob dataset to download; empty: the commit the first "
             "download resolved (kept in <download folder>/.revision), so every model comes from one commit."),
+    Setting("VALUEAUDIT_THREADS", "auto",
+            "CPU threads of a scoring run: `auto` = torch's default less the cores other processes keep busy "
+            "(more threads than free cores makes a run slower, see core/engines/threads.py); a number = that "
+            "many; `torch` = torch's own choice. GPU runs are not affected."),
     Setting("VALUEAUDIT_DEBUG", "", "Any value: show tracebacks (CLI raises; the app prints them under the error)."),
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}

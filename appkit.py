@@ -18,7 +18,6 @@ from core import words as _words
 from core import coverage as _coverage
 from core import family as _family
 from core import offensive
-from core.cli import resolve_corpus
 from core.store import Store
 from core.errors import one_line
 
@@ -120,7 +119,7 @@ _LOADERS = {
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _corpus_cached(name: str, ver: tuple) -> tuple[pd.DataFrame, str]:
-    c = resolve_corpus(name, Store(ver[0]), files=False)  # a saved name never reads a server file
+    c = corpora.resolve(name, Store(ver[0]), files=False)  # a saved name never reads a server file
     return c.words, c.description
 
 

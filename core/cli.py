@@ -122,27 +122,6 @@ def _store(args):
     return Store(args.db) if getattr(args, "db", None) else Store()
 
 
-def resolve_corpus(name: str, store=None, files: bool = True):
-    """A built-in corpus, a corpus saved in the store from the app, or (files=True: the
-    command line) a corpus file. Saved names and file paths are separate namespaces: the
-    app passes files=False, so a saved name never reads a server file; on the command line
-    a name with a '/' is always a file, and a bare name that is both is refused."""
-    from . import corpora
-    if name in corpora.BUILTINS:
-        return corpora.load_builtin(name)
-    is_path = "/" in name or os.sep in name
-    saved = store.corpus_words(name) if store is not None and not is_path else None
-    if saved is not None and not saved.empty:
-        if files and Path(name).exists():
-            raise UserError(f"'{name}' is both a saved corpus and a file here; "
-                            f"give ./{name} for the file or rename the saved corpus")
-        return corpora.Corpus(name, saved[["word", "category", "subcategory"]],
-                              saved["description"].iloc[0] or "")
-    if not files:
-        raise corpora.CorpusError(f"no saved corpus '{name[:64]}': pick a built-in or saved corpus from the list")
-    return corpora.load(name)
-
-
 def _progress_bar(quiet: bool):
     """(update, close) of a stderr progress bar, drawn from the first progress report on, so
     a run that fails before scoring (e.g. a model not found) prints its one error line only."""
@@ -174,7 +153,7 @@ def _stderr(line: str) -> None:
 def cmd_score(args) -> int:
     """One `ScoreRequest` from the flags, run by `runner.score` on the chosen backend; exit 3
     when the run's measurement checks fail (the scores are stored but flagged)."""
-    from . import checks, family, limits, prompts, request, runner
+    from . import checks, corpora, family, limits, prompts, request, runner
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
         args.family = family.check(args.family)
@@ -182,7 +161,7 @@ def cmd_score(args) -> int:
     store.stats()  # a locked or corrupt database is reported before any model loads
     if args.corpus == "vocabulary":
         return _score_vocabulary(args, store)
-    corpus = resolve_corpus(args.corpus, store)
+    corpus = corpora.resolve(args.corpus, store)
     prompt_set = prompts.load(args.prompts)
     limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
     req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
@@ -231,11 +210,12 @@ def _score_vocabulary(args, store) -> int:
 
 
 def cmd_export(args) -> int:
+    from . import corpora
     from .export import EXPORT_COLUMNS, write_table
     store = _store(args)
     if not store.path.exists():
         raise UserError(f"no database at {store.path}; run `score` or `import-published` first, or pass --db")
-    words = resolve_corpus(args.corpus, store).vocabulary if args.corpus else None
+    words = corpora.resolve(args.corpus, store).vocabulary if args.corpus else None
     df = store.scores(kind=args.kind, models=[args.model] if args.model else None, words=words)
     if df.empty:
         which = f" for model {args.model}" if args.model else ""
@@ -277,9 +257,9 @@ def cmd_import_published(args) -> int:
 def cmd_analyze(args) -> int:
     import json
 
-    from . import analysis, prompts
+    from . import analysis, corpora, prompts
     store = _store(args)
-    corpus = resolve_corpus(args.corpus, store)
+    corpus = corpora.resolve(args.corpus, store)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,

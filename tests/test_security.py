@@ -159,17 +159,17 @@ def test_a_saved_corpus_name_never_reads_a_file(tmp_path, monkeypatch, capsys):
     db = tmp_path / "c.duckdb"
     store = Store(db)
     store.save_corpus("secret.dicx", pd.DataFrame({"word": ["love"], "category": ["Communion"], "subcategory": [""]}))
-    c = cli.resolve_corpus("secret.dicx", store, files=False)  # the app's way
+    c = corpora.resolve("secret.dicx", store, files=False)  # the app's way
     assert c.vocabulary == ["love"]
     with pytest.raises(corpora.CorpusError, match="no saved corpus"):
-        cli.resolve_corpus("other.dicx", store, files=False)
+        corpora.resolve("other.dicx", store, files=False)
     Path("other.dicx").write_text("DicTerm,Secret\nhidden,X\n")
     with pytest.raises(corpora.CorpusError) as e:
-        cli.resolve_corpus("other.dicx", store, files=False)
+        corpora.resolve("other.dicx", store, files=False)
     assert "hidden" not in str(e.value)
     rc, _, err = run_cli(capsys, "analyze", "--corpus", "secret.dicx", "--db", db)
     one_line_error(rc, err, "both a saved corpus and a file", "./secret.dicx")
-    assert cli.resolve_corpus("./secret.dicx", store).vocabulary == ["password123"]
+    assert corpora.resolve("./secret.dicx", store).vocabulary == ["password123"]
 
 
 # -- prompts -----------------------------------------------------------------------------------

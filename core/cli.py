@@ -153,20 +153,21 @@ def _stderr(line: str) -> None:
 def cmd_score(args) -> int:
     """One `ScoreRequest` from the flags, run by `runner.score` on the chosen backend; exit 3
     when the run's measurement checks fail (the scores are stored but flagged)."""
-    from . import checks, corpora, family, limits, prompts, request, runner
+    from . import checks, corpora, family, limits, prompts, request, runner, vocabscan
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
         args.family = family.check(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
-    if args.corpus == "vocabulary":
-        return _score_vocabulary(args, store)
-    corpus = corpora.resolve(args.corpus, store)
-    prompt_set = prompts.load(args.prompts)
-    limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
-    req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+    if args.corpus == vocabscan.NAME:
+        req, backend = _vocabulary_request(args, store)
+    else:
+        corpus = corpora.resolve(args.corpus, store)
+        prompt_set = prompts.load(args.prompts)
+        limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
+        req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+        backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
     ray = args.backend == "ray"
-    backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
     update, close = _progress_bar(args.quiet or ray)  # Ray: one line per saved shard instead of a bar
     try:
         result = runner.score(req, store, backend=backend, on_progress=update,
@@ -185,28 +186,21 @@ def cmd_score(args) -> int:
     return 3 if check is not None and check["status"] == "failed" else 0  # a flagged run
 
 
-def _score_vocabulary(args, store) -> int:
-    """`score --corpus vocabulary`: every word token of the model's own vocabulary; the cost
-    is said before the job starts."""
-    from . import models, prompts, scoring, vocabscan
+def _vocabulary_request(args, store):
+    """`score --corpus vocabulary`: every word token of the model's own vocabulary, run by
+    `runner.score` like any other request (so its checks and provenance are recorded); the
+    words are known once the model loads, and the cost is said then, before scoring starts."""
+    from . import models, prompts, request, runner, vocabscan
     if args.backend != "local":
         raise UserError("the vocabulary corpus runs with --backend local")
     prompt_set = prompts.load(args.prompts)
-    loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
-                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
-    words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
-    cost = vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size)
-    print(cost.line(), file=sys.stderr, flush=True)
-    update, close = _progress_bar(args.quiet)
-    try:
-        result = scoring.run(store, loaded, prompt_set, words, engine=args.engine,
-                             batch_size=args.batch_size, on_progress=update)
-    finally:
-        close()
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"scored {result.new} new, {result.cached} cached")
-    return 0
+
+    def load_and_say_cost(name, kind, **options):
+        loaded = models.load(name, kind, **options)
+        words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
+        _stderr(vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size).line())
+        return loaded
+    return request.from_args(args, (), prompt_set, vocabscan.NAME), runner.Local(load_and_say_cost)
 
 
 def cmd_export(args) -> int:

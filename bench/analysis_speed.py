@@ -10,13 +10,12 @@ Two measurements:
   then Streamlit's AppTest runs the real Compare page and switches Big Two -> MFD 2.0
   (mfd2-paper) -> mfd2, each switch a cold cache, timed as the page's whole script run.
 
-Run: python bench/analysis_speed.py [--repeats N] [--paper-data DIR]"""
+Run from the repository root: python -m bench.analysis_speed [--repeats N] [--paper-data DIR]"""
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import analysis, prompts, ranks, wording  # noqa: E402
-from core.store import Store  # noqa: E402
+from core import analysis, prompts, ranks, wording
+from core.store import Store
 
 N_MODELS, N_WORDS = 10, 1650
 CATEGORIES = ["Authority", "Care", "Fairness", "Loyalty", "Sanctity"]

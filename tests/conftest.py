@@ -19,7 +19,7 @@ os.environ.setdefault("VALUEAUDIT_MODE", "local")  # the app's full features; sh
 os.environ.pop("VALUEAUDIT_MODELS_DIR", None)
 os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # nor its cache/
 
-from tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
+from tests.tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,7 +14,7 @@ from scipy import stats
 from core import analysis, export, jobs, models, scoring
 from core.prompts import Prompt
 from core.store import Store
-from tiny_models import make_tiny
+from tests.tiny_models import make_tiny
 
 WORDS = ["love", "freedom", "affection", "power", "zestfulness"]
 

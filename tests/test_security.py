@@ -13,25 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import cli, corpora, family, models, prompts, scoring, settings
+from core import corpora, family, models, prompts, scoring, settings
 from core.store import Store
+from tests.support import one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    rc = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(rc: int, err: str, *fragments: str) -> None:
-    # In-process, transformers was imported before the CLI could quiet its progress bars.
-    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert rc == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
-    for f in fragments:
-        assert f in errors[0], (f, errors[0])
 
 
 @pytest.fixture()

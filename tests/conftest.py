@@ -58,3 +58,13 @@ def tiny_gemma_lm(tmp_path_factory) -> Path:
 @pytest.fixture()
 def db(tmp_path) -> Path:
     return tmp_path / "test.duckdb"
+
+
+@pytest.fixture(scope="session")
+def big2_store(tmp_path_factory):
+    """The paper's published scores imported into a fresh store: (store, import counts)."""
+    from core.published import import_published
+    from core.store import Store
+    store = Store(tmp_path_factory.mktemp("db") / "scores.duckdb")
+    counts = import_published(store)
+    return store, counts

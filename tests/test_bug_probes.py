@@ -285,7 +285,7 @@ def test_cancel_stops_the_job_and_keeps_committed_rows(tiny_llama_rm, tmp_path):
         def forward(*fa, **fk):
             out = inner(*fa, **fk)
             if calls["n"] == 3:
-                reg.cancel(1)  # the first job of this registry
+                reg.get(1).cancel()  # the first job of this registry, as the Score page's Cancel does
             return out
         loaded.model.forward = forward
         return loaded

@@ -65,7 +65,7 @@ def run_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[float
     result = analysis.figure1_from_store(store, words, "synthetic-mfd", prompt_texts=texts,
                                          permutations=10000, seed=0)
     t2, c2 = time.perf_counter(), time.process_time()
-    assert len(med) == len(result["median_ranks"])
+    assert len(med) == len(result.median_ranks)
     return t1 - t0, t2 - t1, c1 - c0, c2 - c1, result
 
 
@@ -81,7 +81,7 @@ def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[fl
     cov = coverage.model_coverage_counts(counts)
     result = analysis.figure1_from_store(store, words, "synthetic-mfd", list(cov["model"]), texts,
                                          permutations=10000, seed=0)
-    med = pd.DataFrame(result["median_ranks"])
+    med = pd.DataFrame(result.median_ranks)
     charts.compare_figure(med, wording.tests_table(result)).to_plotly_json()
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -140,8 +140,8 @@ def main() -> int:
     load, fig, load_cpu, fig_cpu = ([r[i] for r in runs] for i in range(4))
     total = fig  # figure1_from_store is the whole analysis (it computes the medians itself)
     res = runs[-1][4]
-    print(f"{len(res['median_ranks']):,} median ranks, {len(res['family_tests'])} family tests, "
-          f"{len(res['mixed_model']['terms'])} mixed-model terms; {args.repeats} repeats, "
+    print(f"{len(res.median_ranks):,} median ranks, {len(res.family_tests or [])} family tests, "
+          f"{len(res.mixed_model.terms) if res.mixed_model else 0} mixed-model terms; {args.repeats} repeats, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<22}{'median s':>10}{'min s':>8}{'max s':>8}{'median CPU s':>14}")
     for name, xs, cs in (("medians in DuckDB", load, load_cpu), ("figure1_from_store", fig, fig_cpu)):

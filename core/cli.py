@@ -259,10 +259,10 @@ def cmd_analyze(args) -> int:
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
                                          permutations=args.permutations, seed=args.seed,
                                          ranking=getattr(corpus, "ranking", "word"))
-    if not result["median_ranks"]:
+    if not result.median_ranks:
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
     if args.json:
-        print(json.dumps(result, allow_nan=False, default=float))
+        print(json.dumps(result.to_json(), allow_nan=False, default=float))
     else:
         print(analysis.summary_text(result))
     return 0

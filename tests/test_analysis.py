@@ -53,8 +53,8 @@ def big2_result(big2_store):
 @needs_paper
 def test_figure1_median_ranks_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
-    assert big2_result["corpus"] == "big2-nouns" and big2_result["n_words"] == ref["n_words"] == 263
-    ours = pd.DataFrame(big2_result["median_ranks"])
+    assert big2_result.corpus == "big2-nouns" and big2_result.n_words == ref["n_words"] == 263
+    ours = pd.DataFrame(big2_result.median_ranks)
     theirs = pd.DataFrame(ref["median_ranks"])
     assert len(ours) == len(theirs) == 1080
     m = ours.merge(theirs, on=["model", "prompt_id", "category"], suffixes=("", "_ref"), validate="1:1")
@@ -66,7 +66,7 @@ def test_figure1_median_ranks_match_reference(big2_result):
 @needs_paper
 def test_figure1_family_means_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
-    m = pd.DataFrame(big2_result["family_means"]).merge(
+    m = pd.DataFrame(big2_result.family_means).merge(
         pd.DataFrame(ref["family_means"]), on=["framing", "category", "family"], suffixes=("", "_ref"))
     assert len(m) == 8
     assert np.allclose(m["mean_rank"], m["mean_rank_ref"], rtol=0, atol=1e-6)
@@ -75,7 +75,7 @@ def test_figure1_family_means_match_reference(big2_result):
 @needs_paper
 def test_figure1_mixed_model_matches_nlme(big2_result):
     ref = {t["term"]: t for t in json.loads(REFERENCE.read_text())["mixed_model"]["terms"]}
-    ours = big2_result["mixed_model"]["terms"]
+    ours = big2_result.to_json()["mixed_model"]["terms"]  # the JSON `analyze --json` prints
     assert [t["term"] for t in ours] == list(ref)  # R's names, in R's order
     for t in ours:
         r = ref[t["term"]]
@@ -89,7 +89,7 @@ def test_figure1_mixed_model_matches_nlme(big2_result):
 @needs_paper
 def test_figure1_welch_tests_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())["family_tests"]
-    ours = {(t["category"], t["framing"]): t for t in big2_result["family_tests"]}
+    ours = {(t["category"], t["framing"]): t for t in big2_result.to_json()["family_tests"]}
     assert len(ours) == len(ref) == 4
     for r in ref:
         t = ours[(r["category"], r["framing"])]
@@ -104,7 +104,7 @@ def test_figure1_welch_tests_match_reference(big2_result):
 
 @needs_paper
 def test_figure1_is_strict_json_and_summary_reads_well(big2_result):
-    json.dumps(big2_result, allow_nan=False)
+    json.dumps(big2_result.to_json(), allow_nan=False)
     text = analysis.summary_text(big2_result)
     assert "On positive prompts, Llama-based reward models rank Agency words 4.2 places higher than Gemma-based" in text
     assert "Gemma-based reward models rank Communion words 4.2 places higher" in text
@@ -149,11 +149,12 @@ def test_one_family_gives_message_not_exception():
     ids = ["best_ever_one", "worst_ever_one"]
     scores = synthetic_scores({"g1": "gemma", "g2": "gemma"}, list("abcdef"), ids)
     res = analysis.figure1(scores, words, corpus="toy", permutations=100, bootstrap=50)
-    assert res["median_ranks"] and res["family_means"]
-    assert "found only Gemma" in res["mixed_model"]["message"]
-    assert "at least two families" in res["family_tests"]["message"]
+    assert res.median_ranks and res.family_means
+    assert res.mixed_model is None and res.family_tests is None  # typed: missing, with the reason
+    assert "found only Gemma" in res.reason and "at least two families" in res.reason
+    assert res.to_json()["mixed_model"] == res.to_json()["family_tests"] == {"message": res.reason}
     assert "No family comparison" in analysis.summary_text(res)
-    json.dumps(res, allow_nan=False)
+    json.dumps(res.to_json(), allow_nan=False)
 
 
 def test_user_corpus_three_categories_three_families():
@@ -162,7 +163,10 @@ def test_user_corpus_three_categories_three_families():
     ids = ["best_ever_one", "good_world_single", "worst_time_please", "bad_ever_one"]
     models = {"g1": "gemma", "g2": "gemma", "l1": "llama", "l2": "llama", "q1": "qwen", "q2": "qwen"}
     scores = synthetic_scores(models, words["word"].tolist(), ids, seed=3)
-    res = analysis.figure1(scores, words, corpus="mine", permutations=500, bootstrap=100, seed=1)
+    fig = analysis.figure1(scores, words, corpus="mine", permutations=500, bootstrap=100, seed=1)
+    assert fig.mixed_model.reference == {"family": "Gemma", "category": "Alpha", "framing": "positive"}
+    assert fig.mixed_model.estimate("(Intercept)") == fig.mixed_model.terms[0].estimate
+    res = fig.to_json()
     json.dumps(res, allow_nan=False)
     assert len(res["median_ranks"]) == 6 * 4 * 3
     terms = [t["term"] for t in res["mixed_model"]["terms"]]
@@ -205,7 +209,7 @@ def _store_from(scores: pd.DataFrame, path) -> Store:
 def test_store_fast_path_matches_reference(big2_store):
     store, _ = big2_store
     corpus = corpora.load("big2-nouns")
-    fast = analysis.figure1_from_store(store, corpus.words, "big2-nouns", permutations=200, bootstrap=50)
+    fast = analysis.figure1_from_store(store, corpus.words, "big2-nouns", permutations=200, bootstrap=50).to_json()
     ref = json.loads(REFERENCE.read_text())
     assert fast["n_words"] == 263
     m = pd.DataFrame(fast["median_ranks"]).merge(pd.DataFrame(ref["median_ranks"]),
@@ -282,8 +286,8 @@ def test_row_ranking_pandas_path_equals_store_path(tmp_path):
                               seed=5)
     scores["value"] = scores["value"].round(1)  # ties
     store = _store_from(scores, tmp_path / "p.duckdb")
-    slow = analysis.figure1(scores, words, "toy", permutations=0, bootstrap=0, ranking="row")
-    fast = analysis.figure1_from_store(store, words, "toy", permutations=0, bootstrap=0, ranking="row")
+    slow = analysis.figure1(scores, words, "toy", permutations=0, bootstrap=0, ranking="row").to_json()
+    fast = analysis.figure1_from_store(store, words, "toy", permutations=0, bootstrap=0, ranking="row").to_json()
     assert slow["n_words"] == fast["n_words"] == 8
     assert pd.DataFrame(slow["median_ranks"]).equals(pd.DataFrame(fast["median_ranks"]))
     assert slow["average_ranks"] == fast["average_ranks"] and len(fast["average_ranks"]) == 8

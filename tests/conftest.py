@@ -1,4 +1,5 @@
-"""Shared fixtures: the paper's data from ../shared, offline hub, tiny real models."""
+"""Shared fixtures: the paper's data (only through VALUEAUDIT_PAPER_DATA), offline hub, tiny real models,
+the published scores in a store."""
 from __future__ import annotations
 
 import os

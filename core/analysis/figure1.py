@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import corpora, published, ranks
 from .comparisons import family_tests
 from .levels import framing_levels, json_float, sorted_levels
 from .medians import (average_from_long, average_ranks, family_means, label_medians, median_ranks, n_ranked,
@@ -36,7 +37,6 @@ def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", model
     the app (a million stored scores never travel to pandas). Published scores are read
     from the corpus's own run (published.keys_for_corpus); `ranking` defaults to the
     built-in corpus's own ("row" for mfd2-paper)."""
-    from .. import corpora, published, ranks
     if ranking is None:
         ranking = "row" if corpus in corpora.BUILTINS and corpora.load(corpus).ranking == "row" else "word"
     keys = published.keys_for_corpus(store, corpus, words["word"].astype(str).unique(), "rm", models)

@@ -18,7 +18,6 @@ from core import words as _words
 from core import coverage as _coverage
 from core import family as _family
 from core import offensive
-from core.cli import resolve_corpus
 from core.store import Store
 from core.errors import one_line
 
@@ -120,7 +119,7 @@ _LOADERS = {
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _corpus_cached(name: str, ver: tuple) -> tuple[pd.DataFrame, str]:
-    c = resolve_corpus(name, Store(ver[0]), files=False)  # a saved name never reads a server file
+    c = corpora.resolve(name, Store(ver[0]), files=False)  # a saved name never reads a server file
     return c.words, c.description
 
 
@@ -136,7 +135,7 @@ def corpus_vocab(name: str) -> list[str]:
 
 @st.cache_data(show_spinner="Computing ranks and statistics…", max_entries=32)
 def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_ids: tuple | None,
-             permutations: int) -> dict:
+             permutations: int) -> analysis.Figure1 | None:
     texts = None
     if prompt_ids is not None:
         texts = tuple(p.text for p in prompts.paper_prompts() if p.prompt_id in prompt_ids)
@@ -145,11 +144,11 @@ def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_ids
                                          list(model_names) if model_names is not None else None,
                                          list(texts) if texts is not None else None,
                                          permutations=permutations, seed=0)
-    return result if result["median_ranks"] else {}
+    return result if result.median_ranks else None
 
 
-def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: int = 10000) -> dict:
-    """Figure 1 statistics for the chosen corpus, models and prompts ({} when nothing is scored)."""
+def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: int = 10000) -> analysis.Figure1 | None:
+    """Figure 1 statistics for the chosen corpus, models and prompts (None when nothing is scored)."""
     m = tuple(sorted(model_names)) if model_names is not None else None
     p = tuple(sorted(prompt_ids)) if prompt_ids is not None else None
     return _figure1(version(), corpus_name, m, p, permutations)
@@ -476,10 +475,10 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     return sel
 
 
-def comparison_result(sel: dict, permutations: int = 10000) -> dict:
-    """Figure 1 statistics for the current selection ({} when there is nothing to analyse)."""
+def comparison_result(sel: dict, permutations: int = 10000) -> analysis.Figure1 | None:
+    """Figure 1 statistics for the current selection (None when there is nothing to analyse)."""
     if not sel or not sel.get("models") or not sel.get("prompts"):
-        return {}
+        return None
     return figure1(sel["corpus"], sel["models"], sel["prompts"], permutations)
 
 

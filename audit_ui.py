@@ -60,7 +60,7 @@ def correction_picker(key: str) -> str:
 # ---------------------------------------------------------------------------------
 # Compare: uncertainty section
 # ---------------------------------------------------------------------------------
-def compare_uncertainty(sel: dict, result: dict) -> None:
+def compare_uncertainty(sel: dict, result) -> None:
     """Intervals, corrected stars, rank intervals with ties and the crossed model (opt-in)."""
     if not st.toggle("Show uncertainty (beyond the paper): intervals, ties, other corrections", key="cmp-unc"):
         return
@@ -70,7 +70,7 @@ def compare_uncertainty(sel: dict, result: dict) -> None:
                     "prompts and words are reused by every model. Models are not resampled.")
         method = correction_picker("cmp-corr")
         gaps = _gaps(*_key(sel), REPS, SEED)
-        tests = pd.DataFrame(result.get("family_tests") if isinstance(result.get("family_tests"), list) else [])
+        tests = pd.DataFrame(result.family_tests or [])
         tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
         for s in audit.findings(gaps, tests, method):
             st.markdown("- " + s.replace("$", "\\$"))
@@ -143,7 +143,7 @@ def models_checks() -> None:
 # ---------------------------------------------------------------------------------
 # Report: the audit report download
 # ---------------------------------------------------------------------------------
-def audit_download(sel: dict, result: dict, figures=()) -> None:
+def audit_download(sel: dict, result, figures=()) -> None:
     st.markdown("**Audit report (beyond the paper)** — findings with intervals, charts, measurement checks and "
                 "a provenance card (model revisions and weight hashes, corpus and prompt hashes, engine, dtype, "
                 "device, libraries, app commit). One HTML file, opens offline; print it to PDF from the browser.")

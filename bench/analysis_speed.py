@@ -10,13 +10,12 @@ Two measurements:
   then Streamlit's AppTest runs the real Compare page and switches Big Two -> MFD 2.0
   (mfd2-paper) -> mfd2, each switch a cold cache, timed as the page's whole script run.
 
-Run: python bench/analysis_speed.py [--repeats N] [--paper-data DIR]"""
+Run from the repository root: python -m bench.analysis_speed [--repeats N] [--paper-data DIR]"""
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import analysis, prompts, ranks, wording  # noqa: E402
-from core.store import Store  # noqa: E402
+from core import analysis, prompts, ranks, wording
+from core.store import Store
 
 N_MODELS, N_WORDS = 10, 1650
 CATEGORIES = ["Authority", "Care", "Fairness", "Loyalty", "Sanctity"]
@@ -68,7 +65,7 @@ def run_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[float
     result = analysis.figure1_from_store(store, words, "synthetic-mfd", prompt_texts=texts,
                                          permutations=10000, seed=0)
     t2, c2 = time.perf_counter(), time.process_time()
-    assert len(med) == len(result["median_ranks"])
+    assert len(med) == len(result.median_ranks)
     return t1 - t0, t2 - t1, c1 - c0, c2 - c1, result
 
 
@@ -84,7 +81,7 @@ def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[fl
     cov = coverage.model_coverage_counts(counts)
     result = analysis.figure1_from_store(store, words, "synthetic-mfd", list(cov["model"]), texts,
                                          permutations=10000, seed=0)
-    med = pd.DataFrame(result["median_ranks"])
+    med = pd.DataFrame(result.median_ranks)
     charts.compare_figure(med, wording.tests_table(result)).to_plotly_json()
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -143,8 +140,8 @@ def main() -> int:
     load, fig, load_cpu, fig_cpu = ([r[i] for r in runs] for i in range(4))
     total = fig  # figure1_from_store is the whole analysis (it computes the medians itself)
     res = runs[-1][4]
-    print(f"{len(res['median_ranks']):,} median ranks, {len(res['family_tests'])} family tests, "
-          f"{len(res['mixed_model']['terms'])} mixed-model terms; {args.repeats} repeats, "
+    print(f"{len(res.median_ranks):,} median ranks, {len(res.family_tests or [])} family tests, "
+          f"{len(res.mixed_model.terms) if res.mixed_model else 0} mixed-model terms; {args.repeats} repeats, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print(f"{'step':<22}{'median s':>10}{'min s':>8}{'max s':>8}{'median CPU s':>14}")
     for name, xs, cs in (("medians in DuckDB", load, load_cpu), ("figure1_from_store", fig, fig_cpu)):

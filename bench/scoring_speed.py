@@ -44,8 +44,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 if not os.environ.get("VALUEAUDIT_PAPER_DATA") and (ROOT.parent / "shared" / "paper-data").is_dir():
     os.environ["VALUEAUDIT_PAPER_DATA"] = str(ROOT.parent / "shared" / "paper-data")  # offline copy
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,7 +96,7 @@ def cpu_model() -> str:
 
 
 def build_small(out: Path) -> Path:
-    from tiny_models import LLAMA3_TEMPLATE, make_tiny
+    from tests.tiny_models import LLAMA3_TEMPLATE, make_tiny
     model = out / SMALL_NAME
     if not (model / "config.json").exists():
         make_tiny(model, template=LLAMA3_TEMPLATE, extra_text=[LLAMA3_FIXED], **SMALL)
@@ -110,7 +108,7 @@ def build_big(out: Path, layers: int) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, Gemma2Config
 
-    from tiny_models import make_tokenizer
+    from tests.tiny_models import make_tokenizer
     model = out / f"gemma2-2b-shape-{layers}l-rm"
     if (model / "config.json").exists():
         return model

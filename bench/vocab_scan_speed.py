@@ -13,7 +13,7 @@ estimate included), rows/s, the speed-up, the max |difference| between the two e
 scores, and the cost line the command printed before the job started. A real model's
 vocabulary is ~100x larger (Llama 3: ~80k word tokens), so multiply the time accordingly.
 
-    python bench/vocab_scan_speed.py [--out DIR] [--prompts 3] [--batch-size 32] [--threads 1] [--json FILE]
+    python -m bench.vocab_scan_speed [--out DIR] [--prompts 3] [--batch-size 32] [--threads 1] [--json FILE]
 """
 from __future__ import annotations
 
@@ -26,13 +26,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 if not os.environ.get("VALUEAUDIT_PAPER_DATA") and (ROOT.parent / "shared" / "paper-data").is_dir():
     os.environ["VALUEAUDIT_PAPER_DATA"] = str(ROOT.parent / "shared" / "paper-data")  # offline copy
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from scoring_speed import build  # noqa: E402  (same model as the engine benchmark)
+from bench.scoring_speed import build_small, write_prompts  # noqa: E402  (same model as the engine benchmark)
 
 
 def run_engine(engine: str, model: Path, pfile: Path, out: Path, batch_size: int, env: dict) -> dict:
@@ -66,7 +64,7 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    model, pfile18 = build(out)
+    model, pfile18 = build_small(out), write_prompts(out, None)
     lines = pfile18.read_text().splitlines()[: a.prompts]
     pfile = out / f"prompts_vocab_{a.prompts}.yaml"
     pfile.write_text("\n".join(lines) + "\n")

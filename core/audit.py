@@ -142,13 +142,14 @@ Print this page to PDF from the browser.</footer>
     return doc.encode("utf-8")
 
 
-def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result: dict, prompt_list,
+def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, prompt_list,
           method: str = "bonferroni", reps: int = 1000, seed: int = 0, extra_figures=None,
           crossed_result: dict | None = None) -> bytes:
-    """Everything the report needs from the store and the current comparison."""
+    """Everything the report needs from the store and the current comparison (`result`: the
+    comparison's `analysis.Figure1`)."""
     from . import crossed
     gaps = uncertainty.family_gaps(ranks, words, reps=reps, seed=seed)
-    tests = pd.DataFrame(result.get("family_tests") if isinstance(result.get("family_tests"), list) else [])
+    tests = pd.DataFrame(result.family_tests or [])
     tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
     figures = [("Family gaps with intervals", gap_figure(gaps))]
     for r in gaps.head(4).itertuples():

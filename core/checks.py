@@ -83,7 +83,7 @@ def left_padded_scores(loaded, prompt: str, words: Sequence[str]) -> list[float]
     finally:
         cfg.pad_token_id = old
     if loaded.kind == "rm":
-        return scoring.reward_from_output(out, loaded.score_head)
+        return scoring.reward_from_output(out)
     logp = torch.log_softmax(out.logits.float(), dim=-1)
     vals = []
     for i, w in enumerate(wids):

@@ -122,27 +122,6 @@ def _store(args):
     return Store(args.db) if getattr(args, "db", None) else Store()
 
 
-def resolve_corpus(name: str, store=None, files: bool = True):
-    """A built-in corpus, a corpus saved in the store from the app, or (files=True: the
-    command line) a corpus file. Saved names and file paths are separate namespaces: the
-    app passes files=False, so a saved name never reads a server file; on the command line
-    a name with a '/' is always a file, and a bare name that is both is refused."""
-    from . import corpora
-    if name in corpora.BUILTINS:
-        return corpora.load_builtin(name)
-    is_path = "/" in name or os.sep in name
-    saved = store.corpus_words(name) if store is not None and not is_path else None
-    if saved is not None and not saved.empty:
-        if files and Path(name).exists():
-            raise UserError(f"'{name}' is both a saved corpus and a file here; "
-                            f"give ./{name} for the file or rename the saved corpus")
-        return corpora.Corpus(name, saved[["word", "category", "subcategory"]],
-                              saved["description"].iloc[0] or "")
-    if not files:
-        raise corpora.CorpusError(f"no saved corpus '{name[:64]}': pick a built-in or saved corpus from the list")
-    return corpora.load(name)
-
-
 def _progress_bar(quiet: bool):
     """(update, close) of a stderr progress bar, drawn from the first progress report on, so
     a run that fails before scoring (e.g. a model not found) prints its one error line only."""
@@ -174,20 +153,21 @@ def _stderr(line: str) -> None:
 def cmd_score(args) -> int:
     """One `ScoreRequest` from the flags, run by `runner.score` on the chosen backend; exit 3
     when the run's measurement checks fail (the scores are stored but flagged)."""
-    from . import checks, family, limits, prompts, request, runner
+    from . import checks, corpora, family, limits, prompts, request, runner, vocabscan
     limits.check_batch_size(args.batch_size)
     if args.family is not None:
         args.family = family.check(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
-    if args.corpus == "vocabulary":
-        return _score_vocabulary(args, store)
-    corpus = resolve_corpus(args.corpus, store)
-    prompt_set = prompts.load(args.prompts)
-    limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
-    req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+    if args.corpus == vocabscan.NAME:
+        req, backend = _vocabulary_request(args, store)
+    else:
+        corpus = corpora.resolve(args.corpus, store)
+        prompt_set = prompts.load(args.prompts)
+        limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)  # before the model loads
+        req = request.from_args(args, corpus.vocabulary, prompt_set, corpus.name)
+        backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
     ray = args.backend == "ray"
-    backend = runner.backend_named(args.backend, address=args.ray_address, workers=args.workers)
     update, close = _progress_bar(args.quiet or ray)  # Ray: one line per saved shard instead of a bar
     try:
         result = runner.score(req, store, backend=backend, on_progress=update,
@@ -206,36 +186,30 @@ def cmd_score(args) -> int:
     return 3 if check is not None and check["status"] == "failed" else 0  # a flagged run
 
 
-def _score_vocabulary(args, store) -> int:
-    """`score --corpus vocabulary`: every word token of the model's own vocabulary; the cost
-    is said before the job starts."""
-    from . import models, prompts, scoring, vocabscan
+def _vocabulary_request(args, store):
+    """`score --corpus vocabulary`: every word token of the model's own vocabulary, run by
+    `runner.score` like any other request (so its checks and provenance are recorded); the
+    words are known once the model loads, and the cost is said then, before scoring starts."""
+    from . import models, prompts, request, runner, vocabscan
     if args.backend != "local":
         raise UserError("the vocabulary corpus runs with --backend local")
     prompt_set = prompts.load(args.prompts)
-    loaded = models.load(args.model, args.kind, revision=args.revision, device=args.device, dtype=args.dtype,
-                         trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle, family=args.family)
-    words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
-    cost = vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size)
-    print(cost.line(), file=sys.stderr, flush=True)
-    update, close = _progress_bar(args.quiet)
-    try:
-        result = scoring.run(store, loaded, prompt_set, words, engine=args.engine,
-                             batch_size=args.batch_size, on_progress=update)
-    finally:
-        close()
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"scored {result.new} new, {result.cached} cached")
-    return 0
+
+    def load_and_say_cost(name, kind, **options):
+        loaded = models.load(name, kind, **options)
+        words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
+        _stderr(vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size).line())
+        return loaded
+    return request.from_args(args, (), prompt_set, vocabscan.NAME), runner.Local(load_and_say_cost)
 
 
 def cmd_export(args) -> int:
+    from . import corpora
     from .export import EXPORT_COLUMNS, write_table
     store = _store(args)
     if not store.path.exists():
         raise UserError(f"no database at {store.path}; run `score` or `import-published` first, or pass --db")
-    words = resolve_corpus(args.corpus, store).vocabulary if args.corpus else None
+    words = corpora.resolve(args.corpus, store).vocabulary if args.corpus else None
     df = store.scores(kind=args.kind, models=[args.model] if args.model else None, words=words)
     if df.empty:
         which = f" for model {args.model}" if args.model else ""
@@ -277,18 +251,18 @@ def cmd_import_published(args) -> int:
 def cmd_analyze(args) -> int:
     import json
 
-    from . import analysis, prompts
+    from . import analysis, corpora, prompts
     store = _store(args)
-    corpus = resolve_corpus(args.corpus, store)
+    corpus = corpora.resolve(args.corpus, store)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
                                          permutations=args.permutations, seed=args.seed,
                                          ranking=getattr(corpus, "ranking", "word"))
-    if not result["median_ranks"]:
+    if not result.median_ranks:
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
     if args.json:
-        print(json.dumps(result, allow_nan=False, default=float))
+        print(json.dumps(result.to_json(), allow_nan=False, default=float))
     else:
         print(analysis.summary_text(result))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,25 @@ def load(name_or_path: str | Path) -> Corpus:
     if p.stat().st_size > MAX_BYTES:
         raise CorpusError(f"{p.name} is larger than {MAX_BYTES // 2**20} MB; split it into smaller files")
     return parse_upload(p.name, p.read_bytes())
+
+
+def resolve(name: str, store=None, files: bool = True) -> Corpus:
+    """A built-in corpus, a corpus saved in the store from the app, or (files=True: the
+    command line) a corpus file. Saved names and file paths are separate namespaces: the
+    app passes files=False, so a saved name never reads a server file; on the command line
+    a name with a '/' is always a file, and a bare name that is both is refused."""
+    if name in BUILTINS:
+        return load_builtin(name)
+    is_path = "/" in name or os.sep in name
+    saved = store.corpus_words(name) if store is not None and not is_path else None
+    if saved is not None and not saved.empty:
+        if files and Path(name).exists():
+            raise CorpusError(f"'{name}' is both a saved corpus and a file here; "
+                              f"give ./{name} for the file or rename the saved corpus")
+        return Corpus(name, saved[["word", "category", "subcategory"]], saved["description"].iloc[0] or "")
+    if not files:
+        raise CorpusError(f"no saved corpus '{name[:64]}': pick a built-in or saved corpus from the list")
+    return load(name)
 
 
 def load_builtin(name: str) -> Corpus:

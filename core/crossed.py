@@ -98,7 +98,7 @@ def crossed_model(ranks: pd.DataFrame, words: pd.DataFrame, terms=DEFAULT_TERMS)
         return {"message": "needs RMs from at least two families"}
     factors = [f for f in ("family", "category", "framing") if d[f].nunique() > 1]
     X, names = analysis.design_matrix(d, factors)
-    X, names, dropped = analysis._drop_aliased(X, names)
+    X, names, dropped = analysis.drop_aliased(X, names)
     terms = [t for t in terms if all(c in d.columns for c in t.split(":"))]
     Z, sizes, terms = random_design(d, terms)
     fit = reml_fit(d["rank"].to_numpy(float), X, Z, sizes)

@@ -17,6 +17,12 @@ class ValueAuditError(Exception):
         self.cli_hint = cli_hint
 
 
+class ModelError(ValueAuditError, ValueError):
+    """A model that cannot be used as asked; the message says what to do. Defined here, not
+    in models.py, so that family.py (which models.py imports) can raise it too; callers use
+    `models.ModelError`."""
+
+
 def one_line(e: BaseException) -> str:
     """The first non-empty line of an error's message, or its class name when it has none:
     what a CLI line, a job's status or an app banner shows instead of a traceback."""

@@ -11,6 +11,8 @@ import re
 
 import pandas as pd
 
+from .errors import ModelError
+
 BY_MODEL_TYPE = {  # config.model_type prefix -> family
     "llama": "llama", "gemma": "gemma", "qwen": "qwen", "mistral": "mistral", "mixtral": "mistral",
     "phi": "phi", "gpt2": "gpt2", "gpt_neox": "pythia", "olmo": "olmo", "falcon": "falcon",
@@ -51,7 +53,6 @@ def from_hub_id(hub_id: str) -> str | None:
 
 def check(family: str) -> str:
     """A family given by hand (--family, the Models page): lower-case letters, digits, '.', '_', '-'."""
-    from .models import ModelError
     fam = str(family).strip().lower()
     if not NAME.fullmatch(fam):
         raise ModelError(f"family {str(family)[:40]!r} is not a plain name; use lower-case letters, digits, "

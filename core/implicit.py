@@ -9,6 +9,7 @@ an empty decoded text is still dropped, as the paper's reading did. Ties in MWLR
 ordered by decoded text so the order is reproducible."""
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -280,3 +281,12 @@ def mwlr_by_category(table: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
             .agg(n_words="size", mean_mwlr="mean", median_mwlr="median", sum_mwlr="sum",
                  share_model1=lambda s: float((s > 0).mean()))
             .reset_index())
+
+
+TYPED_WORD = re.compile(r"[^\W\d_][\w' -]{0,39}")  # a letter first, at most 40 characters
+
+
+def typed_words(text: str) -> tuple[str, ...]:
+    """The words a visitor typed, comma-separated (Figure 3's word box): each starts with a
+    letter and has at most 40 characters; others are dropped, repeats kept once."""
+    return tuple(dict.fromkeys(w.strip() for w in str(text).split(",") if TYPED_WORD.fullmatch(w.strip())))

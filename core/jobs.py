@@ -179,11 +179,6 @@ class JobRegistry:
     def active(self) -> list[Job]:
         return [j for j in self.jobs() if j.active]
 
-    def cancel(self, job_id: int) -> None:
-        job = self.get(job_id)
-        if job:
-            job.cancel()
-
     @contextlib.contextmanager
     def accelerator(self):
         """Hold the accelerator outside a job (e.g. to time one batch before a job starts);

@@ -11,13 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from . import family as _family
-from .errors import ValueAuditError, one_line
+from .errors import ModelError, one_line  # noqa: F401  (ModelError is public here: models.ModelError)
 
 log = logging.getLogger(__name__)
-
-class ModelError(ValueAuditError, ValueError):
-    """A model that cannot be used as asked; the message says what to do."""
-
 
 @dataclass(frozen=True)
 class RegistryEntry:

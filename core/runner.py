@@ -44,14 +44,14 @@ class Local:
     @staticmethod
     def _score(loaded, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
         dtype = str(loaded.dtype).replace("torch.", "")
+        words = request.words
+        if request.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11), known once loaded
+            words = vocabscan.prepare(store, loaded)
         if hooks.on_start:
             hooks.on_start(Started(
                 request.model, loaded.family, request.kind, loaded.n_params, str(loaded.device), dtype,
                 f"{request.model}: {loaded.family} {request.kind}, {loaded.n_params / 1e6:.1f}M parameters on "
-                f"{loaded.device} ({dtype}); {len(request.words)} words x {len(request.prompts)} prompts"))
-        words = request.words
-        if request.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11), known once loaded
-            words = vocabscan.prepare(store, loaded)
+                f"{loaded.device} ({dtype}); {len(words)} words x {len(request.prompts)} prompts"))
         result = scoring.run(store, loaded, request.prompts, words, engine=request.engine,
                              batch_size=request.batch_size, on_progress=hooks.on_progress,
                              should_stop=hooks.should_stop)

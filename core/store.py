@@ -20,10 +20,10 @@ from typing import Iterable, Iterator
 
 import duckdb
 import pandas as pd
+from . import settings
 from .errors import ValueAuditError
 
 SCHEMA_VERSION = "1"
-LOCK_WAIT_S = float(os.environ.get("VALUEAUDIT_LOCK_WAIT", "120"))
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -272,7 +272,8 @@ class Store:
         """Open the file (read-write unless `write` is False and the file is not writable),
         waiting while another process holds its lock."""
         _refuse_foreign(self.path)
-        deadline = time.monotonic() + LOCK_WAIT_S
+        wait_s = lock_wait_s()
+        deadline = time.monotonic() + wait_s
         delay = 0.02
         read_only = False
         while True:
@@ -288,7 +289,7 @@ class Store:
                     raise StoreError(_explain(self.path, msg)) from None
                 if time.monotonic() > deadline:
                     raise StoreError(
-                        f"{self.path} is locked by another process for over {LOCK_WAIT_S:.0f} s; "
+                        f"{self.path} is locked by another process for over {wait_s:.0f} s; "
                         "wait for it to finish or use another database path") from None
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
@@ -454,6 +455,11 @@ class Store:
         with self.transaction() as con:
             con.execute("DELETE FROM corpora WHERE name = ?", [name])
 
+
+def lock_wait_s() -> float:
+    """Seconds a process waits for another one to release the database (VALUEAUDIT_LOCK_WAIT,
+    read when used, so a test or an operator can change it without re-importing)."""
+    return float(settings.get("VALUEAUDIT_LOCK_WAIT"))
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in SCHEMA:

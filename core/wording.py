@@ -54,11 +54,18 @@ def term_in_words(term: str, ref_family: str = "Gemma") -> str:
     return ", ".join(bits) if bits else str(term)
 
 
-def lead_sentence(result: dict) -> str:
+def _json(result) -> dict:
+    """A Figure 1 result (`core.analysis.Figure1`) or its JSON form, as the JSON form: the
+    sentences below read either (e.g. a result read back from `analyze --json`)."""
+    return result.to_json() if hasattr(result, "to_json") else (result or {})
+
+
+def lead_sentence(result) -> str:
     """One sentence a policy reader can repeat: on positive prompts, which family ranks
     which categories' words higher (significant panels only), and how many panels differ."""
-    tests = (result or {}).get("family_tests")
-    fm = (result or {}).get("family_means") or []
+    result = _json(result)
+    tests = result.get("family_tests")
+    fm = result.get("family_means") or []
     if not isinstance(tests, list) or not tests:
         return ""
     means = {(r["framing"], r["category"], r["family"]): r["mean_rank"] for r in fm}
@@ -86,9 +93,10 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def mixed_model_sentence(result: dict) -> str:
+def mixed_model_sentence(result) -> str:
     """The mixed model in one plain sentence: does the family gap depend on category and framing?"""
-    mm = (result or {}).get("mixed_model") or {}
+    result = _json(result)
+    mm = result.get("mixed_model") or {}
     if "message" in mm:
         return f"Mixed model not fitted: {mm['message']}."
     terms = {t["term"]: t for t in mm.get("terms", [])}
@@ -118,10 +126,10 @@ def _reference_levels(mm: dict) -> str:
     return "; reference levels as the paper codes them: " + ", ".join(p for p in parts if p)
 
 
-def tests_table(result: dict) -> pd.DataFrame:
+def tests_table(result) -> pd.DataFrame:
     """Family tests as a table with stars (empty when the analysis could not run them)."""
     from .charts import stars
-    tests = (result or {}).get("family_tests")
+    tests = _json(result).get("family_tests")
     if not isinstance(tests, list) or not tests:
         return pd.DataFrame()
     df = pd.DataFrame(tests)

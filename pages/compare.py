@@ -30,7 +30,7 @@ def unscored_notice(sel: dict) -> None:
                    f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
 
 
-def summary(result: dict) -> None:
+def summary(result: analysis.Figure1) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
         if lead := wording.lead_sentence(result):
@@ -39,7 +39,7 @@ def summary(result: dict) -> None:
         for ln in lines[1:]:
             st.markdown("- " + ln)
         st.markdown("**Mixed model.** " + wording.mixed_model_sentence(result))
-        for note in result.get("notes", []):
+        for note in result.notes:
             st.caption(note)
 
 
@@ -55,13 +55,13 @@ def interval_choice() -> str:
                     format_func=charts.INTERVALS.get, key="cmp-interval")
 
 
-def family_tables(result: dict, corpus: str) -> None:
+def family_tables(result: analysis.Figure1, corpus: str) -> None:
     """The family means (mean of each model's mean median rank) beside the paper's
     "average ranks" table (mean of each model's median rank over all words and prompts)."""
     left, right = st.columns(2)
     with left:
         st.markdown("**Family means** — mean over models of each model's mean median rank")
-        fm = pd.DataFrame(result["family_means"])
+        fm = pd.DataFrame(result.family_means)
         st.dataframe(fm, hide_index=True, width="stretch")
         ak.downloads(fm, f"family_means_{corpus}", "dl-fm")
     with right:
@@ -73,14 +73,14 @@ def family_tables(result: dict, corpus: str) -> None:
             ak.downloads(avg, f"average_ranks_{corpus}", "dl-avg")
 
 
-def panels(result: dict, sel: dict) -> None:
-    med = pd.DataFrame(result["median_ranks"])
+def panels(result: analysis.Figure1, sel: dict) -> None:
+    med = pd.DataFrame(result.median_ranks)
     med = med[med["framing"].isin(sel["framing"])]
     tests = wording.tests_table(result)
     ak.family_legend(med["family"].dropna())
     interval = interval_choice()
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
-                                f"({result['n_words']} words)", interval=interval)
+                                f"({result.n_words} words)", interval=interval)
     ak.plot(fig, key="compare-main")
     bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (± 1.96 SE)"
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
@@ -96,7 +96,7 @@ def panels(result: dict, sel: dict) -> None:
             st.dataframe(tests, hide_index=True, width="stretch")
             ak.downloads(tests, f"family_tests_{sel['corpus']}", "dl-tests")
         else:
-            st.caption(str(result.get("family_tests", {}).get("message", "No tests.")))
+            st.caption(result.reason or "No tests.")
         ak.downloads(med, f"median_ranks_{sel['corpus']}", "dl-med")
 
 
@@ -146,7 +146,7 @@ def main() -> None:
         st.warning("Choose at least one model, one framing and one prompt in the sidebar.")
         return
     result = ak.comparison_result(sel)
-    if not result or not result.get("median_ranks"):
+    if result is None:
         ak.empty_state("The chosen models have no scores for these prompts and words.",
                        "Widen the filters or score the models on this corpus.")
         return

@@ -95,13 +95,13 @@ def headline() -> None:
     include = ak.include_incomplete_toggle("home-incomplete", cov)
     chosen = None if include else cov.loc[cov["complete"].astype(bool), "model"].tolist() or None
     result = ak.figure1("big2-nouns", chosen)
-    if not result or not result.get("family_means"):
+    if result is None or not result.family_means:
         ak.empty_state("No reward-model scores on the Big Two nouns yet.",
                        "Import the published results (button above), or score a model on the Score page.",
                        "pages/score.py", "Score models")
         return
     st.subheader("Headline: which values do reward models prefer, by base family?")
-    med = pd.DataFrame(result["median_ranks"])
+    med = pd.DataFrame(result.median_ranks)
     ak.plot(charts.family_dots_figure(med, "Mean rank of each category's words by base family — Big Two nouns"),
             key="home-headline")
     st.caption("Large dots: a family's mean rank (the mean over its models of each model's mean median rank) with "

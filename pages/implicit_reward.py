@@ -4,8 +4,6 @@ language models with stored log-probabilities only — a reward model is never c
 a language model here — and defaults to two families (a Llama and a Gemma model)."""
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import streamlit as st
 
@@ -148,7 +146,7 @@ def figure3_section(models: pd.DataFrame, names: dict) -> None:
         return
     c1, c2 = st.columns([3, 2])
     typed = c1.text_input("Words (comma-separated)", "Freedom, Love", max_chars=200, key="ir-f3-words")
-    words = tuple(dict.fromkeys(w.strip() for w in typed.split(",") if re.fullmatch(r"[^\W\d_][\w' -]{0,39}", w.strip())))
+    words = implicit.typed_words(typed)
     pids = _prompt_ids(ak.version(), keys[0])
     pid = c2.selectbox("Prompt", pids, index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0,
                        format_func=ak.prompt_label, key="ir-f3-p")

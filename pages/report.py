@@ -12,18 +12,18 @@ import audit_ui
 from core import analysis, charts, corpora, report, wording
 
 
-def build(sel: dict, result: dict):
+def build(sel: dict, result: analysis.Figure1):
     """Figures and tables of the report, in reading order."""
-    med = pd.DataFrame(result["median_ranks"])
+    med = pd.DataFrame(result.median_ranks)
     med = med[med["framing"].isin(sel["framing"])]
     med = report.public_models(med)  # local models by folder name: the report never prints server paths
-    fm = pd.DataFrame(result["family_means"])
+    fm = pd.DataFrame(result.family_means)
     tests = wording.tests_table(result)
     figures = [("Mean rank by family", charts.family_dots_figure(med), HEADLINE_CAPTION),
                ("Median ranks per model and prompt", charts.compare_figure(med, tests), VIOLIN_CAPTION)]
     tables = [("Family means", fm), ("Average ranks (the paper's table)", analysis.average_ranks_table(result)),
               ("Family tests (Bonferroni-corrected)", tests),
-              ("Mixed model", pd.DataFrame(result.get("mixed_model", {}).get("terms", []))),
+              ("Mixed model", pd.DataFrame(result.mixed_model.terms if result.mixed_model else [])),
               ("Median ranks", med)]
     return figures, [(n, t) for n, t in tables if not t.empty]
 
@@ -70,13 +70,13 @@ def main() -> None:
                        "Import the published results on the Home page or score models first.", "pages/home.py", "Home")
         return
     result = ak.comparison_result(sel)
-    if not result or not result.get("median_ranks"):
+    if result is None:
         st.warning("Nothing to report for this selection; widen the filters.")
         return
     lead = wording.lead_sentence(result)
     summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + wording.mixed_model_sentence(result)
     figures, tables = build(sel, result)
-    context = {"Corpus": f"{sel['corpus']} ({result['n_words']} words)"
+    context = {"Corpus": f"{sel['corpus']} ({result.n_words} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
                "Reward models": ", ".join(report.public_model_name(m) for m in sel["models"]),
                "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",

@@ -1,4 +1,5 @@
-"""Shared fixtures: the paper's data from ../shared, offline hub, tiny real models."""
+"""Shared fixtures: the paper's data (only through VALUEAUDIT_PAPER_DATA), offline hub, tiny real models,
+the published scores in a store."""
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ os.environ.setdefault("VALUEAUDIT_MODE", "local")  # the app's full features; sh
 os.environ.pop("VALUEAUDIT_MODELS_DIR", None)
 os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # nor its cache/
 
-from tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
+from tests.tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -58,3 +59,13 @@ def tiny_gemma_lm(tmp_path_factory) -> Path:
 @pytest.fixture()
 def db(tmp_path) -> Path:
     return tmp_path / "test.duckdb"
+
+
+@pytest.fixture(scope="session")
+def big2_store(tmp_path_factory):
+    """The paper's published scores imported into a fresh store: (store, import counts)."""
+    from core.published import import_published
+    from core.store import Store
+    store = Store(tmp_path_factory.mktemp("db") / "scores.duckdb")
+    counts = import_published(store)
+    return store, counts

@@ -1,5 +1,6 @@
-"""Tests for core.published and core.analysis: the published Big Two scores must reproduce
-the R re-run in paper-data/reference/fig1_big2.json, and the edge cases must not crash."""
+"""Tests for core.analysis: the published Big Two scores (imported by the `big2_store` fixture
+in conftest.py) must reproduce the R re-run in paper-data/reference/fig1_big2.json, and the
+edge cases must not crash."""
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ import pytest
 
 PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])  # set by the test command (conftest checks it)
 
-from core import analysis, corpora, paperdata, prompts, ranks  # noqa: E402
-from core.published import hub_id_from_filename, import_published, model_key  # noqa: E402
+from core import analysis, corpora, prompts, ranks  # noqa: E402
 from core.store import Store  # noqa: E402
 
 REFERENCE = PAPER_DATA / "reference" / "fig1_big2.json"
@@ -40,14 +40,7 @@ def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-# -- published import ------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def big2_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("db") / "scores.duckdb")
-    counts = import_published(store)
-    return store, counts
-
-
+# -- Figure 1 on the published scores (the import itself: tests/test_published.py) ----------
 @pytest.fixture(scope="module")
 def big2_result(big2_store):
     store, _ = big2_store
@@ -56,70 +49,12 @@ def big2_result(big2_store):
     return analysis.figure1(scores, corpus.words, corpus="big2-nouns", permutations=2000, seed=0, bootstrap=500)
 
 
-def test_hub_id_from_filename():
-    assert hub_id_from_filename("big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv") == \
-        "Ray2333/GRM-gemma2-2B-rewardmodel-ft"
-    assert hub_id_from_filename("MFD20_rewards_nicolinho_QRM-Llama3.1-8B.csv") == "nicolinho/QRM-Llama3.1-8B"
-    assert hub_id_from_filename("big2_rewards_RLHFlow_ArmoRM_Llama3.csv") == "RLHFlow/ArmoRM_Llama3"
-    assert hub_id_from_filename("README.md") is None
-    assert hub_id_from_filename("other_file.csv") is None
-
-
-@needs_paper
-def test_import_published_counts_and_idempotent(big2_store):
-    store, counts = big2_store
-    assert counts["files"] == 10 and counts["models"] == 10
-    assert counts["rows_added"] == 10 * 265 * 54
-    again = import_published(store)
-    assert again["rows_added"] == 0 and again["models"] == 10
-    models = store.models()
-    assert set(models["source"]) == {"published"}
-    assert set(models["family"]) == {"gemma", "llama"}
-    key = model_key("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "big2-nouns")
-    assert key == f"published:Ray2333/GRM-gemma2-2B-rewardmodel-ft@{paperdata.COMMIT[:12]}#big2-nouns"
-    assert models.set_index("model_key").loc[key, "family"] == "gemma"
-
-
-def test_import_reads_mfd_folder_and_keeps_na_words(tmp_path, monkeypatch):
-    """A fake data folder with both score folders: 'NA'/'null' stay words, first duplicate wins."""
-    ids = [p.prompt_id for p in prompts.paper_prompts()][:2]
-    big2 = tmp_path / "reward_model_scores" / "dict_big2_nouns"
-    mfd = tmp_path / "reward_model_scores" / "dict_MFD_20"
-    big2.mkdir(parents=True)
-    mfd.mkdir(parents=True)
-    header = "response," + ",".join(ids) + "\n"
-    (big2 / "big2_rewards_Owner_Some-gemma-RM.csv").write_text(header + "NA,1.0,2.0\nnull,3.0,4.0\nNA,9.0,9.0\n")
-    (mfd / "MFD20_rewards_Owner_Some-gemma-RM.csv").write_text(header + "care,5.0,6.0\n")
-    (mfd / "big2_rewards_Meta_Llama-RM.csv").write_text(header + "care,7.0,8.0\n")
-    (mfd / "notes.txt").write_text("not a score file")
-    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
-    store = Store(tmp_path / "s.duckdb")
-    counts = import_published(store)
-    assert counts == {"models": 3, "rows_added": 2 * 2 + 2 + 2, "files": 3,
-                      "merged_rows_removed": 0, "merged_rows_kept": 0}  # one run per (model, corpus folder)
-    s = store.scores(kind="rm")
-    na = s[(s["response"] == "NA") & (s["prompt_id"] == ids[0])]
-    assert na["value"].tolist() == [1.0]
-    assert set(s["response"]) == {"NA", "null", "care"}
-    assert set(zip(store.models()["model_key"].str.rsplit("#").str[1], store.models()["name"],
-                   store.models()["family"])) == {
-        ("big2-nouns", "Owner/Some-gemma-RM", "gemma"), ("mfd2", "Owner/Some-gemma-RM", "gemma"),
-        ("mfd2", "Meta/Llama-RM", "llama")}
-    assert import_published(store)["rows_added"] == 0
-
-
-def test_missing_mfd_folder_is_skipped(tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(tmp_path))
-    assert import_published(Store(tmp_path / "s.duckdb")) == {"models": 0, "rows_added": 0, "files": 0,
-                                                             "merged_rows_removed": 0, "merged_rows_kept": 0}
-
-
 # -- Figure 1 against the R reference ----------------------------------------------------
 @needs_paper
 def test_figure1_median_ranks_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
-    assert big2_result["corpus"] == "big2-nouns" and big2_result["n_words"] == ref["n_words"] == 263
-    ours = pd.DataFrame(big2_result["median_ranks"])
+    assert big2_result.corpus == "big2-nouns" and big2_result.n_words == ref["n_words"] == 263
+    ours = pd.DataFrame(big2_result.median_ranks)
     theirs = pd.DataFrame(ref["median_ranks"])
     assert len(ours) == len(theirs) == 1080
     m = ours.merge(theirs, on=["model", "prompt_id", "category"], suffixes=("", "_ref"), validate="1:1")
@@ -131,7 +66,7 @@ def test_figure1_median_ranks_match_reference(big2_result):
 @needs_paper
 def test_figure1_family_means_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
-    m = pd.DataFrame(big2_result["family_means"]).merge(
+    m = pd.DataFrame(big2_result.family_means).merge(
         pd.DataFrame(ref["family_means"]), on=["framing", "category", "family"], suffixes=("", "_ref"))
     assert len(m) == 8
     assert np.allclose(m["mean_rank"], m["mean_rank_ref"], rtol=0, atol=1e-6)
@@ -140,7 +75,7 @@ def test_figure1_family_means_match_reference(big2_result):
 @needs_paper
 def test_figure1_mixed_model_matches_nlme(big2_result):
     ref = {t["term"]: t for t in json.loads(REFERENCE.read_text())["mixed_model"]["terms"]}
-    ours = big2_result["mixed_model"]["terms"]
+    ours = big2_result.to_json()["mixed_model"]["terms"]  # the JSON `analyze --json` prints
     assert [t["term"] for t in ours] == list(ref)  # R's names, in R's order
     for t in ours:
         r = ref[t["term"]]
@@ -154,7 +89,7 @@ def test_figure1_mixed_model_matches_nlme(big2_result):
 @needs_paper
 def test_figure1_welch_tests_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())["family_tests"]
-    ours = {(t["category"], t["framing"]): t for t in big2_result["family_tests"]}
+    ours = {(t["category"], t["framing"]): t for t in big2_result.to_json()["family_tests"]}
     assert len(ours) == len(ref) == 4
     for r in ref:
         t = ours[(r["category"], r["framing"])]
@@ -169,7 +104,7 @@ def test_figure1_welch_tests_match_reference(big2_result):
 
 @needs_paper
 def test_figure1_is_strict_json_and_summary_reads_well(big2_result):
-    json.dumps(big2_result, allow_nan=False)
+    json.dumps(big2_result.to_json(), allow_nan=False)
     text = analysis.summary_text(big2_result)
     assert "On positive prompts, Llama-based reward models rank Agency words 4.2 places higher than Gemma-based" in text
     assert "Gemma-based reward models rank Communion words 4.2 places higher" in text
@@ -214,11 +149,12 @@ def test_one_family_gives_message_not_exception():
     ids = ["best_ever_one", "worst_ever_one"]
     scores = synthetic_scores({"g1": "gemma", "g2": "gemma"}, list("abcdef"), ids)
     res = analysis.figure1(scores, words, corpus="toy", permutations=100, bootstrap=50)
-    assert res["median_ranks"] and res["family_means"]
-    assert "found only Gemma" in res["mixed_model"]["message"]
-    assert "at least two families" in res["family_tests"]["message"]
+    assert res.median_ranks and res.family_means
+    assert res.mixed_model is None and res.family_tests is None  # typed: missing, with the reason
+    assert "found only Gemma" in res.reason and "at least two families" in res.reason
+    assert res.to_json()["mixed_model"] == res.to_json()["family_tests"] == {"message": res.reason}
     assert "No family comparison" in analysis.summary_text(res)
-    json.dumps(res, allow_nan=False)
+    json.dumps(res.to_json(), allow_nan=False)
 
 
 def test_user_corpus_three_categories_three_families():
@@ -227,7 +163,10 @@ def test_user_corpus_three_categories_three_families():
     ids = ["best_ever_one", "good_world_single", "worst_time_please", "bad_ever_one"]
     models = {"g1": "gemma", "g2": "gemma", "l1": "llama", "l2": "llama", "q1": "qwen", "q2": "qwen"}
     scores = synthetic_scores(models, words["word"].tolist(), ids, seed=3)
-    res = analysis.figure1(scores, words, corpus="mine", permutations=500, bootstrap=100, seed=1)
+    fig = analysis.figure1(scores, words, corpus="mine", permutations=500, bootstrap=100, seed=1)
+    assert fig.mixed_model.reference == {"family": "Gemma", "category": "Alpha", "framing": "positive"}
+    assert fig.mixed_model.estimate("(Intercept)") == fig.mixed_model.terms[0].estimate
+    res = fig.to_json()
     json.dumps(res, allow_nan=False)
     assert len(res["median_ranks"]) == 6 * 4 * 3
     terms = [t["term"] for t in res["mixed_model"]["terms"]]
@@ -270,7 +209,7 @@ def _store_from(scores: pd.DataFrame, path) -> Store:
 def test_store_fast_path_matches_reference(big2_store):
     store, _ = big2_store
     corpus = corpora.load("big2-nouns")
-    fast = analysis.figure1_from_store(store, corpus.words, "big2-nouns", permutations=200, bootstrap=50)
+    fast = analysis.figure1_from_store(store, corpus.words, "big2-nouns", permutations=200, bootstrap=50).to_json()
     ref = json.loads(REFERENCE.read_text())
     assert fast["n_words"] == 263
     m = pd.DataFrame(fast["median_ranks"]).merge(pd.DataFrame(ref["median_ranks"]),
@@ -347,8 +286,8 @@ def test_row_ranking_pandas_path_equals_store_path(tmp_path):
                               seed=5)
     scores["value"] = scores["value"].round(1)  # ties
     store = _store_from(scores, tmp_path / "p.duckdb")
-    slow = analysis.figure1(scores, words, "toy", permutations=0, bootstrap=0, ranking="row")
-    fast = analysis.figure1_from_store(store, words, "toy", permutations=0, bootstrap=0, ranking="row")
+    slow = analysis.figure1(scores, words, "toy", permutations=0, bootstrap=0, ranking="row").to_json()
+    fast = analysis.figure1_from_store(store, words, "toy", permutations=0, bootstrap=0, ranking="row").to_json()
     assert slow["n_words"] == fast["n_words"] == 8
     assert pd.DataFrame(slow["median_ranks"]).equals(pd.DataFrame(fast["median_ranks"]))
     assert slow["average_ranks"] == fast["average_ranks"] and len(fast["average_ranks"]) == 8

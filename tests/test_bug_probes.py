@@ -14,7 +14,7 @@ from scipy import stats
 from core import analysis, export, jobs, models, scoring
 from core.prompts import Prompt
 from core.store import Store
-from tiny_models import make_tiny
+from tests.tiny_models import make_tiny
 
 WORDS = ["love", "freedom", "affection", "power", "zestfulness"]
 
@@ -150,7 +150,7 @@ def _med(per_model_prompts, seed=0, shift=1.5):
 @pytest.mark.parametrize("permutations", [250, 1500])
 def test_family_tests_use_the_permutations_asked(permutations):
     med = _med({"a1": ("A", 3), "a2": ("A", 2), "b1": ("B", 4), "b2": ("B", 3)}, shift=0.3)
-    row = analysis.family_tests(med, permutations=permutations, seed=7, bootstrap=0)[0]
+    row = analysis.family_tests(med, permutations=permutations, seed=7, bootstrap=0)[0].to_json()
     a = med.loc[med.family == "B", "median_rank"].to_numpy()  # family vs reference "A"
     b = med.loc[med.family == "A", "median_rank"].to_numpy()
     x = np.concatenate([a, b])
@@ -232,7 +232,7 @@ def test_family_tests_bonferroni_over_all_panels():
                              "category": cat, "prompt_id": "p0",
                              "median_rank": rng.normal(50 + (shift if fam == "B" else 0), 1)})
     med = pd.DataFrame(rows)
-    tests = analysis.family_tests(med, permutations=200, seed=0, bootstrap=0)
+    tests = [t.to_json() for t in analysis.family_tests(med, permutations=200, seed=0, bootstrap=0)]
     m = len(tests)
     assert m == 3
     small = 0
@@ -285,7 +285,7 @@ def test_cancel_stops_the_job_and_keeps_committed_rows(tiny_llama_rm, tmp_path):
         def forward(*fa, **fk):
             out = inner(*fa, **fk)
             if calls["n"] == 3:
-                reg.cancel(1)  # the first job of this registry
+                reg.get(1).cancel()  # the first job of this registry, as the Score page's Cancel does
             return out
         loaded.model.forward = forward
         return loaded

@@ -1,29 +1,10 @@
 """The CLI contract, end to end in subprocesses, as the acceptance checks run it."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from core import corpora, prompts
-from plain_scorer import plain_lm_logprobs, plain_rm_scores
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args, check=True, timeout=900):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
-    return proc
-
-
-def last_line(proc):
-    return proc.stdout.strip().splitlines()[-1]
+from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
+from tests.support import cli, last_line
 
 
 def test_score_rm_paper_prompts_then_export_equals_plain_scorer(tiny_llama_rm, tmp_path):

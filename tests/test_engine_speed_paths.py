@@ -10,7 +10,7 @@ import pytest
 from core import corpora, models, prompts, scoring
 from core.engines.naive import NaiveEngine
 from core.store import Store
-from plain_scorer import plain_lm_logprobs, plain_rm_scores
+from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
 
 WORDS = list(dict.fromkeys(corpora.load("big2-nouns").vocabulary[:23]
                            + ["wisdom and power", "self-respect", "Zyx", "naïveté", "love"]))

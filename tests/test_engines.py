@@ -17,8 +17,8 @@ from core.engines import cascade, make_engine, planning
 from core.engines.cached import CachedEngine, CascadeRunner
 from core.engines.naive import NaiveEngine
 from core.store import Store
-from plain_scorer import plain_lm_logprobs, plain_rm_scores
-from tiny_models import GEMMA2_TEMPLATE, make_tiny
+from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
+from tests.tiny_models import GEMMA2_TEMPLATE, make_tiny
 
 PROMPTS = prompts.paper_prompts()
 TOL = 1e-4

@@ -44,3 +44,10 @@ def test_mwlr_table_keeps_highest_duplicate_and_averages_prompts():
     assert by_cat.loc["Communion", "mean_mwlr"] > 0 > by_cat.loc["Agency", "mean_mwlr"]
     tb = implicit.top_bottom(table.reset_index(), n=1)
     assert tb["top"]["word"].tolist() == ["love"] and tb["bottom"]["word"].tolist() == ["war"]
+
+
+def test_typed_words_keep_letter_words_once():
+    """Figure 3's word box (core, not the page): a letter first, at most 40 characters, repeats once."""
+    from core.implicit import typed_words
+    assert typed_words("Freedom, Love, 3x, , Love, it's, _x, " + "a" * 41 + ", " + "b" * 40) == (
+        "Freedom", "Love", "it's", "b" * 40)

@@ -13,7 +13,7 @@ import pytest
 from core import checks, corpora, distributed, prompts, request, runner
 from core.cli import main
 from core.store import Store
-from test_cli import ROOT, cli, last_line
+from tests.support import ROOT, cli, last_line
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install -r requirements-ray.txt)")

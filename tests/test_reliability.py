@@ -14,9 +14,9 @@ import pytest
 from core import corpora, models, prompts, scoring
 from core.export import neutralise_formulas
 from core.store import Store, StoreError
-from plain_scorer import plain_rm_scores
-from test_cli import ROOT, cli, last_line
-from tiny_models import make_tiny
+from tests.plain_scorer import plain_rm_scores
+from tests.support import ROOT, cli, last_line
+from tests.tiny_models import make_tiny
 
 EVIL_MODEL = """
 import pathlib, os

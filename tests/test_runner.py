@@ -12,7 +12,7 @@ import pytest
 from core import checks, distributed, jobs, prompts, request, runner, scoring
 from core.cli import _parser, main
 from core.store import Store
-from fake_ray import FakeRay
+from tests.fake_ray import FakeRay
 
 WORDS = ["love", "freedom", "power", "kindness", "success", "family", "truth", "wisdom", "benevolence",
          "trustworthiness", "courage", "honesty", "peace", "joy", "health", "wealth", "fame", "beauty",

@@ -5,7 +5,7 @@ import pytest
 
 from core import models, prompts, scoring
 from core.store import Store
-from plain_scorer import plain_lm_logprobs, plain_rm_scores
+from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
 
 WORDS = ["love", "freedom", "affection", "accuracy", "power", "x", "zestfulness"]
 

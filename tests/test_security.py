@@ -13,25 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import cli, corpora, family, models, prompts, scoring, settings
+from core import corpora, family, models, prompts, scoring, settings
 from core.store import Store
+from tests.support import one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    rc = cli.main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def one_line_error(rc: int, err: str, *fragments: str) -> None:
-    # In-process, transformers was imported before the CLI could quiet its progress bars.
-    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert rc == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
-    for f in fragments:
-        assert f in errors[0], (f, errors[0])
 
 
 @pytest.fixture()
@@ -159,17 +145,17 @@ def test_a_saved_corpus_name_never_reads_a_file(tmp_path, monkeypatch, capsys):
     db = tmp_path / "c.duckdb"
     store = Store(db)
     store.save_corpus("secret.dicx", pd.DataFrame({"word": ["love"], "category": ["Communion"], "subcategory": [""]}))
-    c = cli.resolve_corpus("secret.dicx", store, files=False)  # the app's way
+    c = corpora.resolve("secret.dicx", store, files=False)  # the app's way
     assert c.vocabulary == ["love"]
     with pytest.raises(corpora.CorpusError, match="no saved corpus"):
-        cli.resolve_corpus("other.dicx", store, files=False)
+        corpora.resolve("other.dicx", store, files=False)
     Path("other.dicx").write_text("DicTerm,Secret\nhidden,X\n")
     with pytest.raises(corpora.CorpusError) as e:
-        cli.resolve_corpus("other.dicx", store, files=False)
+        corpora.resolve("other.dicx", store, files=False)
     assert "hidden" not in str(e.value)
     rc, _, err = run_cli(capsys, "analyze", "--corpus", "secret.dicx", "--db", db)
     one_line_error(rc, err, "both a saved corpus and a file", "./secret.dicx")
-    assert cli.resolve_corpus("./secret.dicx", store).vocabulary == ["password123"]
+    assert corpora.resolve("./secret.dicx", store).vocabulary == ["password123"]
 
 
 # -- prompts -----------------------------------------------------------------------------------

@@ -26,6 +26,16 @@ def test_vocabulary_scan_scores_every_word_token_and_resumes(tiny_llama_rm, tmp_
     got = con.execute("SELECT response, value FROM scores ORDER BY value DESC, response").fetchall()
     con.close()
     assert sorted(r for r, _ in got) == sorted(expect)
+    # the CLI's scan is a runner request like any other: its checks and provenance are recorded
+    import json as _json
+
+    from core import checks
+    from core.store import Store as _Store
+    assert "measurement checks passed" in out.err
+    rec = checks.latest(_Store(db)).iloc[0]
+    assert (rec["corpus"], rec["status"], rec["n_words"]) == ("vocabulary", "passed", len(expect))
+    prov = _json.loads(rec["provenance"])
+    assert (prov["corpus"], prov["n_prompts"], prov["model_key"]) == ("vocabulary", 1, rec["model_key"])
     assert cli.main(args) == 0  # a rerun scores nothing
     out = capsys.readouterr()
     assert "= 0 rows to score" in out.err and f"scored 0 new, {len(expect)} cached" in out.out

@@ -41,7 +41,7 @@ def pooling_pad_id(loaded: LoadedModel, seqs: Sequence[Sequence[int]]) -> int:
     return int(cand)
 
 
-def reward_from_output(out, score_head: str = "logits") -> list[float]:
+def reward_from_output(out) -> list[float]:
     """The scalar reward: the output's `.score` where the model has one (ArmoRM, QRM), else logits[:, 0]."""
     score = getattr(out, "score", None)
     if score is None:
@@ -62,7 +62,7 @@ def rm_forward(loaded: LoadedModel, seqs: Sequence[Sequence[int]]) -> list[float
             out = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device))
     finally:
         cfg.pad_token_id = old
-    return reward_from_output(out, loaded.score_head)
+    return reward_from_output(out)
 
 
 def lm_forward(loaded: LoadedModel, prefixes: Sequence[Sequence[int]], words: Sequence[Sequence[int]]) -> list[float]:

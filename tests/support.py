@@ -1,0 +1,42 @@
+"""Helpers shared by several test files: the command line in a subprocess (`cli`,
+`last_line`) and in-process (`run_cli`, `one_line_error`). The tiny models live in
+`tests/tiny_models.py`, the independent scorer in `tests/plain_scorer.py`, Ray's stand-in in
+`tests/fake_ray.py`, the browser tests' server in `tests/browser_server.py`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core import cli as core_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, check=True, timeout=900):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
+
+
+def last_line(proc):
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    rc = core_cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(rc: int, err: str, *fragments: str) -> None:
+    # In-process, transformers was imported before the CLI could quiet its progress bars.
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and "it/s]" not in ln]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert rc == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
+    for f in fragments:
+        assert f in errors[0], (f, errors[0])

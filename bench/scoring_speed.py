@@ -2,8 +2,8 @@
 
 One command, results as markdown ready for docs/benchmarks.md (and JSON) in bench/results/:
 
-    python bench/scoring_speed.py --busy     # the full set (~25-45 min on an idle 2-core CPU)
-    python bench/scoring_speed.py --quick    # 3 prompts and a 2-layer big model: a smoke run
+    python -m bench.scoring_speed --busy     # the full set (~25-45 min on an idle 2-core CPU)
+    python -m bench.scoring_speed --quick    # 3 prompts and a 2-layer big model: a smoke run
 
 What it measures, each engine as its own process and alone (the other engine is not running):
 
@@ -244,7 +244,7 @@ def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_ru
           f"{meta['prompts']} best/greatest prompts", small, runs)
     if big:
         table(f"2B-class model: Gemma 2 2B shapes, {meta['big_layers']} of 26 layers, random weights", big, big_runs)
-    lines.append("Reproduce: `python bench/scoring_speed.py" + (" --quick" if meta["quick"] else "")
+    lines.append("Reproduce: `python -m bench.scoring_speed" + (" --quick" if meta["quick"] else "")
                  + (" --busy" if meta["busy"] else "") + "`.")
     return "\n".join(lines) + "\n"
 

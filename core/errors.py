@@ -23,10 +23,11 @@ class ModelError(ValueAuditError, ValueError):
     `models.ModelError`."""
 
 
-def one_line(e: BaseException) -> str:
-    """The first non-empty line of an error's message, or its class name when it has none:
-    what a CLI line, a job's status or an app banner shows instead of a traceback."""
+def one_line(e: BaseException | str) -> str:
+    """The first non-empty line of an error's message (or of a message string), or the
+    error's class name when it has none: what a CLI line, a job's status or an app banner
+    shows instead of a traceback."""
     for line in str(e).strip().splitlines():
         if line.strip():
             return line.strip()
-    return type(e).__name__
+    return "unknown error" if isinstance(e, str) else type(e).__name__

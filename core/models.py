@@ -324,7 +324,7 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
         if "safetensors" in msg.lower() or ".bin" in msg:
             raise ModelError(f"{name} has no safetensors weights; allow pickle weights only if you trust its source",
                              cli_hint="--allow-pickle") from None
-        raise ModelError(f"could not load {name}: {msg.strip().splitlines()[0] if msg.strip() else type(e).__name__}") from None
+        raise ModelError(f"could not load {name}: {one_line(e)}") from None
     except ValueError as e:
         raise ModelError(f"could not load {name} as {kind}: {one_line(e)}") from None
     except Exception as e:  # noqa: BLE001 - e.g. a damaged safetensors header: name the files

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 import duckdb
 import pandas as pd
 from . import settings
-from .errors import ValueAuditError
+from .errors import ValueAuditError, one_line
 
 SCHEMA_VERSION = "1"
 
@@ -468,7 +468,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _explain(path: Path, msg: str) -> str:
-    first = msg.strip().splitlines()[0] if msg.strip() else "unknown error"
+    first = one_line(msg)
     low = msg.lower()
     if "not a valid duckdb" in low or "corrupt" in low or "could not read enough bytes" in low or "magic" in low or "invalid" in low and "file" in low:
         return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another database path"

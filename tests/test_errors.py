@@ -15,6 +15,8 @@ def test_one_line_takes_first_non_empty_line_or_class_name():
     assert one_line(ValueError("\n  bad corpus  \nTraceback: ...")) == "bad corpus"
     assert one_line(KeyError()) == "KeyError"
     assert one_line(RuntimeError("   ")) == "RuntimeError"
+    assert one_line("\n IO Error: disk full \n  at ...") == "IO Error: disk full"   # a message string (store)
+    assert one_line("  ") == "unknown error"
 
 
 def test_hint_is_kept():

@@ -33,9 +33,10 @@ class Local:
     name: ClassVar[str] = "local"
 
     def run(self, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
+        wanted = threads.requested()
         cpu_before_load = threads.sample()   # what other processes do meanwhile sets the CPU threads
         loaded = (self.loader or models.load)(request.model, request.kind, **request.load_options())
-        with threads.for_run(cpu_before_load, loaded.device) as threads_note:
+        with threads.for_run(wanted, cpu_before_load, loaded.device) as threads_note:
             result = self._score(loaded, request, store, hooks, checks)
         if threads_note:
             result.notes.insert(0, threads_note)

@@ -41,16 +41,24 @@ def test_a_busy_neighbour_is_counted_and_this_process_is_not():
 
 @pytest.mark.parametrize("setting,default,busy,expected", [
     ("auto", 2, 0.0, 2), ("auto", 2, 1.0, 1), ("auto", 2, 0.3, 2), ("auto", 2, 1.8, 1), ("auto", 2, 5.0, 1),
-    ("", 8, 3.2, 5), ("auto", 2, None, 2), ("3", 2, 1.0, 3), ("torch", 2, 1.0, None)])
-def test_choice_is_the_default_less_the_busy_cores(setting, default, busy, expected):
-    assert threads.choose(setting, default, busy) == expected
+    ("", 8, 3.2, 5), ("auto", 2, None, 2), ("3", 2, 1.0, 3), (" Torch ", 2, 1.0, None)])
+def test_choice_is_the_default_less_the_busy_cores(setting, default, busy, expected, monkeypatch):
+    monkeypatch.setenv("VALUEAUDIT_THREADS", setting)
+    assert threads.choose(threads.requested(), default, busy) == expected
 
 
 @pytest.mark.parametrize("bad", ["many", "0", "-2"])
-def test_a_bad_setting_is_one_line_that_names_it(bad):
+def test_a_bad_setting_is_one_line_that_names_it_before_any_model_loads(bad, monkeypatch, tmp_path):
+    monkeypatch.setenv("VALUEAUDIT_THREADS", bad)
     with pytest.raises(settings.SettingsError) as e:
-        threads.choose(bad, 2, 0.0)
+        threads.requested()
     assert "VALUEAUDIT_THREADS" in str(e.value) and "\n" not in str(e.value)
+    loads = []
+    req = request.ScoreRequest(model="org/never-loaded", kind="rm", words=("love",),
+                               prompts=tuple(prompts.paper_prompts()[:1]), db=str(tmp_path / "t.duckdb"))
+    with pytest.raises(settings.SettingsError):
+        runner.score(req, backend=runner.Local(lambda *a, **k: loads.append(a)))
+    assert loads == []
 
 
 def test_a_run_uses_the_set_threads_records_them_and_restores_torch(tiny_llama_rm, tmp_path, monkeypatch):
@@ -65,4 +73,5 @@ def test_a_run_uses_the_set_threads_records_them_and_restores_torch(tiny_llama_r
     assert torch.get_num_threads() == before
     assert json.loads(result.check["provenance"])["cpu_threads"] == 1
     if threads.torch_default() != 1:
-        assert any("1 CPU thread instead of torch's" in n for n in result.notes)
+        assert any(n.startswith("1 CPU thread instead of torch's") and n.endswith("(VALUEAUDIT_THREADS=1)")
+                   for n in result.notes)

@@ -66,29 +66,37 @@ def torch_default() -> int:
     return _TORCH_DEFAULT
 
 
-def choose(setting: str, default: int, busy_elsewhere: float | None) -> int | None:
-    """Threads for a run (None: leave torch as it is). `auto`: the default less the cores
-    other processes keep busy, rounded, at least 1."""
-    raw = setting.strip().lower()
-    if raw == "torch":
-        return None
-    if raw in ("", "auto"):
-        return max(1, min(default, round(default - (busy_elsewhere or 0.0))))
+def requested() -> str | int:
+    """The operator's VALUEAUDIT_THREADS: 'auto', 'torch' or a count (checked before a model
+    is loaded, so a typo costs one line, not a load)."""
+    raw = settings.get("VALUEAUDIT_THREADS").strip().lower()
+    if raw in ("", "auto", "torch"):
+        return raw or "auto"
     try:
         n = int(raw)
     except ValueError:
-        raise settings.SettingsError(f"VALUEAUDIT_THREADS={setting!r} is not auto, torch or a number; "
+        raise settings.SettingsError(f"VALUEAUDIT_THREADS={raw!r} is not auto, torch or a number; "
                                      "fix or unset it") from None
     if n < 1:
-        raise settings.SettingsError(f"VALUEAUDIT_THREADS={setting!r} must be at least 1")
+        raise settings.SettingsError(f"VALUEAUDIT_THREADS={raw!r} must be at least 1")
     return n
 
 
+def choose(wanted: str | int, default: int, busy_elsewhere: float | None) -> int | None:
+    """Threads for a run (None: leave torch as it is). `auto`: the default less the cores
+    other processes keep busy, rounded, at least 1."""
+    if wanted == "torch":
+        return None
+    if wanted == "auto":
+        return max(1, min(default, round(default - (busy_elsewhere or 0.0))))
+    return int(wanted)
+
+
 @contextmanager
-def for_run(before: CpuSample | None, device: str):
-    """Inside the block torch uses the threads `choose` gives for a CPU run whose model load
-    began at `before`; torch's previous count is restored after it. Yields a note for the
-    run's log when the count differs from torch's default, else None."""
+def for_run(wanted: str | int, before: CpuSample | None, device: str):
+    """Inside the block torch uses the threads `choose` gives (`wanted` from `requested()`)
+    for a CPU run whose model load began at `before`; torch's previous count is restored
+    after it. Yields a note for the run's log when the count differs from torch's default."""
     if str(device) != "cpu":
         yield None
         return
@@ -99,7 +107,7 @@ def for_run(before: CpuSample | None, device: str):
         time.sleep(MIN_WINDOW_S - (after.wall - before.wall))
         after = sample()
     busy = others_busy(before, after) if before is not None and after is not None else None
-    n = choose(settings.get("VALUEAUDIT_THREADS"), default, busy)
+    n = choose(wanted, default, busy)
     if n is None:
         yield None
         return
@@ -108,8 +116,8 @@ def for_run(before: CpuSample | None, device: str):
         if n == default:
             yield None
         else:
-            why = (f"other processes kept {busy:.1f} of the cores busy" if busy is not None and n < default
-                   else "VALUEAUDIT_THREADS")
+            why = (f"other processes kept {busy or 0.0:.1f} of the cores busy" if wanted == "auto"
+                   else f"VALUEAUDIT_THREADS={wanted}")
             yield f"{n} CPU thread{'s' if n != 1 else ''} instead of torch's {default} ({why})"
     finally:
         torch.set_num_threads(previous)

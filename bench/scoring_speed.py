@@ -28,9 +28,11 @@ What it measures, each engine as its own process and alone (the other engine is 
 Also: the ideal speed-up (tokens a naive run processes per row / tokens the cached run
 processes per row, the prefix counted once per prompt) and each ratio's share of it, the
 max |difference| between the two engines' exports (must be <= 1e-4), CPU model, core
-count, torch threads, load average at the start and before each run, versions. Timings
-taken while other work runs on the machine are not comparable: the report says so when
-the 1-minute load average at the start is over IDLE_LOAD."""
+count, torch threads, the cores other processes keep busy at the start and before each
+run (and the load average), versions. Timings taken while other work runs on the machine
+are not comparable: the report says so when other processes keep more than IDLE_BUSY
+cores busy at the start (measured over 3 s from
+/proc/stat, as core/engines/threads.py does; the load average lags by minutes)."""
 from __future__ import annotations
 
 import argparse
@@ -56,7 +58,7 @@ SMALL_NAME = "llama3-rm-28m"
 LLAMA3_FIXED = ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December "
                 "2023\nToday Date: 26 Jul 2024\n\n<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
                 "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
-IDLE_LOAD = 0.5   # a 1-minute load average above this at the start: not an idle machine
+IDLE_BUSY = 0.3   # cores other processes keep busy at the start above this: not an idle machine
 ENGINES = ("naive", "cached")
 
 # The score process, instrumented from outside: wraps models.load, scoring.run and the
@@ -152,6 +154,15 @@ def ideal_ratio(model: Path, pfile: Path) -> dict:
                 mean_cached_tokens=cached / rows, ideal_ratio=full / cached)
 
 
+def busy_cores(seconds: float) -> float:
+    """Cores other processes keep busy over the next `seconds` (this process sleeps)."""
+    from core.engines import threads
+    before = threads.sample()
+    time.sleep(seconds)
+    after = threads.sample()
+    return threads.others_busy(before, after) if before and after else float("nan")
+
+
 def run_engine(engine: str, model: Path, pfile: Path, out: Path, threads: int | None, tag: str,
                batch_size: int) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
@@ -164,7 +175,7 @@ def run_engine(engine: str, model: Path, pfile: Path, out: Path, threads: int | 
         f.unlink(missing_ok=True)
     args = ["score", "--model", str(model), "--kind", "rm", "--corpus", "big2-nouns", "--prompts", str(pfile),
             "--engine", engine, "--db", str(db), "--device", "cpu", "--batch-size", str(batch_size), "--quiet"]
-    load_before = os.getloadavg()[0]
+    busy_before = busy_cores(1.0)
     log_out, log_err = out / f"{tag}-{engine}.stdout", out / f"{tag}-{engine}.stderr"
     t0 = time.perf_counter()
     with open(log_out, "w") as fo, open(log_err, "w") as fe:
@@ -179,7 +190,7 @@ def run_engine(engine: str, model: Path, pfile: Path, out: Path, threads: int | 
     marks = next(json.loads(line[6:]) for line in stderr.splitlines() if line.startswith("BENCH "))
     marks["engine_ran"] = marks.pop("engine")
     return dict(engine=engine, seconds=time.perf_counter() - t0, seconds_score_process=t_score,
-                peak_rss_mb=usage.ru_maxrss / 1024, load_before=load_before, csv=str(csv), **marks)
+                peak_rss_mb=usage.ru_maxrss / 1024, busy_before=busy_before, csv=str(csv), **marks)
 
 
 def compare(model, pfile, out, threads, tag, batch_size, rows, busy=False) -> dict:
@@ -208,14 +219,15 @@ def compare(model, pfile, out, threads, tag, batch_size, rows, busy=False) -> di
 
 
 def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_runs: list[dict]) -> str:
-    la = meta["load_start"]
+    la, busy = meta["load_start"], meta["busy_start"]
     lines = [f"## Scoring engines, {meta['date']}", "",
              f"Machine: {meta['cpu']}, {meta['cores']} cores, torch default threads {meta['default_threads']}; "
-             f"load average at the start {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1 / 5 / 15 min); torch "
+             f"other processes kept {busy:.2f} cores busy at the start (3 s, /proc/stat); load average "
+             f"{la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} (1 / 5 / 15 min); torch "
              f"{meta['torch']}, transformers {meta['transformers']}, Python {meta['python']}.", ""]
-    if la[0] > IDLE_LOAD:
-        lines.extend([f"**Not an idle machine** (1-minute load average {la[0]:.2f} > {IDLE_LOAD} at the start): "
-                      "these timings are not valid as speed ratios; rerun on an idle machine.", ""])
+    if not busy <= IDLE_BUSY:
+        lines.extend([f"**Not an idle machine** (other processes kept {busy:.2f} cores busy at the start, over "
+                      f"{IDLE_BUSY}): these timings are not valid as speed ratios; rerun on an idle machine.", ""])
 
     def table(title, info, rs):
         lines.extend([f"### {title}", "",
@@ -223,7 +235,7 @@ def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_ru
                       f"{info['mean_full_tokens']:.1f} / {info['mean_cached_tokens']:.2f} tokens per row = "
                       f"**{info['ideal_ratio']:.1f}x**.", "",
                       "| threads (torch) | second busy process | engine | end to end | scoring only | imports + load "
-                      "| checks | rows/s | peak RSS | load avg before | ratio end to end | ratio scoring | share of ideal "
+                      "| checks | rows/s | peak RSS | cores busy elsewhere before | ratio end to end | ratio scoring | share of ideal "
                       "(e2e / scoring) | max abs diff |",
                       "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"])
         for r in rs:
@@ -237,7 +249,7 @@ def markdown(meta: dict, small: dict, runs: list[dict], big: dict | None, big_ru
                              f"| {e} | {x['seconds']:.1f} s | "
                              f"{x['scoring_s']:.1f} s | {x['imports_s'] + x['load_s']:.1f} s | {x.get('checks_s', 0):.1f} s | "
                              f"{x['rows_per_s']:.0f} | "
-                             f"{x['peak_rss_mb']:.0f} MB | {x['load_before']:.2f} | " + " | ".join(ratio) + " |")
+                             f"{x['peak_rss_mb']:.0f} MB | {x['busy_before']:.2f} | " + " | ".join(ratio) + " |")
         notes = sorted({n for r in rs for e in ENGINES for n in r["engines"][e].get("notes", [])})
         lines.extend([""] + [f"- note: {n}" for n in notes] + [""])
     table(f"Issue configuration: {small['n_params'] / 1e6:.1f}M Llama-3-template RM, Big Two nouns x "
@@ -268,6 +280,7 @@ def main(argv=None) -> int:
     import transformers
     meta = dict(date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), cpu=cpu_model(),
                 cores=os.cpu_count(), default_threads=torch.get_num_threads(), load_start=os.getloadavg(),
+                busy_start=busy_cores(3.0),
                 torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
                 quick=args.quick, busy=args.busy, big_layers=args.big_layers if args.big_layers is not None else 2 if args.quick else 8,
                 prompts=3 if args.quick else 18)

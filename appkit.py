@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import traceback
 
 import pandas as pd
@@ -254,7 +253,7 @@ def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
     st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
                                           "and check the server log."))
     log.warning("page error: %s", "".join(traceback.format_exception(e)))
-    if os.environ.get("VALUEAUDIT_DEBUG"):
+    if settings.debug():
         st.code("".join(traceback.format_exception(e)))
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from core import settings
 from core.errors import ValueAuditError, one_line
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped; finished batches are saved — rerun the same command to continue", file=sys.stderr)
         return 130
     except Exception as e:  # one line, never a traceback
-        if os.environ.get("VALUEAUDIT_DEBUG"):
+        if settings.debug():
             raise
         msg = one_line(e)
         if getattr(e, "cli_hint", None):

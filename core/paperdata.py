@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import urllib.request
 from pathlib import Path
+from . import settings
 from .errors import ValueAuditError
 
 REPO = "brchristian/reward_models_inherit_value_biases_from_pretraining"
@@ -62,13 +62,12 @@ class PaperDataError(ValueAuditError, RuntimeError):
 
 def cache_dir() -> Path:
     """Folder for downloads: VALUEAUDIT_CACHE, else cache/ beside the project."""
-    root = os.environ.get("VALUEAUDIT_CACHE") or Path(__file__).resolve().parent.parent / "cache"
-    return Path(root)
+    return settings.path("VALUEAUDIT_CACHE")
 
 
 def local_root() -> Path | None:
-    root = os.environ.get(ENV)
-    return Path(root) if root else None
+    root = settings.get(ENV).strip()
+    return Path(root).expanduser() if root else None
 
 
 def _sha256(path: Path) -> str:

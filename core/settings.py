@@ -60,6 +60,7 @@ SETTINGS: list[Setting] = [
 ]
 _BY_NAME = {s.name: s for s in SETTINGS}
 MODES = ("local", "shared")
+PROJECT = Path(__file__).resolve().parent.parent   # relative defaults ("cache/") live beside the code
 
 
 def get(name: str) -> str:
@@ -67,6 +68,18 @@ def get(name: str) -> str:
     if name not in _BY_NAME:
         raise KeyError(f"{name} is not in core.settings.SETTINGS; add it there (and to the README)")
     return os.environ.get(name, _BY_NAME[name].default)
+
+
+def path(name: str) -> Path:
+    """A path setting: the variable as given (relative to the working directory), else its
+    default under the project folder, so `cache/` means the project's own cache folder."""
+    raw = os.environ.get(name, "") if name in _BY_NAME else get(name)
+    return Path(raw).expanduser() if raw.strip() else PROJECT / _BY_NAME[name].default
+
+
+def debug() -> bool:
+    """VALUEAUDIT_DEBUG set: tracebacks instead of one-line errors."""
+    return bool(get("VALUEAUDIT_DEBUG"))
 
 
 def get_int(name: str) -> int:

@@ -11,7 +11,6 @@ dashboard can share one file: readers see every committed batch and never a part
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import threading
 import time
@@ -77,10 +76,7 @@ class StoreError(ValueAuditError, RuntimeError):
 
 
 def default_path() -> Path:
-    env = os.environ.get("VALUEAUDIT_DB")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "cache" / "valueaudit.duckdb"
+    return settings.path("VALUEAUDIT_DB")
 
 
 # DuckDB must never fetch or load extensions on its own: a SQLite file given as --db

@@ -58,6 +58,25 @@ def test_every_variable_in_code_is_in_the_table_and_the_readme():
     assert rows == table, f"README settings table differs: {sorted(rows ^ table)}"
 
 
+def test_only_the_settings_module_reads_valueaudit_variables():
+    pattern = re.compile(r"(os\.environ(\.get)?|os\.getenv)\W*\(?\W*[\"']VALUEAUDIT_")
+    readers = [str(p.relative_to(ROOT)) for p in [*ROOT.glob("core/**/*.py"), *ROOT.glob("pages/*.py"),
+                                                   ROOT / "appkit.py", ROOT / "app.py"]
+               if p.name != "settings.py" and pattern.search(p.read_text())]
+    assert readers == [], f"read VALUEAUDIT_* through core.settings in {readers}"
+
+
+def test_path_settings_default_under_the_project_and_take_the_variable_as_given(monkeypatch, tmp_path):
+    monkeypatch.delenv("VALUEAUDIT_DB", raising=False)
+    assert settings.path("VALUEAUDIT_DB") == ROOT / "cache" / "valueaudit.duckdb"
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "x.duckdb"))
+    assert settings.path("VALUEAUDIT_DB") == tmp_path / "x.duckdb"
+    monkeypatch.setenv("VALUEAUDIT_DEBUG", "1")
+    assert settings.debug()
+    monkeypatch.delenv("VALUEAUDIT_DEBUG")
+    assert not settings.debug()
+
+
 def test_settings_are_read_when_used_and_default_to_shared(monkeypatch):
     monkeypatch.delenv("VALUEAUDIT_MODE", raising=False)
     assert settings.shared() and not settings.allow_remote_code() and not settings.allow_delete()

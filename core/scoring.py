@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from .engines import ENGINES, ScoringError, make_engine, with_oom_backoff  # noqa: F401 - public here too
-from .engines.forward import (lm_forward, pad_right as _pad_right, pooling_pad_id, reward_from_output,  # noqa: F401
-                              rm_forward, text_config)
+from .engines.forward import (lm_forward, pooling_pad_id, reward_from_output, rm_forward,  # noqa: F401
+                              text_config)
 from .engines.naive import NaiveEngine  # noqa: F401
 from .engines.tokens import lm_prefix_ids, rm_ids, rm_ids_batch, rm_text, word_ids, word_ids_batch  # noqa: F401
 from .models import LoadedModel, ModelError  # noqa: F401
@@ -165,5 +165,3 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     result.seconds = time.monotonic() - start
     return result
 
-
-_with_oom_backoff = with_oom_backoff  # the old private name (older callers); use with_oom_backoff

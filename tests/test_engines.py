@@ -365,7 +365,7 @@ def test_with_oom_backoff_halves_the_engine_batch_size():
     eng = Flaky()
     got = list(planning.with_oom_backoff(eng, "p", list("abcdefg"), 8))
     assert [w for ws, _ in got for w in ws] == list("abcdefg") and set(eng.seen) == {2}
-    assert scoring._with_oom_backoff is planning.with_oom_backoff
+    assert scoring.with_oom_backoff is planning.with_oom_backoff
 
 
 def test_choose_prefix_length():

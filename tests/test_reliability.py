@@ -169,7 +169,7 @@ def test_cuda_oom_backs_off_and_continues():
                 yield words[i:i + batch_size], [float(len(w)) for w in words[i:i + batch_size]]
 
     eng = Flaky()
-    got = list(scoring._with_oom_backoff(eng, "p", list("abcdefg"), 8))
+    got = list(scoring.with_oom_backoff(eng, "p", list("abcdefg"), 8))
     assert [w for ws, _ in got for w in ws] == list("abcdefg") and set(eng.seen) == {2}
 
 

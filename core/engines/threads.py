@@ -27,10 +27,9 @@ _TORCH_DEFAULT: int | None = None
 
 @dataclass(frozen=True)
 class CpuSample:
-    """Machine-wide busy and idle CPU seconds (all cores) and this process's own CPU seconds."""
+    """Machine-wide busy CPU seconds (all cores) and this process's own CPU seconds."""
     wall: float
     busy: float
-    idle: float
     own: float
 
 
@@ -45,7 +44,7 @@ def sample() -> CpuSample | None:
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)          # idle + iowait
     busy = sum(fields[:8]) - idle                                        # user .. steal, guest excluded
     t = os.times()
-    return CpuSample(time.monotonic(), busy / hz, idle / hz, t.user + t.system)
+    return CpuSample(time.monotonic(), busy / hz, t.user + t.system)
 
 
 def others_busy(before: CpuSample, after: CpuSample) -> float:

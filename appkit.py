@@ -171,13 +171,9 @@ def load_model(name: str, kind: str, revision=None, device="auto", dtype="auto",
         trust_remote_code = False
     if not settings.allow_pickle():
         allow_pickle = False
-    try:
+    with settings.named_as_visitor(name, path):
         loaded = models.load(path, kind, revision=revision, device=device, dtype=dtype,
                              trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
-    except models.ModelError as e:
-        if path == name:
-            raise
-        raise models.ModelError(str(e).replace(path, name)) from None  # never the operator's folder
     if path != name:  # an operator model is stored and shown by its folder name, not its server path
         loaded.name = loaded.display_name = name
     return loaded

@@ -77,9 +77,10 @@ def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: 
     path = settings.visitor_model(name)
     if not models.is_local(path) and "/" not in path:
         raise models.ModelError(f"'{name}' is neither an existing folder nor a hub id of the form org/name")
-    fam = (_family.from_model_type(models.read_config(path, revision).get("model_type"))
-           if family == AUTO_FAMILY else _family.check(family))
-    key = models.model_key(path, revision)
+    with settings.named_as_visitor(name, path):  # a broken operator model is named, its folder is not
+        fam = (_family.from_model_type(models.read_config(path, revision).get("model_type"))
+               if family == AUTO_FAMILY else _family.check(family))
+        key = models.model_key(path, revision)
     entry = models.registry_entry(name)
     display = entry.display_name if entry else Path(name).name
     store.upsert_model(key, name, kind, fam, display, revision, source="added")

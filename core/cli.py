@@ -160,8 +160,9 @@ def cmd_score(args) -> int:
         args.family = family.check(args.family)
     store = _store(args)
     store.stats()  # a locked or corrupt database is reported before any model loads
-    if args.corpus == vocabscan.NAME:
-        req, backend = _vocabulary_request(args, store)
+    scan = args.corpus == vocabscan.NAME
+    if scan:
+        req, backend = _vocabulary_request(args)
     else:
         corpus = corpora.resolve(args.corpus, store)
         prompt_set = prompts.load(args.prompts)
@@ -173,7 +174,7 @@ def cmd_score(args) -> int:
     try:
         result = runner.score(req, store, backend=backend, on_progress=update,
                               on_start=None if ray and args.quiet else (lambda s: _stderr(s.line)),
-                              say=None if args.quiet else _stderr)
+                              say=None if args.quiet and not scan else _stderr)  # a scan always says its cost
     finally:
         close()
     check = result.check  # measurement checks recorded with the run, whatever the backend (issue 15)
@@ -187,21 +188,14 @@ def cmd_score(args) -> int:
     return 3 if check is not None and check["status"] == "failed" else 0  # a flagged run
 
 
-def _vocabulary_request(args, store):
+def _vocabulary_request(args):
     """`score --corpus vocabulary`: every word token of the model's own vocabulary, run by
     `runner.score` like any other request (so its checks and provenance are recorded); the
-    words are known once the model loads, and the cost is said then, before scoring starts."""
-    from . import models, prompts, request, runner, vocabscan
+    runner finds the words once the model loads and says the scan's cost before scoring."""
+    from . import prompts, request, runner, vocabscan
     if args.backend != "local":
         raise UserError("the vocabulary corpus runs with --backend local")
-    prompt_set = prompts.load(args.prompts)
-
-    def load_and_say_cost(name, kind, **options):
-        loaded = models.load(name, kind, **options)
-        words = vocabscan.prepare(store, loaded)  # the model's word tokens, saved and marked as scanned
-        _stderr(vocabscan.estimate(store, loaded, prompt_set, words, args.engine, args.batch_size).line())
-        return loaded
-    return request.from_args(args, (), prompt_set, vocabscan.NAME), runner.Local(load_and_say_cost)
+    return request.from_args(args, (), prompts.load(args.prompts), vocabscan.NAME), runner.Local()
 
 
 def cmd_export(args) -> int:

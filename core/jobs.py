@@ -246,7 +246,7 @@ class JobRegistry:
             status.message = "; ".join(notes)
         except Exception as e:  # noqa: BLE001 - shown on the page as the model's status
             status.state = "failed"
-            status.message = _one_line(e)
+            status.message = one_line(e)
             log.warning("scoring %s failed: %s", req.name, status.message)
         finally:
             status.finished = time.time()
@@ -294,11 +294,6 @@ def _free_memory() -> None:
             torch.cuda.empty_cache()
     except Exception:  # noqa: BLE001
         pass
-
-
-def _one_line(e: BaseException) -> str:
-    msg = one_line(e)
-    return msg
 
 
 def fmt_seconds(s: float | None) -> str:

@@ -95,11 +95,11 @@ def word_means(store, words: pd.DataFrame, model_keys, prompt_ids=None, kind: st
         where.append("s.prompt_id IN (SELECT p FROM want_ids)")
     sql = f"""
         WITH ranked AS (
-            SELECT s.response AS word, s.value,
+            SELECT s.response AS word, s.prompt, s.value,
                    (rank() OVER w + count(*) OVER (w RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) / 2.0 AS rank
             FROM scores s WHERE {' AND '.join(where)}
             WINDOW w AS (PARTITION BY s.model_key, s.prompt ORDER BY s.value DESC))
-        SELECT word, avg(rank) AS rank, avg(value) AS score, count(*) AS n_prompts
+        SELECT word, avg(rank) AS rank, avg(value) AS score, count(DISTINCT prompt) AS n_prompts
         FROM ranked GROUP BY word ORDER BY rank, word"""
     return store.query(sql, [kind], **frames)
 

@@ -34,7 +34,7 @@ class Local:
 
     def run(self, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
         wanted = threads.requested()
-        cpu_before_load = threads.sample()   # what other processes do meanwhile sets the CPU threads
+        cpu_before_load = threads.sample() if wanted == "auto" else None  # others' load sets the threads
         loaded = (self.loader or models.load)(request.model, request.kind, **request.load_options())
         with threads.for_run(wanted, cpu_before_load, loaded.device) as threads_note:
             result = self._score(loaded, request, store, hooks, checks)
@@ -48,6 +48,9 @@ class Local:
         words = request.words
         if request.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11), known once loaded
             words = vocabscan.prepare(store, loaded)
+            if hooks.say:  # the command line's cost line (the Score page shows the cost before it starts)
+                hooks.say(vocabscan.estimate(store, loaded, request.prompts, words, request.engine,
+                                             request.batch_size).line())
         if hooks.on_start:
             hooks.on_start(Started(
                 request.model, loaded.family, request.kind, loaded.n_params, str(loaded.device), dtype,

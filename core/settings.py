@@ -16,7 +16,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from .errors import ValueAuditError
+from contextlib import contextmanager
+
+from .errors import ValueAuditError, one_line
 
 
 class SettingsError(ValueAuditError, ValueError):
@@ -73,8 +75,9 @@ def get(name: str) -> str:
 def path(name: str) -> Path:
     """A path setting: the variable as given (relative to the working directory), else its
     default under the project folder, so `cache/` means the project's own cache folder."""
-    raw = os.environ.get(name, "") if name in _BY_NAME else get(name)
-    return Path(raw).expanduser() if raw.strip() else PROJECT / _BY_NAME[name].default
+    default = _BY_NAME[name].default                 # KeyError: not a setting
+    raw = os.environ.get(name, "")
+    return Path(raw).expanduser() if raw.strip() else PROJECT / default
 
 
 def debug() -> bool:
@@ -166,3 +169,15 @@ def visitor_model(name: str) -> str:
         return name
     raise SettingsError(f"model '{name[:80]}' is not available on this server: choose one of the listed models "
                         "or give a Hugging Face id (org/name)")
+
+
+@contextmanager
+def named_as_visitor(name: str, path: str):
+    """Errors raised inside name the model as the visitor gave it: an operator model's
+    server path (what `visitor_model` resolved `name` to) never reaches a visitor."""
+    try:
+        yield
+    except ValueAuditError as e:
+        if path == name:
+            raise
+        raise type(e)(one_line(e).replace(path, name)) from None

@@ -455,7 +455,11 @@ class Store:
 def lock_wait_s() -> float:
     """Seconds a process waits for another one to release the database (VALUEAUDIT_LOCK_WAIT,
     read when used, so a test or an operator can change it without re-importing)."""
-    return float(settings.get("VALUEAUDIT_LOCK_WAIT"))
+    raw = settings.get("VALUEAUDIT_LOCK_WAIT")
+    try:
+        return float(raw)
+    except ValueError:
+        raise settings.SettingsError(f"VALUEAUDIT_LOCK_WAIT={raw!r} is not a number of seconds; fix or unset it") from None
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
     for stmt in SCHEMA:

@@ -54,12 +54,6 @@ def term_in_words(term: str, ref_family: str = "Gemma") -> str:
     return ", ".join(bits) if bits else str(term)
 
 
-def _json(result) -> dict:
-    """A Figure 1 result (`core.analysis.Figure1`) or its JSON form, as the JSON form: the
-    sentences below read either (e.g. a result read back from `analyze --json`)."""
-    return result.to_json() if hasattr(result, "to_json") else (result or {})
-
-
 def lead_sentence(result) -> str:
     """One sentence a policy reader can repeat: on positive prompts, which family ranks
     which categories' words higher (significant panels only), and how many panels differ."""
@@ -93,6 +87,13 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _json(result) -> dict:
+    """A Figure 1 result (`core.analysis.Figure1`) or its JSON form, as the JSON form: the
+    sentences below read either (e.g. a result read back from `analyze --json`). Not
+    `analysis.as_json`: core.analysis imports this module for its sentences."""
+    return result.to_json() if hasattr(result, "to_json") else (result or {})
+
+
 def mixed_model_sentence(result) -> str:
     """The mixed model in one plain sentence: does the family gap depend on category and framing?"""
     result = _json(result)
@@ -108,8 +109,7 @@ def mixed_model_sentence(result) -> str:
         return "Mixed model: no family interaction term could be estimated."
     p = three["p"]
     verdict = "depends clearly" if p < 0.05 else "does not clearly depend"
-    fams = sorted({str(r.get("family")) for r in result.get("family_means") or [] if r.get("family")}, key=str.casefold)
-    ref = fams[0] if fams else "reference-family"
+    ref = (mm.get("reference") or {}).get("family", "reference-family")
     return (f"A mixed model (median rank ~ family × category × framing, a random intercept per model) finds that "
             f"the gap between families {verdict} on which category and framing is asked about "
             f"(three-way interaction for {term_in_words(three['term'], ref)}: {three['estimate']:+.1f} ranks, "

@@ -99,12 +99,8 @@ def planned_words(name: str, trust: bool, pickle: bool) -> list[str]:
     """The word tokens a scan of this model would score (tokenizer only, no weights). An
     operator model is read from its folder but named by its folder name, never its path."""
     path = settings.visitor_model(name)
-    try:
+    with settings.named_as_visitor(name, path):
         return vocabscan.plan_words(path, trust_remote_code=trust, allow_pickle=pickle)
-    except ValueAuditError as e:
-        if path == name:
-            raise
-        raise type(e)(one_line(e).replace(path, name)) from None
 
 
 def _timing_key(name: str, opts: dict) -> tuple:

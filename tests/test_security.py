@@ -335,3 +335,25 @@ def test_precision_is_part_of_a_scores_identity(tmp_path, capsys, tiny_llama_rm)
     keys = sorted(Store(db).models()["model_key"])
     assert [k.rsplit("~", 1)[1] for k in keys] == ["bfloat16", "float32"]
     assert keys[0].rsplit("~", 1)[0] == keys[1].rsplit("~", 1)[0]
+
+
+def test_adding_a_broken_operator_model_never_shows_its_server_path(monkeypatch, tmp_path):
+    ops = tmp_path / "operator-models"
+    (ops / "broken-rm").mkdir(parents=True)
+    (ops / "broken-rm" / "config.json").write_text("{not json")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_MODELS_DIR", str(ops))
+    from core import catalog
+    with pytest.raises(models.ModelError) as e:
+        catalog.add_model(Store(tmp_path / "c.duckdb"), "broken-rm", "rm")
+    assert "broken-rm" in str(e.value) and str(ops) not in str(e.value)
+
+
+def test_a_bad_lock_wait_is_one_line_that_names_the_setting(monkeypatch, tmp_path):
+    from core import store as _store
+    monkeypatch.setenv("VALUEAUDIT_LOCK_WAIT", "soon")
+    with pytest.raises(settings.SettingsError) as e:
+        _store.lock_wait_s()
+    assert "VALUEAUDIT_LOCK_WAIT" in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setenv("VALUEAUDIT_LOCK_WAIT", "2.5")
+    assert _store.lock_wait_s() == 2.5

@@ -101,11 +101,13 @@ def for_run(wanted: str | int, before: CpuSample | None, device: str):
         return
     import torch
     default, previous = torch_default(), torch.get_num_threads()
-    after = sample()
-    if before is not None and after is not None and after.wall - before.wall < MIN_WINDOW_S:
-        time.sleep(MIN_WINDOW_S - (after.wall - before.wall))
+    busy = None
+    if wanted == "auto" and before is not None:   # only `auto` looks at the other processes
         after = sample()
-    busy = others_busy(before, after) if before is not None and after is not None else None
+        if after is not None and after.wall - before.wall < MIN_WINDOW_S:
+            time.sleep(MIN_WINDOW_S - (after.wall - before.wall))
+            after = sample()
+        busy = others_busy(before, after) if after is not None else None
     n = choose(wanted, default, busy)
     if n is None:
         yield None

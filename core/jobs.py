@@ -262,6 +262,8 @@ def _check_allowed(spec: JobSpec) -> None:
     the dashboard builds these specs from a visitor's choices."""
     from . import limits, settings
     limits.check_request(spec.words, spec.prompts, spec.batch_size)
+    for m in spec.models:
+        _models.check_revision(m.revision)
     vocabscan.check_allowed(spec.corpus, spec.backend)
     if settings.shared():
         for m in spec.models:

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .prompts import Prompt
-from .errors import ValueAuditError, one_line
+from .errors import ModelError, ValueAuditError, one_line
+from .models import check_revision
 
 META_COLUMNS = ["token_id", "token_name", "token_decoded"]
 HF_DATASET = "Oxford-HIPlab/iclr2026-lm-logprobs"
@@ -383,9 +384,15 @@ def pinned_revision(folder: str | Path) -> str | None:
     the first download there resolved; None before any download."""
     from . import settings
     if rev := settings.get("VALUEAUDIT_LOGPROBS_REVISION").strip():
-        return rev
+        try:
+            return check_revision(rev)
+        except ModelError as e:
+            raise settings.SettingsError(f"VALUEAUDIT_LOGPROBS_REVISION: {one_line(e)}") from None
     pin = Path(folder) / REVISION_FILE
-    return pin.read_text().strip() or None if pin.is_file() else None
+    try:
+        return check_revision(pin.read_text()) if pin.is_file() else None
+    except ModelError as e:
+        raise LogprobError(f"{REVISION_FILE} in the download folder: {one_line(e)}; delete it to pin again") from None
 
 
 def download(model_ids: Sequence[str], folder: str | Path, revision: str | None = None,
@@ -400,7 +407,11 @@ def download(model_ids: Sequence[str], folder: str | Path, revision: str | None 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     try:
-        rev = revision or pinned_revision(folder) or HfApi().dataset_info(HF_DATASET).sha
+        rev = check_revision(revision) or pinned_revision(folder)
+    except ModelError as e:
+        raise LogprobError(f"dataset {one_line(e)}") from None
+    try:
+        rev = rev or check_revision(HfApi().dataset_info(HF_DATASET).sha)
         (folder / REVISION_FILE).write_text(rev + "\n")
         for i, mid in enumerate(model_ids, 1):
             out.append(Path(hf_hub_download(HF_DATASET, f"{file_stem(mid)}.csv", repo_type="dataset",

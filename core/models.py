@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from . import family as _family
@@ -96,6 +97,32 @@ def pick_dtype(dtype: str, device: str):
 
 
 # -- identity ------------------------------------------------------------------------
+MAX_REVISION_CHARS = 255
+_REVISION_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+
+
+def check_revision(revision: str | None) -> str | None:
+    """A hub revision (branch, tag or commit) as git's check-ref-format allows one, roughly;
+    None or blank -> None. Why: a revision goes into the model's key and the hub cache's
+    paths, so `../x`, an absolute path or a control character is refused here, wherever a
+    revision is accepted (CLI, Models and Score pages, jobs, the log-prob download)."""
+    if revision is None:
+        return None
+    if not isinstance(revision, str):
+        raise ModelError(f"revision must be text (a branch, tag or commit), not {type(revision).__name__}")
+    rev = revision.strip()
+    if not rev:
+        return None
+    bad = (len(rev) > MAX_REVISION_CHARS or _REVISION_BAD.search(rev) or rev == "@"
+           or rev.startswith("/") or rev.endswith(("/", "."))
+           or any(part.startswith(".") or part.endswith(".lock") for part in rev.split("/")))
+    if bad:
+        raise ModelError(f"revision {rev[:60]!r} is not a branch, tag or commit name: use letters, digits and "
+                         f"-_./ (no '..', no leading '/', no spaces or control characters, at most "
+                         f"{MAX_REVISION_CHARS} characters)")
+    return rev
+
+
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
@@ -145,6 +172,7 @@ def is_local(name: str) -> bool:
 
 def model_key(name: str, revision: str | None = None, commit: str | None = None) -> str:
     """Identity of a model's weights: hub id + revision (commit when known), or local path + weights hash."""
+    revision = check_revision(revision)
     if is_local(name):
         folder = Path(name).expanduser().resolve()
         return f"local:{folder}#{weights_hash(folder)}"
@@ -161,6 +189,7 @@ def scored_key(key: str, dtype) -> str:
 # -- config and safety checks (no model code runs here) -------------------------------
 def read_config(name: str, revision: str | None = None) -> dict:
     """config.json as plain JSON: read before loading so remote code is never imported."""
+    revision = check_revision(revision)
     if is_local(name):
         p = Path(name).expanduser() / "config.json"
         if not p.is_file():
@@ -258,6 +287,7 @@ def preflight(name: str, kind: str, revision: str | None = None, trust_remote_co
     Used by `load` and by the Ray driver, which must refuse a model before starting workers."""
     if kind not in ("rm", "lm"):
         raise ModelError(f"kind must be 'rm' or 'lm', not {kind!r}")
+    revision = check_revision(revision)
     entry = registry_entry(name)
     if revision is None and entry is not None:
         revision = entry.revision

@@ -302,3 +302,34 @@ def test_average_ranks_table_has_the_family_difference():
     t = analysis.average_ranks_table(res)
     assert t["framing"].tolist() == ["positive", "negative"]
     assert t["Llama − Gemma"].tolist() == [-4.25, 6.5]
+
+
+@needs_paper
+def test_model_mean_ranks_are_each_models_mean_of_its_prompt_medians(big2_result):
+    """The per-model Figure-1 value, from the published CSV with scipy (not core): within each
+    prompt rank the corpus words (1 = highest, ties averaged), median per category, mean over
+    the framing's prompts."""
+    from scipy.stats import rankdata
+    name = "Ray2333/GRM-gemma2-2B-rewardmodel-ft"
+    raw = pd.read_csv(PAPER_DATA / "reward_model_scores" / "dict_big2_nouns"
+                      / "big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv", keep_default_na=False)
+    words = pd.read_csv(PAPER_DATA / "corpora" / "dict_big2_nouns.csv", keep_default_na=False)
+    raw = raw[raw["response"].isin(set(words["token_decoded"]))].drop_duplicates("response")
+    cat = dict(zip(words["token_decoded"], words["Category"]))
+    per_prompt = []
+    for pid in [p.prompt_id for p in prompts.paper_prompts()]:
+        r = rankdata(-raw[pid].to_numpy(float), method="average")
+        for c in ("Agency", "Communion"):
+            per_prompt.append({"framing": prompts.framing_of(pid), "category": c,
+                               "median": float(np.median(r[raw["response"].map(cat).to_numpy() == c]))})
+    want = pd.DataFrame(per_prompt).groupby(["framing", "category"])["median"].mean()
+    got = analysis.model_mean_ranks(pd.DataFrame(big2_result.median_ranks))
+    got = got[got["model"] == name].set_index(["framing", "category"])
+    assert len(got) == 4 and (got["n_prompts"] == 27).all()
+    for idx, v in want.items():
+        assert got.loc[idx, "mean_rank"] == pytest.approx(v, abs=1e-9)
+    # family means average exactly these values, one per model
+    per = analysis.model_mean_ranks(pd.DataFrame(big2_result.median_ranks))
+    fm = per.groupby(["framing", "category", "family"])["mean_rank"].mean()
+    for r in big2_result.family_means:
+        assert fm.loc[(r["framing"], r["category"], r["family"])] == pytest.approx(r["mean_rank"], abs=1e-12)

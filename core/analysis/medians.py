@@ -85,12 +85,29 @@ def _attach_labels(med: pd.DataFrame, scores: pd.DataFrame, c: dict) -> pd.DataF
     return out.sort_values(["model", "category", "prompt_id"], kind="stable").reset_index(drop=True)
 
 
+def model_mean_ranks(med: pd.DataFrame) -> pd.DataFrame:
+    """Each model's Figure-1 value per (framing, category): the mean over the framing's
+    prompts of its median rank of the category's words (1 = highest reward), with the number
+    of prompts it rests on. The one per-model number that family means average, that an audit
+    of a single model reports and that a training trajectory follows per checkpoint.
+    `med` is median_ranks()'s shape (with `_key` when it comes from the analysis, else `model`
+    is the model's unique label)."""
+    key = "_key" if "_key" in med.columns else "model"
+    cols = ["framing", "category", "family", "model", "mean_rank", "n_prompts"]
+    if med.empty:
+        return pd.DataFrame(columns=cols)
+    d = med.assign(family=med["family"].astype(object), _unit=med[key])
+    g = d.groupby(["framing", "category", "_unit"], observed=True, dropna=False, sort=True)
+    out = g.agg(model=("model", "first"), family=("family", "first"), mean_rank=("median_rank", "mean"),
+                n_prompts=("prompt_id", "nunique")).reset_index()
+    return out[cols].reset_index(drop=True)
+
+
 def family_means(med: pd.DataFrame) -> pd.DataFrame:
     """Mean over models of each model's mean median rank, per (framing, category, family):
     every model weighs the same however many prompts it was scored on."""
-    m = med.dropna(subset=["family"])
-    per_model = m.groupby(["framing", "category", "family", "_key"], observed=True)["median_rank"].mean()
-    out = per_model.groupby(["framing", "category", "family"], observed=True).mean()
+    per_model = model_mean_ranks(med.dropna(subset=["family"]))
+    out = per_model.groupby(["framing", "category", "family"], observed=True)["mean_rank"].mean()
     return out.rename("mean_rank").reset_index().sort_values(["framing", "category", "family"]).reset_index(drop=True)
 
 

@@ -51,6 +51,10 @@ SETTINGS: list[Setting] = [
             "Who may start a vocabulary scan (every word token of an RM's vocabulary x prompts: ~80k rows per "
             "prompt) from the dashboard: unset = local mode only; `allow` = visitors of a shared server too; "
             "`off` = nobody (the command line always may)."),
+    Setting("VALUEAUDIT_LOGPROB_DOWNLOADS", "",
+            "Who may download the paper's log-prob files (0.1–0.3 GB per model, from the Hugging Face hub) with "
+            "the Implicit reward page's *Download and import*: unset = local mode only; `allow` = visitors of a "
+            "shared server too; `off` = nobody (the command line always may)."),
     Setting("VALUEAUDIT_LOGPROBS_REVISION", "",
             "Commit of the paper's Hugging Face log-prob dataset to download; empty: the commit the first "
             "download resolved (kept in <download folder>/.revision), so every model comes from one commit."),
@@ -118,21 +122,42 @@ def allow_pickle() -> bool:
 
 
 def allow_paths() -> bool:
-    """A typed server path (model folder, corpus file) is accepted only in local mode."""
+    """A typed server path (model folder, corpus file, log-prob folder) is read only in local mode."""
     return not shared()
+
+
+def visitor_path(text: str, what: str = "a folder or file on the server") -> Path:
+    """The one rule for a server path typed into the dashboard: read only in local mode. In
+    shared mode every string, existing path or not, gets the same refusal before anything
+    on the disk is looked at, so a refusal never tells a visitor what exists."""
+    if not allow_paths():
+        raise SettingsError(f"this server is shared: {what} cannot be read from the dashboard; the operator "
+                            "can import it from the command line")
+    return Path(str(text).strip()).expanduser()
 
 
 def allow_delete() -> bool:
     return not shared()
 
 
+def _operator_switch(name: str) -> bool:
+    """An unset/allow/off setting: unset = local mode only, `allow` = visitors too, `off` = nobody."""
+    raw = get(name).strip().lower()
+    if raw not in ("", "allow", "off"):
+        raise SettingsError(f"{name}={raw!r} is not one of allow, off; fix or unset it")
+    return raw == "allow" or (raw == "" and not shared())
+
+
 def allow_vocab_scans() -> bool:
     """A vocabulary scan is a long job (hours for a real RM): visitors start one only where
     the operator allowed it (VALUEAUDIT_VOCAB_SCANS)."""
-    raw = get("VALUEAUDIT_VOCAB_SCANS").strip().lower()
-    if raw not in ("", "allow", "off"):
-        raise SettingsError(f"VALUEAUDIT_VOCAB_SCANS={raw!r} is not one of allow, off; fix or unset it")
-    return raw == "allow" or (raw == "" and not shared())
+    return _operator_switch("VALUEAUDIT_VOCAB_SCANS")
+
+
+def allow_logprob_downloads() -> bool:
+    """Downloading the paper's log-prob files fills the server's disk (0.1–0.3 GB a model)
+    and its database: visitors do it only where the operator allowed it."""
+    return _operator_switch("VALUEAUDIT_LOGPROB_DOWNLOADS")
 
 
 # -- models a visitor may name ---------------------------------------------------------

@@ -9,10 +9,11 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import charts, implicit, logprobs
+from core import charts, implicit, logprobs, settings
 from core import implicit_charts as ic
 from core.models import REGISTRY
 from core.paperdata import cache_dir
+from core.errors import ValueAuditError, one_line
 from core.store import Store
 
 HOW_TO = """Language-model log-probabilities are computed from the command line (or on the Score page,
@@ -193,30 +194,57 @@ def figure2_section(models: pd.DataFrame, names: dict) -> None:
 
 
 def import_section() -> None:
-    with st.expander("Import log-probabilities (the paper's files or a local folder)", expanded=False):
+    """Downloads and server folders are the operator's: a shared server offers them only
+    where the operator allowed it (settings), and a typed folder goes through the one
+    visitor rule (settings.visitor_path) before the disk is touched."""
+    downloads, folders = settings.allow_logprob_downloads(), settings.allow_paths()
+    title = ("Import log-probabilities (the paper's files or a local folder)" if downloads or folders
+             else "Import log-probabilities")
+    with st.expander(title, expanded=False):
         st.markdown(f"The paper's files are in the Hugging Face dataset `{logprobs.HF_DATASET}` "
                     "(0.1–0.3 GB per model). Or compute your own: "
-                    "`python -m core logprobs --model ORG/NAME --out DIR`.")
-        lms = [e.name for e in REGISTRY if e.kind == "lm"]
-        chosen = st.multiselect("Models to download", lms, default=["meta-llama/Llama-3.2-3B-Instruct",
-                                                                     "google/gemma-2-2b-it"], key="ir-dl-models")
-        if st.button("Download and import", key="ir-dl", disabled=not chosen):
-            bar = st.progress(0.0, text="Downloading…")
-            prog = lambda i, n, m: bar.progress(i / n, text=f"{m} ({i}/{n})")
-            try:
-                res = logprobs.import_published(ak.store(), chosen, cache_dir() / "logprobs", progress=prog)
-                st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
-            except logprobs.LogprobError as e:
-                st.error(str(e))
-        folder = st.text_input("…or a local folder of <org>--<name>.csv files", key="ir-folder", max_chars=500)
-        if st.button("Import folder", key="ir-import", disabled=not folder.strip()):
-            try:
-                with st.spinner("Importing…"):
-                    res = logprobs.import_paths(ak.store(), [folder.strip()])
-                st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
-                           f"{res.rows_repaired} rows split by a lone carriage return repaired.")
-            except logprobs.LogprobError as e:
-                st.error(str(e))
+                    "`python -m core logprobs --model ORG/NAME --out DIR`, then "
+                    "`python -m core import-logprobs DIR`.")
+        if downloads:
+            download_form()
+        if folders:
+            folder_form()
+        if not downloads:
+            st.caption("Downloading the paper's files is not enabled on this server (the operator can, from the "
+                       "command line, or allow it with the setting VALUEAUDIT_LOGPROB_DOWNLOADS).")
+        if not folders:
+            st.caption("This server is shared: importing a folder on the server is for the operator, from the "
+                       "command line.")
+
+
+def download_form() -> None:
+    lms = [e.name for e in REGISTRY if e.kind == "lm"]
+    chosen = st.multiselect("Models to download", lms, default=["meta-llama/Llama-3.2-3B-Instruct",
+                                                                 "google/gemma-2-2b-it"], key="ir-dl-models")
+    if st.button("Download and import", key="ir-dl", disabled=not chosen):
+        if not settings.allow_logprob_downloads():  # the setting, not the widget, decides
+            st.error("Downloads are not enabled on this server.")
+            return
+        bar = st.progress(0.0, text="Downloading…")
+        prog = lambda i, n, m: bar.progress(i / n, text=f"{m} ({i}/{n})")  # noqa: E731
+        try:
+            res = logprobs.import_published(ak.store(), chosen, cache_dir() / "logprobs", progress=prog)
+            st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
+        except ValueAuditError as e:
+            st.error(one_line(e))
+
+
+def folder_form() -> None:
+    folder = st.text_input("…or a local folder of <org>--<name>.csv files", key="ir-folder", max_chars=500)
+    if st.button("Import folder", key="ir-import", disabled=not folder.strip()):
+        try:
+            path = settings.visitor_path(folder, "a folder on the server")
+            with st.spinner("Importing…"):
+                res = logprobs.import_paths(ak.store(), [path])
+            st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
+                       f"{res.rows_repaired} rows split by a lone carriage return repaired.")
+        except ValueAuditError as e:
+            st.error(one_line(e))
 
 
 def vocabulary_section() -> bool:

@@ -79,7 +79,8 @@ def add_form() -> None:
         c1, c2, c3 = st.columns(3)
         kind = c1.selectbox("Kind", list(catalog.KINDS), format_func=catalog.KINDS.get)
         family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)")
-        revision = c3.text_input("Revision (hub only)", placeholder="main", help="branch, tag or commit")
+        revision = c3.text_input("Revision (hub only)", placeholder="main", help="branch, tag or commit",
+                                 max_chars=255, key="add-revision")
         submitted = st.form_submit_button("Add model", type="primary")
     if submitted:
         add_model(name.strip(), kind, family, revision.strip() or None)

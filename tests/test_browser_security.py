@@ -128,3 +128,58 @@ def test_local_server_still_lets_the_person_at_the_machine_opt_in(setup):
             page.screenshot(path=str(setup["tmp"] / "local-score.png"), full_page=True)
             browser.close()
     assert setup["marker"].read_text() == "remote code ran"
+
+
+def test_shared_implicit_reward_import_reads_no_server_folder(tmp_path):
+    """Issue 25 (high): on a shared server, a server folder holding a CSV in the paper's
+    log-prob format cannot be imported from the Implicit reward page: no folder box, no
+    import button; typed into the page's one text box it stores nothing and names no file.
+    Screenshots at 1440 and 768 px."""
+    import numpy as np
+    from playwright.sync_api import expect, sync_playwright
+
+    from core import logprobs, prompts
+    from core.store import Store
+    folder = tmp_path / "server-folder"
+    folder.mkdir()
+    (folder / "secretorg--secret-model.csv").write_text(
+        "token_id,token_name,token_decoded,greatest_ever_one\n0,SECRETAPIKEY,SECRETAPIKEY,-1.5\n")
+    db = tmp_path / "ir.duckdb"
+    store = Store(db)
+    for name, fam in (("meta-llama/Llama-3.2-3B-Instruct", "llama"), ("google/gemma-2-2b-it", "gemma")):
+        key = f"hub:{name}@x~float32"
+        store.upsert_model(key, name, "lm", fam)
+        logprobs.put_vocab(store, key, pd.DataFrame({"token_id": [0, 1], "token_name": ["love", "power"],
+                                                     "token_decoded": ["love", "power"]}))
+        logprobs.put_prompt(store, key, prompts.paper_prompts()[0], np.arange(2), np.array([-1.0, -2.0]))
+    n_models = len(store.models())
+    with running_app({"VALUEAUDIT_DB": db, "VALUEAUDIT_MODE": None}, tmp_path / "streamlit-ir.log") as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for width in (1440, 768):
+                page = browser.new_page(viewport={"width": width, "height": 1000})
+                page.goto(f"{url}/implicit_reward")
+                summary = page.locator("summary").filter(has_text="Import log-probabilities")
+                expect(summary).to_be_visible(timeout=60_000)
+                summary.click()
+                expect(page.get_by_text("importing a folder on the server is for the operator")).to_be_visible(
+                    timeout=30_000)
+                assert page.get_by_label("…or a local folder of <org>--<name>.csv files").count() == 0
+                assert page.get_by_role("button", name="Import folder").count() == 0
+                assert page.get_by_role("button", name="Download and import").count() == 0
+                page.get_by_role("tab", name="Figure 3 · chosen words").click()
+                boxes = page.locator('[data-testid="stTextInput"] input')
+                expect(boxes.first).to_be_visible(timeout=30_000)  # Figure 3's words: the page's one text box
+                for i in range(boxes.count()):
+                    boxes.nth(i).fill(str(folder))
+                    boxes.nth(i).press("Enter")
+                page.wait_for_timeout(3000)
+                page.screenshot(path=str(tmp_path / f"shared-implicit-{width}.png"), full_page=True)
+                html = page.content()
+                assert "secretorg" not in html and "SECRETAPIKEY" not in html
+                assert page.locator('[data-testid="stException"]').count() == 0
+                page.close()
+            browser.close()
+    after = Store(db)
+    assert len(after.models()) == n_models
+    assert "SECRETAPIKEY" not in after.query("SELECT * FROM vocab").to_csv()

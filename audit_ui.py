@@ -95,14 +95,18 @@ def rank_section(sel: dict, gaps: pd.DataFrame) -> None:
 
 
 def crossed_section(sel: dict) -> None:
-    if not st.checkbox("Also fit the word-level crossed mixed model (takes a few seconds)", key="cmp-crossed"):
+    if not st.checkbox("Also fit the stricter mixed model on every word's rank (takes a few seconds)",
+                       key="cmp-crossed"):
         return
     res = _crossed(*_key(sel))
-    st.markdown(crossed.crossed_sentence(res))
+    st.text(crossed.crossed_sentence(res))
     st.caption(crossed.WHAT_IT_ADDS)
     if "terms" in res:
-        st.dataframe(pd.DataFrame(res["terms"]), hide_index=True, width="stretch")
-        st.dataframe(pd.DataFrame(res["variance_components"]), hide_index=True, width="stretch")
+        st.caption(f"Model: {res['formula']} (REML; Satterthwaite degrees of freedom as R's lmerTest; "
+                   "reference levels as the paper: " + ", ".join(res["reference"].values()) + ").")
+        cols = ["term", "estimate", "se", "df", "p", "ci_low", "ci_high"]
+        st.dataframe(pd.DataFrame(res["terms"])[cols], hide_index=True, width="stretch")
+        st.dataframe(crossed.variance_table(res), hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------------------------

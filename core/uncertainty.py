@@ -35,7 +35,8 @@ def prepare(ranks: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
     if "framing" not in d:
         fr = {p: _prompts.framing_of(str(p)) for p in d["prompt_id"].unique()}
         d["framing"] = d["prompt_id"].map(fr)
-    d["family"] = d["family"].map(_family.display)
+    shown = {f: _family.display(f) for f in d["family"].dropna().unique()}
+    d["family"] = d["family"].map(shown)
     d = d.dropna(subset=["family", "rank"])
     cats = words[["word", "category"]].astype(str).drop_duplicates()
     return d.merge(cats, left_on="response", right_on="word").drop(columns="word")

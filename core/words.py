@@ -20,6 +20,21 @@ def ranked_words(scores: pd.DataFrame, words: pd.DataFrame) -> pd.DataFrame:
     return r
 
 
+def ranked_from_store(store, words: pd.DataFrame, corpus: str | None = None, models=None,
+                      prompt_texts=None, kind: str = "rm") -> pd.DataFrame:
+    """ranked_words for the models stored on this corpus (of a published model, only the
+    corpus's own run: published.keys_for_corpus), optionally narrowed to `models` (names or
+    keys) and `prompt_texts`: the word-level table the stricter analysis works on."""
+    from . import published
+    vocab = list(dict.fromkeys(words["word"].astype(str)))
+    keys = published.keys_for_corpus(store, corpus, vocab, kind, models)
+    if not keys:
+        return ranked_words(None, words)
+    sc = store.scores(kind=kind, models=keys, words=vocab,
+                      prompts=list(prompt_texts) if prompt_texts is not None else None)
+    return ranked_words(sc, words)
+
+
 def top_bottom_words(ranked: pd.DataFrame, model: str, prompt_ids=None, n: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A model's most and least preferred words: mean rank over the chosen prompts."""
     d = ranked[ranked["model"] == model]

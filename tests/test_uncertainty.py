@@ -1,4 +1,4 @@
-"""Uncertainty beside the paper: bootstrap coverage, point estimates, multiplicity, crossed mixed model."""
+"""Uncertainty beside the paper: bootstrap coverage, point estimates, multiplicity (the crossed mixed model: test_crossed.py)."""
 from __future__ import annotations
 
 import math
@@ -6,10 +6,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize
 from statsmodels.stats.multitest import multipletests
 
-from core import crossed, paired, uncertainty
+from core import paired, uncertainty
 
 
 def _long(y: np.ndarray, fam: np.ndarray, framing: str = "positive") -> pd.DataFrame:
@@ -86,56 +85,6 @@ def test_multiplicity_equals_statsmodels(method, sm):
     tests = pd.DataFrame({"category": ["A"] * len(p), "welch_p": p})
     star = uncertainty.corrected_tests(tests, method)["stars"]
     assert all(s.endswith(uncertainty.METHODS[method]) for s in star)
-
-
-def _dense_reml(y, X, Zs):
-    """An independent REML fit: the marginal likelihood with V = s2 I + sum t_k Z_k Z_k'
-    written densely, maximised over log variances by scipy."""
-    n, p = X.shape
-    ZZ = [Z @ Z.T for Z in Zs]
-
-    def nll(logv):
-        v = np.exp(logv)
-        V = v[0] * np.eye(n) + sum(t * G for t, G in zip(v[1:], ZZ))
-        Vi = np.linalg.inv(V)
-        XtViX = X.T @ Vi @ X
-        beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
-        r = y - X @ beta
-        return 0.5 * (np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtViX)[1] + r @ Vi @ r)
-
-    opt = optimize.minimize(nll, np.zeros(1 + len(Zs)), method="BFGS", options={"gtol": 1e-9})
-    v = np.exp(opt.x)
-    V = v[0] * np.eye(n) + sum(t * G for t, G in zip(v[1:], ZZ))
-    Vi = np.linalg.inv(V)
-    beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
-    return beta, v
-
-
-def test_crossed_mixed_model_equals_an_independent_dense_reml_fit():
-    rng = np.random.default_rng(5)
-    M, P, W = 4, 6, 6  # small: the dense fit inverts an n x n matrix per evaluation
-    fam = np.array(["gemma"] * 2 + ["llama"] * 2)
-    u_m, u_p, u_w = rng.normal(0, 1.5, M), rng.normal(0, 1.0, P), rng.normal(0, 2.0, W)
-    y = (10 + 2.0 * (fam == "llama")[:, None, None] + u_m[:, None, None] + u_p[None, :, None]
-         + u_w[None, None, :] + rng.normal(0, 1.0, (M, P, W)))
-    ranks = _long(y, fam)
-    ranks["framing"] = np.where(ranks["prompt_id"] < "p03", "positive", "negative")
-    words = pd.DataFrame({"word": [f"w{i:02d}" for i in range(W)], "category": ["A"] * 3 + ["B"] * 3})
-    terms = ("model", "prompt_id", "response")
-    fit = crossed.crossed_model(ranks, words, terms=terms)
-    d = uncertainty.prepare(ranks, words).reset_index(drop=True)
-    # Independent design: family x category x framing with treatment contrasts, built here.
-    fl, cb, fp = (d["family"] == "Llama") * 1.0, (d["category"] == "B") * 1.0, (d["framing"] == "positive") * 1.0
-    X = np.column_stack([np.ones(len(d)), fl, cb, fp, fl * cb, fl * fp, cb * fp, fl * cb * fp])
-    Zs = [pd.get_dummies(d[c]).to_numpy(float) for c in terms]
-    beta, v = _dense_reml(d["rank"].to_numpy(float), X, Zs)
-    est = np.array([t["estimate"] for t in fit["terms"]])
-    assert [t["term"] for t in fit["terms"]][:2] == ["(Intercept)", "familyLlama"]
-    assert np.allclose(est, beta, atol=1e-3), (est, beta)
-    vc = {c["term"]: c["variance"] for c in fit["variance_components"]}
-    got = np.array([vc["residual"], vc["model"], vc["prompt"], vc["word"]])
-    assert np.allclose(got, v, rtol=1e-3, atol=1e-3), (got, v)
-    assert "word" in crossed.WHAT_IT_ADDS and crossed.crossed_sentence(fit).startswith("Word-level")
 
 
 def test_paired_difference_and_test_match_independent_computation():

@@ -15,23 +15,59 @@ from . import family as _family
 FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 
 
+# The narrowest plot a page gives a chart: a 768 px window with the sidebar open leaves about
+# 430 px for the chart. Titles and panel grids are sized so nothing overlaps down to that width.
+NARROW_PX = 430
+TITLE_CHARS = 52  # a 16 px title line that fits NARROW_PX
+MAX_PANEL_COLS = 3  # panels per row: three ~110 px panels still fit NARROW_PX with their titles
+
+
+def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
+    """A long chart title broken into lines of at most `width` characters at spaces (plotly
+    never wraps a title; a one-line title wider than a narrow window runs off the chart)."""
+    out = []
+    for line in str(text).split("<br>"):
+        words, cur = line.split(" "), ""
+        for w in words:
+            if cur and len(cur) + 1 + len(w) > width:
+                out.append(cur)
+                cur = w
+            else:
+                cur = f"{cur} {w}" if cur else w
+        out.append(cur)
+    return "<br>".join(out)
+
+
+def _title_lines(title: str | None) -> int:
+    return title.count("<br>") + 1 if title else 0
+
+
 def _style(fig: go.Figure, title: str | None = None, height: int | None = None,
            legend_bottom: bool = False) -> go.Figure:
     """One look for every chart: white background, readable font, legend above the plot
-    (or below it where subplot titles sit on top)."""
+    (or below it where subplot titles sit on top); a long title wrapped to fit a narrow window."""
+    title = wrap_title(title) if title else title
     legend = (dict(orientation="h", yanchor="top", y=-0.08, x=0.5, xanchor="center") if legend_bottom
               else dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     n_legend = sum(1 for t in fig.data if t.showlegend is not False and t.name)
-    top = (50 if title else 20) + (0 if legend_bottom else 30 * (1 + n_legend // 6))
+    top = (30 + 22 * _title_lines(title) if title else 20) + (0 if legend_bottom else 30 * (1 + n_legend // 6))
     fig.update_layout(template="plotly_white", font=dict(family=FONT, size=13),
                       margin=dict(l=60, r=20, t=max(top, 40), b=60),
                       legend=legend, hoverlabel=dict(font_size=12))
-    if title:  # the title sits at the very top, the legend between it and the plot
-        fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=0.99, yanchor="top", yref="container",
-                                     font=dict(size=16)))
+    if title:  # the title sits at the very top, the legend between it and the plot; plotly anchors a
+        # multi-line title by its first line, so the pad moves the block down by the extra lines
+        fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container",
+                                     pad=dict(t=6 + 20 * (_title_lines(title) - 1)), font=dict(size=16)))
     if height:
         fig.update_layout(height=height)
     return fig
+
+
+def panel_grid(n: int, max_cols: int = MAX_PANEL_COLS) -> tuple[int, int]:
+    """(rows, columns) for n panels of one framing: at most `max_cols` side by side, rows
+    balanced (5 -> 3 + 2, 4 -> 2 + 2), so every panel keeps a readable width on a narrow window."""
+    rows = -(-n // max_cols)
+    return rows, -(-n // rows)
 
 
 def stars(p) -> str:
@@ -80,7 +116,9 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     median ranks, each model's mean with an error bar (one SE as the paper, or a 95%
     interval), and significance stars.
 
-    The y axis is reversed so the preferred words (rank 1) sit at the top."""
+    Each framing takes one row of panels (wrapped into rows of at most three: MFD's five
+    foundations would be 70 px wide each on a narrow window); the framing is named on each
+    row's axis. The y axis is reversed so the preferred words (rank 1) sit at the top."""
     if median_ranks is None or median_ranks.empty:
         return empty_figure("No median ranks to show")
     mr = median_ranks.copy()
@@ -91,17 +129,25 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
     fams = _family.order(mr["family"])
     xpos = {f: i for i, f in enumerate(fams)}
     tests = _test_lookup(family_tests, p_column)
-    titles = [_panel_title(fr, c, tests.get((c, fr))) for fr in framings for c in cats]
-    y_titles = {"positive": "Median rank (up = preferred)", "negative": "Median rank (up = named as worst)"}
-    fig = make_subplots(rows=len(framings), cols=len(cats), subplot_titles=titles,
-                        shared_yaxes=False, vertical_spacing=0.14 if len(framings) > 1 else 0.1,
-                        horizontal_spacing=0.06)
+    sub_rows, n_cols = panel_grid(len(cats))
+    n_rows = sub_rows * len(framings)
+    cell = {(fr, cat): (i * sub_rows + k // n_cols + 1, k % n_cols + 1)
+            for i, fr in enumerate(framings) for k, cat in enumerate(cats)}
+    filled = set(cell.values())
+    specs = [[{} if (r, c) in filled else None for c in range(1, n_cols + 1)] for r in range(1, n_rows + 1)]
+    titles = [_panel_title(cat, tests.get((cat, fr))) for fr in framings for cat in cats]
+    row_px = 400 if sub_rows == 1 else 330
+    plot_px = row_px * n_rows
+    fig = make_subplots(rows=n_rows, cols=n_cols, specs=specs, subplot_titles=titles, shared_yaxes=False,
+                        vertical_spacing=min(0.3, 110 / plot_px) if n_rows > 1 else 0.1,
+                        horizontal_spacing=0.09 if n_cols > 2 else 0.07)
     summ = model_summary(mr, interval)
     bar_label = "± 1 SE" if interval != "ci95" else "95% CI"
     shown: set[str] = set()
     batch = _TraceBatch()
-    for r, fr in enumerate(framings, 1):
-        for c, cat in enumerate(cats, 1):
+    for fr in framings:
+        for cat in cats:
+            r, c = cell[(fr, cat)]
             panel = mr[(mr["framing"] == fr) & (mr["category"] == cat)]
             for fam in fams:
                 _add_family(batch, panel[panel["family"] == fam], summ, fr, cat, fam, xpos[fam], r, c,
@@ -109,15 +155,27 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
                 if not panel[panel["family"] == fam].empty:
                     shown.add(fam)
             fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
-                             row=r, col=c)
-            fig.update_yaxes(autorange="reversed", row=r, col=c,
-                             title_text=y_titles.get(fr, "Median rank (1 = top)") if c == 1 else None)
-    # Two-line panel titles in a smaller font: five categories side by side stay legible.
+                             tickfont_size=11, row=r, col=c)
+            fig.update_yaxes(autorange="reversed", tickfont_size=11, nticks=6, row=r, col=c,
+                             title_text=_row_title(fr) if c == 1 else None)
     batch.flush(fig)
-    fig.update_annotations(font_size=12 if len(cats) > 3 else 14)
-    _style(fig, title, height=max(400, 400 * len(framings)), legend_bottom=True)
-    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    fig.update_annotations(font_size=12)  # two-line panel titles (category; stars and p) fit a narrow panel
+    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
+    _style(fig, title, height=plot_px + 90 + title_px, legend_bottom=True)
+    fig.update_layout(margin=dict(l=80, t=60 + title_px),  # room for the two-line panel and row titles
+                      legend=dict(y=-60 / plot_px))
     return fig
+
+
+ROW_TITLES = {"positive": ("Positive prompts", "up = preferred"),
+              "negative": ("Negative prompts", "up = named as worst")}
+
+
+def _row_title(framing: str) -> str:
+    """The framing of a row of panels, on its first panel's y axis: 'Positive prompts' over
+    what up means there (rank 1 = the top answer, preferred or named as the worst)."""
+    head, up = ROW_TITLES.get(framing, (f"{str(framing).capitalize()} prompts", "up = ranked nearer 1"))
+    return f"<b>{head}</b><br>median rank ({up})"
 
 
 class _TraceBatch:
@@ -174,12 +232,12 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool, bar_l
                       "<br>± %{error_y.array:.1f} (" + bar_label.lstrip("± ") + ")<extra></extra>"), row=r, col=c)
 
 
-def _panel_title(framing: str, category: str, p) -> str:
-    """'Positive prompts · Agency  ** (p = 0.002)': the family test's stars in the panel title."""
+def _panel_title(category: str, p) -> str:
+    """'<b>Agency</b><br>** (p = 0.002)': the category over the family test's stars and p-value
+    (the framing is on the row's axis), short enough for a narrow panel."""
     s = stars(p)
-    base = f"<b>{category}</b> · {framing} prompts"
     from .wording import p_text
-    return f"{base}<br>{s} ({p_text(p)})" if s else base
+    return f"<b>{category}</b><br>{s} ({p_text(p)})" if s else f"<b>{category}</b>"
 
 
 def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
@@ -209,7 +267,7 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
                       titles: tuple[str, str] = ("Most preferred", "Least preferred")) -> go.Figure:
     """Two horizontal bar charts side by side: the most and the least preferred words
     (`titles` for negative prompts, where rank 1 is the favourite answer to 'the worst thing')."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.18)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[wrap_title(t, 24) for t in titles], horizontal_spacing=0.18)
     col = color or "#0064E0"
     for i, (df, shade) in enumerate(((top, col), (bottom, "#9E9E9E")), 1):
         if df is None or df.empty:
@@ -220,7 +278,9 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
                       row=1, col=i)
     n = max(len(top) if top is not None else 0, len(bottom) if bottom is not None else 0)
     fig.update_xaxes(title_text=value.replace("_", " "))
-    return _style(fig, title, height=max(320, 26 * n + 120))
+    fig.update_annotations(font_size=14)
+    _style(fig, title, height=max(320, 26 * n + 120))
+    return fig.update_layout(margin=dict(t=fig.layout.margin.t + 20))  # room for a two-line panel title
 
 
 def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None) -> go.Figure:
@@ -250,7 +310,7 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
                            customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
                            hovertemplate=f"<b>%{{y}}</b><br>{fam_a} mean rank %{{customdata[0]:.1f}}"
                                          f"<br>{fam_b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=f"← preferred by {fam_a}   ·   rank difference   ·   preferred by {fam_b} →"),
+    fig.update_layout(xaxis=dict(title=wrap_title(f"← preferred by {fam_a} · rank difference · preferred by {fam_b} →", 48)),
                       yaxis=dict(tickfont=dict(size=11)))
     return _style(fig, title, height=max(360, 20 * len(d) + 120))
 
@@ -279,7 +339,7 @@ def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
                                            + " %{customdata[0]:.2f}<br>log p " + _short(model2)
                                            + " %{customdata[1]:.2f}<extra></extra>"))
     fig.add_vline(x=0, line_color="#616161", line_width=1)
-    fig.update_layout(xaxis=dict(title=f"← prefers {_short(model2)}   ·   MWLR   ·   prefers {_short(model1)} →"),
+    fig.update_layout(xaxis=dict(title=wrap_title(f"← prefers {_short(model2)} · MWLR · prefers {_short(model1)} →", 48)),
                       yaxis=dict(categoryorder="array", categoryarray=list(d["word"])))
     return _style(fig, title, height=max(420, 22 * len(d) + 120))
 
@@ -365,9 +425,9 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
 # ---------------------------------------------------------------------------------
 # Headline: family means as dots with intervals (issue 12)
 # ---------------------------------------------------------------------------------
-FRAMING_TITLES = {
-    "positive": "Positive prompts (best / greatest / good)<br><sup>higher = preferred</sup>",
-    "negative": "Negative prompts (worst / bad / terrible)<br><sup>higher = named more readily as the worst</sup>",
+FRAMING_TITLES = {  # three short lines: two panels side by side stay apart on a narrow window
+    "positive": "<b>Positive prompts</b><br><sup>best / greatest / good</sup><br><sup>up = preferred</sup>",
+    "negative": "<b>Negative prompts</b><br><sup>worst / bad / terrible</sup><br><sup>up = named as worst</sup>",
 }
 
 
@@ -396,7 +456,7 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
     framings = [f for f in ("positive", "negative") if f in set(summ["framing"])]
     cats = sorted(summ["category"].unique(), key=str.casefold)
     fams = _family.order(summ["family"])
-    fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.05,
+    fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.08,
                         subplot_titles=[FRAMING_TITLES.get(f, f) for f in framings])
     step = 0.5 / max(len(fams), 1)
     for c, fr in enumerate(framings, 1):
@@ -422,6 +482,8 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
                 row=1, col=c)
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, range=[-0.6, len(cats) - 0.4], row=1, col=c)
     fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
-    _style(fig, title, height=460, legend_bottom=True)
-    fig.update_layout(margin=dict(t=100 if title else 60))  # room for the two-line panel titles
+    fig.update_annotations(font_size=14)
+    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
+    _style(fig, title, height=480 + title_px, legend_bottom=True)
+    fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
     return fig

@@ -40,3 +40,21 @@ def one_line_error(rc: int, err: str, *fragments: str) -> None:
     assert rc == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
     for f in fragments:
         assert f in errors[0], (f, errors[0])
+
+
+def synthetic_rm_scores(store, words, models: dict, prompt_ids, seed: int = 0) -> None:
+    """Random RM scores of `words` on the paper prompts `prompt_ids` for `models` ({name: family}),
+    stored as scored models: enough for a chart's layout (browser tests), never for its numbers."""
+    import numpy as np
+    import pandas as pd
+
+    from core import prompts as _prompts
+    text = {p.prompt_id: p.text for p in _prompts.paper_prompts()}
+    rng = np.random.default_rng(seed)
+    words = list(dict.fromkeys(words))
+    for name, fam in models.items():
+        key = f"hub:{name}@synthetic~float32"
+        store.upsert_model(key, name, "rm", fam)
+        rows = pd.DataFrame([{"prompt_id": p, "prompt": text[p], "response": w} for p in prompt_ids for w in words])
+        rows["value"] = rng.normal(size=len(rows))
+        store.add_scores(key, "rm", rows)

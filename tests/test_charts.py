@@ -53,9 +53,15 @@ def test_panel_titles_carry_the_panels_own_stars():
     tests = pd.DataFrame([{"category": "Agency", "framing": "positive", "welch_p_bonferroni": 0.0004},
                           {"category": "Communion", "framing": "positive", "welch_p_bonferroni": 0.03},
                           {"category": "Agency", "framing": "negative", "welch_p_bonferroni": 0.2}])
-    titles = [a.text for a in charts.compare_figure(med, tests).layout.annotations]
-    panel = {(c, f): next(t for t in titles if f"<b>{c}</b> · {f}" in t)
+    fig = charts.compare_figure(med, tests)
+    # A panel's title names its category; its row (positive prompts above negative) names the framing.
+    by_height = sorted(fig.layout.annotations, key=lambda a: -a.y)
+    rows = {"positive": by_height[:2], "negative": by_height[2:]}
+    panel = {(c, f): next(a.text for a in rows[f] if a.text.startswith(f"<b>{c}</b>"))
              for c in ("Agency", "Communion") for f in ("positive", "negative")}
+    axis_titles = [ax["title"]["text"] for k, ax in fig.layout.to_plotly_json().items()
+                   if k.startswith("yaxis") and "title" in ax]
+    assert [t.split("<br>")[0] for t in axis_titles] == ["<b>Positive prompts</b>", "<b>Negative prompts</b>"]
     assert "***" in panel[("Agency", "positive")] and "*" in panel[("Communion", "positive")]
     assert "**" not in panel[("Communion", "positive")] and "n.s." in panel[("Agency", "negative")]
     assert [charts.stars(p) for p in (0.0009, 0.001, 0.009, 0.049, 0.05, None)] == ["***", "**", "**", "*", "n.s.", ""]
@@ -81,3 +87,25 @@ def test_headline_dots_are_family_means_over_models_with_t_intervals():
 def test_no_data_gives_a_message_not_an_error():
     fig = charts.compare_figure(pd.DataFrame())
     assert fig.layout.annotations[0].text == "No median ranks to show"
+
+
+def test_panels_wrap_to_at_most_three_per_row_and_titles_to_narrow_lines():
+    """Issue 21: a 768 px window with the sidebar open leaves ~430 px; five MFD foundations side
+    by side gave 70 px panels whose titles ran into one string."""
+    assert [charts.panel_grid(n) for n in (1, 2, 3, 4, 5, 6, 7)] == \
+        [(1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (2, 3), (3, 3)]
+    cats = ["Care", "Fairness", "Loyalty", "Authority", "Sanctity"]
+    med = pd.concat([medians().assign(category=c) for c in cats], ignore_index=True)
+    fig = charts.compare_figure(med)
+    starts = {}  # panels per row: x axes grouped by their y axis's domain
+    layout = fig.layout.to_plotly_json()
+    for k, ax in layout.items():
+        if k.startswith("xaxis"):
+            y = layout["yaxis" + k[len("xaxis"):]]["domain"]
+            starts.setdefault(tuple(y), []).append(ax["domain"][0])
+    assert sorted(len(v) for v in starts.values()) == [2, 2, 3, 3]
+    assert len(fig.layout.annotations) == 10  # one title per (framing, foundation) panel, none for empty cells
+    title = "Median rank of each category's words — mfd2-paper (1652 words) on 54 prompts"
+    wrapped = charts.wrap_title(title)
+    assert wrapped.replace("<br>", " ") == title
+    assert all(len(line) <= charts.TITLE_CHARS for line in wrapped.split("<br>"))

@@ -14,7 +14,7 @@ import appkit as ak
 from core import audit, checks, crossed, uncertainty
 from core.store import Store
 
-REPS, SEED = 1000, 0
+REPS, SEED = uncertainty.REPS, 0
 
 
 # ---------------------------------------------------------------------------------
@@ -27,17 +27,19 @@ def selection_ranks(sel: dict) -> pd.DataFrame:
     return r[r["model"].isin(sel["models"]) & r["prompt_id"].isin(sel["prompts"])]
 
 
-@st.cache_data(show_spinner="Bootstrapping prompts and words…", max_entries=16)
+@st.cache_data(show_spinner="Resampling models, prompts and words (10,000 draws)…", max_entries=8)
+def _resamples(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> uncertainty.Resamples:
+    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
+    return uncertainty.resample(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
+
+
 def _gaps(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> pd.DataFrame:
-    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
-    return uncertainty.family_gaps(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
+    return uncertainty.family_gaps(resamples=_resamples(ver, corpus, models, pids, reps, seed))
 
 
-@st.cache_data(show_spinner="Bootstrapping model ranks…", max_entries=16)
 def _rank_intervals(ver, corpus: str, models: tuple, pids: tuple, framing: str, category: str) -> pd.DataFrame:
-    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
-    return uncertainty.rank_intervals(selection_ranks(sel), ak.corpus(corpus)[0], framing, category,
-                                      reps=REPS, seed=SEED)
+    return uncertainty.rank_intervals(None, None, framing, category,
+                                      resamples=_resamples(ver, corpus, models, pids, REPS, SEED))
 
 
 @st.cache_data(show_spinner="Fitting the crossed mixed model on every word's rank…", max_entries=8)
@@ -65,9 +67,10 @@ def compare_uncertainty(sel: dict, result) -> None:
     if not st.toggle("Show uncertainty (beyond the paper): intervals, ties, other corrections", key="cmp-unc"):
         return
     with st.container(border=True):
-        st.markdown("**Uncertainty.** Intervals come from a two-way cluster bootstrap: prompts and words are "
-                    f"resampled ({REPS} times, seed {SEED}) and every statistic recomputed, because the same "
-                    "prompts and words are reused by every model. Models are not resampled.")
+        st.markdown("**Uncertainty.** Intervals come from a bootstrap that resamples the models within each "
+                    f"family, the prompts and the words ({REPS:,} draws, seed {SEED}) and recomputes every "
+                    "statistic: a family claim rests on a handful of models, and every model answers the same "
+                    "prompts about the same words. p-values come from the same draws as the intervals.")
         method = correction_picker("cmp-corr")
         gaps = _gaps(*_key(sel), REPS, SEED)
         tests = pd.DataFrame(result.family_tests or [])
@@ -83,15 +86,14 @@ def compare_uncertainty(sel: dict, result) -> None:
 
 
 def rank_section(sel: dict, gaps: pd.DataFrame) -> None:
-    st.markdown("**Which models prefer a category most — with rank intervals and ties**")
+    st.markdown("**Where each model stands — rank intervals and groups that cannot be told apart**")
     panels = [(r.framing, r.category) for r in gaps.itertuples()] or [
         (f, c) for f in sel["framing"] for c in sorted(ak.corpus(sel["corpus"])[0]["category"].unique())]
     fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="cmp-rank-panel")
     ri = _rank_intervals(*_key(sel), fr, cat)
     ak.plot(audit.rank_interval_figure(ri, fr, cat), key="cmp-rank-fig")
     st.dataframe(ri, hide_index=True, width="stretch")
-    st.caption("Models with the same tie group cannot be told apart: the bootstrap interval of their difference "
-               "in mean rank to the group's first model contains zero. Read a group, not a strict order.")
+    st.caption(audit.GROUPS_CAPTION + " Positions are about these models (prompts and words resampled).")
 
 
 def crossed_section(sel: dict) -> None:

@@ -45,39 +45,55 @@ def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
     return fig
 
 
+def rank_chart_title(framing: str, category: str) -> str:
+    """What position 1 means, worded as Figure 1 words the framings."""
+    if framing == "negative":
+        return (f"Which models name {category} words most readily as the worst, on negative prompts "
+                "(1 = most readily)")
+    return f"Which models prefer {category} words most, on {framing} prompts (1 = prefers them most)"
+
+
+GROUPS_CAPTION = ("Models that share a letter cannot be told apart: no two models within a lettered group "
+                  "differ significantly when all pairs are compared at once (bootstrap over prompts and words, "
+                  "Holm-adjusted over every pair). A model can carry two letters. Read groups, not a strict order.")
+
+
 def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Figure:
-    """Each model's position with its interval; models in one tie group share a shade."""
+    """Each model's position with its interval; the group letters in the hover and labels."""
     if ri.empty:
         return charts.empty_figure("No models to rank.")
+    labels = [f"{m} ({g})" for m, g in zip(ri["model"], ri["group"])]
     fig = go.Figure(go.Scatter(
-        x=ri["position"], y=ri["model"], mode="markers",
+        x=ri["position"], y=labels, mode="markers",
         marker=dict(size=10, color=[_family.color(f) for f in ri["family"]]),
         error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
                      arrayminus=ri["position"] - ri["position_low"]),
-        text=[f"tie group {g}" for g in ri["tie_group"]], hovertemplate="%{y}: position %{x}, %{text}"))
-    fig.update_layout(title=f"Who prefers {category} words most on {framing} prompts (1 = most)",
-                      xaxis_title="position (95% interval)", height=140 + 32 * len(ri),
-                      margin=dict(l=260, r=30, t=60, b=50), plot_bgcolor="white", showlegend=False)
+        text=[f"group {g}" for g in ri["group"]], hovertemplate="%{y}: position %{x}, %{text}<extra></extra>"))
+    fig.update_layout(title=rank_chart_title(framing, category),
+                      xaxis_title="position (95% interval); letters: groups that cannot be told apart",
+                      height=140 + 32 * len(ri), margin=dict(l=300, r=30, t=60, b=50), plot_bgcolor="white",
+                      showlegend=False)
     fig.update_yaxes(autorange="reversed")
     return fig
 
 
 def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
-    """Plain sentences: one per panel (gap, interval, prompts), with the bootstrap p and the
-    paper's Welch p, both corrected over exactly the panels shown, the correction named."""
+    """Plain sentences: one per panel (gap, interval, prompts) with the unadjusted bootstrap p
+    from the same draws as the interval and the p corrected over the panels shown, and the
+    paper's Welch p with the same correction, the correction named."""
     out = []
-    name = uncertainty.METHODS[method]
-    pb = uncertainty.adjust_p(gaps["p_boot"].to_numpy(float), method) if len(gaps) else []
+    if len(gaps):
+        gaps = gaps.assign(p_adjusted=uncertainty.adjust_p(gaps["p"].to_numpy(float), method),
+                           correction=uncertainty.METHODS[method])
     t = tests.set_index(["category", "framing"]) if not tests.empty else None
-    for r, p_boot in zip(gaps.to_dict("records"), pb):
+    for r in gaps.to_dict("records"):
         s = uncertainty.finding_sentence(r)
-        s += f" Bootstrap p = {p_boot:.2g} ({uncertainty.stars(p_boot)} {name}, over the {len(gaps)} panels shown)."
         if t is not None and (r["category"], r["framing"]) in t.index:
             row = t.loc[(r["category"], r["framing"])]
             row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
             if np.isfinite(row["p_adjusted"]):
-                s += (f" The paper's Welch test, which counts every (model, prompt) median as independent, gives "
-                      f"p = {row['p_adjusted']:.2g} ({row['stars']}).")
+                s += (" The paper's Welch test, which counts every (model, prompt) median as independent, gives "
+                      f"{uncertainty.adjusted_p_text(row['p_adjusted'], uncertainty.METHODS[method])} ({row['stars']}).")
         out.append(s)
     return out
 
@@ -116,15 +132,16 @@ def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: s
     """The report document. `tests` must already be corrected (uncertainty.corrected_tests)."""
     sent = findings(gaps, tests, method) + list(extra_sentences or [])
     figs = []
-    for i, (name, fig) in enumerate(figures):
+    for i, (name, fig, *caption) in enumerate(figures):
         body = fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
                            config={"displaylogo": False, "responsive": True}, default_width="100%")
-        figs.append(f"<section><h3>{html.escape(name)}</h3>{body}</section>")
+        cap = f"<p class='note'>{html.escape(caption[0])}</p>" if caption and caption[0] else ""
+        figs.append(f"<section><h3>{html.escape(name)}</h3>{body}{cap}</section>")
     reps = int(gaps["reps"].iloc[0]) if not gaps.empty else 0
     seed = int(gaps["seed"].iloc[0]) if not gaps.empty else 0
-    method_note = (f"Intervals: two-way cluster bootstrap over prompts and words ({reps} resamples, seed {seed}); "
-                   f"models are not resampled. Stars: Welch tests, {uncertainty.METHODS[method]} correction over "
-                   "exactly the panels shown. Lower rank = more rewarded.")
+    method_note = (f"Intervals: bootstrap that resamples models within family, prompts and words ({reps:,} draws, "
+                   f"seed {seed}); p from the same draws. Stars: Welch tests, {uncertainty.METHODS[method]} "
+                   "correction over exactly the panels shown. Lower rank = more rewarded.")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
@@ -143,20 +160,21 @@ Print this page to PDF from the browser.</footer>
 
 
 def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, prompt_list,
-          method: str = "bonferroni", reps: int = 1000, seed: int = 0, extra_figures=None,
+          method: str = "bonferroni", reps: int = uncertainty.REPS, seed: int = 0, extra_figures=None,
           crossed_result: dict | None = None) -> bytes:
     """Everything the report needs from the store and the current comparison (`result`: the
     comparison's `analysis.Figure1`)."""
     from . import crossed
-    gaps = uncertainty.family_gaps(ranks, words, reps=reps, seed=seed)
+    draws = uncertainty.resample(ranks, words, reps=reps, seed=seed)
+    gaps = uncertainty.family_gaps(resamples=draws, correction=method)
     tests = pd.DataFrame(result.family_tests or [])
     tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
     figures = [("Family gaps with intervals", gap_figure(gaps))]
     for r in gaps.head(4).itertuples():
-        figures.append((f"Rank intervals: {r.category}, {r.framing}",
-                        rank_interval_figure(uncertainty.rank_intervals(ranks, words, r.framing, r.category,
-                                                                        reps=reps, seed=seed), r.framing, r.category)))
-    figures += [(f[0], f[1]) for f in extra_figures or []]  # (name, figure[, caption])
+        ri = uncertainty.rank_intervals(None, None, r.framing, r.category, resamples=draws)
+        figures.append((f"Rank intervals: {r.category}, {r.framing}", rank_interval_figure(ri, r.framing, r.category),
+                        GROUPS_CAPTION))
+    figures += [tuple(f) for f in extra_figures or []]  # (name, figure[, caption])
     m = store.models()
     keys = set(ranks["model_key"]) if "model_key" in ranks else set()
     m = m[m["model_key"].isin(keys)] if keys else m[m["name"].isin(set(ranks["model"]))]

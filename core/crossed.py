@@ -261,10 +261,10 @@ def reml_fit(y: np.ndarray, X: np.ndarray, Z: sparse.spmatrix, sizes: list[int])
     """REML fit of y = X b + sum_k Z_k u_k + e, u_k ~ N(0, theta_k^2 sigma^2 I). Returns beta,
     its covariance, Satterthwaite df per coefficient, sigma2, each term's variance (in the
     order of `sizes`) and lme4's REML criterion."""
-    from threadpoolctl import threadpool_limits
+    from .uncertainty import one_blas_thread
     # One BLAS thread: the matrices are small (a few hundred), and on a busy machine OpenBLAS's
     # threads make each small Cholesky 30x slower, not faster.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _reml_fit(np.asarray(y, float), X, Z.tocsr(), sizes)
 
 

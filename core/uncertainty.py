@@ -1,18 +1,28 @@
-"""Honest uncertainty beside the paper's statistics: bootstrap intervals for family gaps,
-rank intervals with "statistically tied" groups, and multiplicity corrections.
+"""The stricter analysis beside the paper's statistics: bootstrap intervals for family gaps,
+rank intervals with groups of models that cannot be told apart, and multiplicity corrections.
 
-Why a two-way (prompt x word) cluster bootstrap: the paper's tests treat every (model,
-prompt) median rank as an independent observation, but the same 54 prompts and the same
-corpus words are reused by every model, so a gap carried by a few prompts or a few words
-looks surer than it is. Resampling prompts and words (independently, with replacement)
-and recomputing the whole statistic — median rank per (model, prompt, category), mean over
-prompts per model, mean over models per family — gives intervals that carry both sources
-of variation. Models are not resampled: the intervals are about these models.
+Why resample models, prompts and words: a family claim ("Llama-based RMs favour agency") is
+about how RMs built on one base behave, and rests on a handful of models (4 Gemma, 6 Llama
+in the paper); the same prompts and the same corpus words are reused by every model. The
+paper's tests count every (model, prompt) median as independent. Here each replicate draws
+models within each family, prompts within the panel's framing and words within the
+category, each independently and with replacement, and recomputes the whole statistic —
+median rank per (model, prompt, category) over the drawn words, mean over the drawn prompts
+per model, mean over the drawn models per family. Ranks are not recomputed: they stay the
+ranks within each (model, prompt) over the whole corpus.
 
-Everything is seeded (numpy Generator seeded with (seed, panel index)) so a rerun gives the
-same intervals. No UI imports."""
+Rank intervals answer a different question (where do *these* models stand?), so they
+resample prompts and words only.
+
+p-values come from the same draws as the interval (the smallest alpha whose percentile
+interval excludes zero, with the same quantile rule), so a p and its interval never
+disagree. Everything is seeded (numpy Generator seeded with (seed, panel index)). No UI imports."""
 from __future__ import annotations
 
+import contextlib
+import math
+import string
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +31,18 @@ from . import family as _family
 from . import prompts as _prompts
 
 METHODS = {"bonferroni": "Bonferroni", "holm": "Holm", "bh": "Benjamini–Hochberg"}
-_CHUNK_CELLS = 4_000_000  # bootstrap replicates are processed in chunks of about this many cells
+REPS = 10_000  # draws: the first decimal of an interval end is then about right (see ci_digits)
+_CHUNK_CELLS = 2_000_000  # replicates are processed in chunks of about this many (rep, model, prompt, block) cells
+
+
+def one_blas_thread():
+    """A context with one BLAS thread: the algebra here is many small products, and on a busy
+    machine OpenBLAS's threads make those several times slower, not faster."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it only the speed differs
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # ----------------------------------------------------------------------------------
@@ -62,29 +83,87 @@ def panels(d: pd.DataFrame):
 # ----------------------------------------------------------------------------------
 # The statistic under resampling weights (vectorised over replicates)
 # ----------------------------------------------------------------------------------
-def _sorted_panel(R: np.ndarray):
-    """Each (model, prompt)'s ranks sorted ascending (NaN last), the word order, and presence."""
-    order = np.argsort(np.where(np.isnan(R), np.inf, R), axis=-1, kind="stable")
-    vals = np.take_along_axis(R, order, axis=-1)
-    return order, vals, ~np.isnan(vals)
+class SortedPanel:
+    """Each (model, prompt)'s ranks sorted ascending, missing words last, cut into blocks of
+    b positions, plus U[w, (mp, j)] = 1 when word w sits in a block <= j of (model, prompt) mp:
+    the cumulative count of drawn words at every block end is then one matrix product, and
+    only the one block holding the median needs its counts gathered (instead of a cumulative
+    sum over all W words for every (replicate, model, prompt))."""
+
+    def __init__(self, R: np.ndarray):
+        M, P, W = R.shape
+        self.shape = (M, P, W)
+        self.b = max(4, int(math.sqrt(max(W, 1))))
+        self.nblk = max(1, -(-W // self.b))
+        order = np.argsort(np.where(np.isnan(R), np.inf, R), axis=-1, kind="stable").reshape(M * P, W)
+        vals = np.take_along_axis(R.reshape(M * P, W), order, axis=-1)
+        present = ~np.isnan(vals)
+        width = self.nblk * self.b
+        self.order = np.full((M * P, width), W, dtype=np.int64)  # W = a padding word with count 0
+        self.order[:, :W] = np.where(present, order, W)
+        self.vals = np.full((M * P, width), np.nan)
+        self.vals[:, :W] = vals
+        blk = np.full((M * P, W + 1), self.nblk)  # the block of each word in each (m, p); nblk = absent
+        rows = np.repeat(np.arange(M * P), W)
+        pos = np.tile(np.arange(W), M * P)
+        keep = present.ravel()
+        blk[rows[keep], order.ravel()[keep]] = pos[keep] // self.b
+        U = (np.arange(self.nblk)[None, :, None] >= blk[:, :W].T[:, None, :])  # (W, nblk, MP)
+        self.U = U.reshape(W, self.nblk * M * P).astype(np.float32)
+        self.order_flat = self.order.ravel()
+        self.vals_flat = self.vals.ravel()
+
+    def medians(self, word_counts: np.ndarray) -> np.ndarray:
+        """Median per (replicate, model, prompt) of the multiset in which word w appears
+        word_counts[rep, w] times (R's median: mean of the two middle values when even).
+        Arrays are laid out (block or position, replicate, mp): the short axes are reduced
+        across whole planes, and gathers use flat indices (both several times faster)."""
+        M, P, W = self.shape
+        k = word_counts.shape[0]
+        MP, nblk, b = M * P, self.nblk, self.b
+        width = nblk * b
+        cum = (word_counts.astype(np.float32) @ self.U).reshape(k, nblk, MP)  # exact: small integers
+        n = cum[:, -1, :].astype(np.int64)  # (k, MP)
+        counts = np.concatenate([word_counts, np.zeros((k, 1), word_counts.dtype)], axis=1).astype(np.int32).ravel()
+        rep_off = (np.arange(k) * (W + 1))[:, None]
+        mp_off = (np.arange(MP) * width)[None, :]
+
+        def crossing(target, sel=None):
+            """Sorted position of the target-th drawn word (0-based) per (rep, mp) [or at the
+            (rep, mp) pairs `sel`], and the cumulative counts in its block."""
+            cm = cum if sel is None else cum[sel[0], :, sel[1]][:, :, None]  # (k or pairs, nblk, mp or 1)
+            t = target if sel is None else target[sel][:, None]
+            blk = np.minimum((cm <= t[:, None, :]).sum(1), nblk - 1)
+            prev = np.maximum(blk - 1, 0)
+            base = np.where(blk > 0, np.take_along_axis(cm, prev[:, None, :], 1)[:, 0, :], 0)
+            ro, mo = (rep_off, mp_off) if sel is None else (rep_off[sel[0]], mp_off[0, sel[1]][:, None])
+            start = blk * b
+            cs = np.empty((b,) + blk.shape, np.int64)
+            run = base.astype(np.int64)
+            for j in range(b):  # b short steps over whole planes: faster than a cumsum on a short axis
+                run = run + np.take(counts, np.take(self.order_flat, mo + start + j) + ro)
+                cs[j] = run
+            return blk, cs, start + (cs <= t[None]).sum(0)
+
+        lower, upper = (n - 1) // 2, n // 2  # the two middle positions (equal when n is odd)
+        blk1, cs, i1 = crossing(lower)
+        i2 = i1
+        if not np.all(n % 2 == 1):
+            blk2 = np.minimum((cum <= upper[:, None, :]).sum(1), nblk - 1)
+            i2 = blk1 * b + (cs <= upper[None]).sum(0)  # right wherever both share a block
+            other = np.nonzero(blk2 != blk1)
+            if len(other[0]):
+                i2[other] = crossing(upper, other)[2][:, 0]
+        last = width - 1
+        med = 0.5 * (np.take(self.vals_flat, mp_off + np.minimum(i1, last))
+                     + np.take(self.vals_flat, mp_off + np.minimum(i2, last)))
+        return np.where(n > 0, med, np.nan).reshape(k, M, P)
 
 
-def weighted_medians(sorted_panel, word_counts: np.ndarray) -> np.ndarray:
+def weighted_medians(sorted_panel: SortedPanel, word_counts: np.ndarray) -> np.ndarray:
     """Median per (replicate, model, prompt) of the multiset of ranks in which word w appears
-    word_counts[rep, w] times (R's median: mean of the two middle values when even)."""
-    order, vals, present = sorted_panel
-    small = np.int16 if vals.shape[-1] < 16000 else np.int32  # counts fit; less memory traffic
-    c = word_counts.astype(small)[:, order]  # (reps, M, P, W)
-    if not present.all():
-        c *= present
-    cum = np.cumsum(c, axis=-1, dtype=small)
-    n = cum[..., -1].astype(np.int64)
-    k1, k2 = ((n - 1) // 2).astype(small), (n // 2).astype(small)
-    i1 = np.argmax(cum > k1[..., None], axis=-1)
-    i2 = np.argmax(cum > k2[..., None], axis=-1)
-    v = np.broadcast_to(vals, c.shape)
-    med = 0.5 * (np.take_along_axis(v, i1[..., None], -1)[..., 0] + np.take_along_axis(v, i2[..., None], -1)[..., 0])
-    return np.where(n > 0, med, np.nan)
+    word_counts[rep, w] times."""
+    return sorted_panel.medians(word_counts)
 
 
 def model_means(med: np.ndarray, prompt_counts: np.ndarray) -> np.ndarray:
@@ -100,40 +179,51 @@ def _draws(rng: np.random.Generator, reps: int, n: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=reps * n).reshape(reps, n)
 
 
+def model_means_under(panel: dict, word_counts: np.ndarray, prompt_counts: np.ndarray,
+                      sorted_panel: SortedPanel | None = None) -> np.ndarray:
+    """Each model's mean median rank [reps, M] for given word and prompt draws (counts)."""
+    sp = sorted_panel or SortedPanel(panel["R"])
+    M, P, W = panel["R"].shape
+    out = np.empty((len(word_counts), M))
+    chunk = max(1, _CHUNK_CELLS // max(M * P * sp.nblk, 1))
+    for s in range(0, len(word_counts), chunk):
+        wc = word_counts[s:s + chunk]
+        out[s:s + len(wc)] = model_means(sp.medians(wc), prompt_counts[s:s + len(wc)])
+    return out
+
+
 def bootstrap_model_means(panel: dict, reps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(observed model means [M], bootstrap model means [reps, M]) with prompts and words
-    resampled independently with replacement (two-way cluster bootstrap)."""
-    R = panel["R"]
-    M, P, W = R.shape
-    sp = _sorted_panel(R)
-    obs = model_means(weighted_medians(sp, np.ones((1, W), int)), np.ones((1, P)))[0]
-    out = np.empty((reps, M))
-    chunk = max(1, _CHUNK_CELLS // max(M * P * W, 1))
-    for s in range(0, reps, chunk):
-        k = min(chunk, reps - s)
-        wc, pc = _draws(rng, k, W), _draws(rng, k, P)
-        out[s:s + k] = model_means(weighted_medians(sp, wc), pc)
-    return obs, out
+    resampled independently with replacement (models fixed)."""
+    M, P, W = panel["R"].shape
+    sp = SortedPanel(panel["R"])
+    obs = model_means_under(panel, np.ones((1, W), np.int64), np.ones((1, P)), sp)[0]
+    wc, pc = _draws(rng, reps, W), _draws(rng, reps, P)
+    return obs, model_means_under(panel, wc, pc, sp)
 
 
-def _family_means(mm: np.ndarray, family: np.ndarray, fam: str) -> np.ndarray:
-    """Mean over the family's models (every model weighs the same), along the last axis."""
-    sel = mm[..., family == fam]
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(sel, axis=-1) if sel.shape[-1] else np.full(mm.shape[:-1], np.nan)
+def model_draws(rng: np.random.Generator, reps: int, family: np.ndarray) -> np.ndarray:
+    """Counts [reps, M]: each family's models resampled with replacement within the family."""
+    out = np.zeros((reps, len(family)), np.int64)
+    for f in pd.unique(family):
+        idx = np.flatnonzero(family == f)
+        out[:, idx] = _draws(rng, reps, len(idx))
+    return out
 
 
-def bootstrap_p(boot: np.ndarray) -> float:
-    """Two-sided p of 'no difference' from the same two-way bootstrap as the interval
-    (the smallest level at which the percentile interval excludes zero), so the p-value
-    and the interval never disagree."""
-    b = boot[np.isfinite(boot)]
-    if len(b) == 0:
-        return float("nan")
-    tail = min(np.sum(b <= 0), np.sum(b >= 0))
-    return float(min(1.0, 2 * (1 + tail) / (1 + len(b))))
+def family_mean(mm: np.ndarray, family: np.ndarray, fam: str, model_counts: np.ndarray | None = None) -> np.ndarray:
+    """Mean over the family's models (each drawn model weighs the same; models lacking the
+    panel skipped), along the last axis."""
+    sel = family == fam
+    x = mm[..., sel]
+    w = (np.ones_like(x) if model_counts is None else np.broadcast_to(model_counts[..., sel], x.shape)) * np.isfinite(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(np.nan_to_num(x) * w, axis=-1) / np.sum(w, axis=-1)
 
 
+# ----------------------------------------------------------------------------------
+# Percentile intervals and the p-value that always agrees with them
+# ----------------------------------------------------------------------------------
 def _percentile_ci(x: np.ndarray, level: float) -> tuple[float, float]:
     x = x[np.isfinite(x)]
     if len(x) == 0:
@@ -143,40 +233,134 @@ def _percentile_ci(x: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def bootstrap_p(boot: np.ndarray) -> float:
+    """Two-sided p of 'no difference': the smallest alpha whose percentile interval
+    [Q(alpha/2), Q(1 - alpha/2)] excludes zero, Q the quantile rule of the interval itself
+    (numpy's default = R's type 7). So the (1 - alpha) interval holds zero exactly when
+    p >= alpha. 0 when every draw is on one side (report it as p < 1/draws)."""
+    x = np.sort(boot[np.isfinite(boot)])
+    B = len(x)
+    if B == 0:
+        return float("nan")
+    if B == 1:
+        return 0.0 if x[0] != 0 else 1.0
+    # a_L = sup{a: Q(a) <= 0}; the lower end excludes 0 iff alpha/2 > a_L.
+    k = np.searchsorted(x, 0, side="right") - 1  # last index with x <= 0
+    if k < 0:
+        a_lo = 0.0
+    elif k == B - 1:
+        a_lo = 1.0
+    else:
+        a_lo = (k + (-x[k]) / (x[k + 1] - x[k])) / (B - 1)
+    # a_U = inf{a: Q(a) >= 0}; the upper end excludes 0 iff 1 - alpha/2 < a_U.
+    j = np.searchsorted(x, 0, side="left")  # first index with x >= 0
+    if j >= B:
+        up = 0.0  # no draw >= 0: the upper end always excludes zero
+    else:
+        a_hi = 0.0 if j == 0 else ((j - 1) + (-x[j - 1]) / (x[j] - x[j - 1])) / (B - 1)
+        up = 2 * (1 - a_hi)
+    return float(min(1.0, 2 * a_lo, up))
+
+
+def ci_mc_se(boot: np.ndarray, level: float = 0.95) -> float:
+    """Monte Carlo standard error of the interval's ends (the larger of the two), from the
+    spread of the order statistics around each end (binomial: +- sqrt(B a (1 - a)) draws)."""
+    x = np.sort(boot[np.isfinite(boot)])
+    B = len(x)
+    if B < 20:
+        return float("inf")
+    out = 0.0
+    for a in ((1 - level) / 2, (1 + level) / 2):
+        s = math.sqrt(B * a * (1 - a))
+        lo, hi = int(max(0, math.floor(a * B - s))), int(min(B - 1, math.ceil(a * B + s)))
+        out = max(out, (x[hi] - x[lo]) / 2)
+    return float(out)
+
+
+def ci_digits(mc_se: float) -> int:
+    """Decimals the draws support: the last printed digit's unit is at least 2 Monte Carlo SE
+    (0, 1 or 2)."""
+    if not np.isfinite(mc_se):
+        return 0
+    for d in (2, 1):
+        if 10.0 ** -d >= 2 * mc_se:
+            return d
+    return 0
+
+
+# ----------------------------------------------------------------------------------
+# One set of draws per panel, shared by the family gaps and the rank intervals
+# ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resamples:
+    """Per (framing, category) panel: the panel array, each model's observed mean median rank,
+    its means under `reps` draws of prompts and words [reps, M], and `reps` draws of models
+    within family [reps, M] (counts), for one family pair."""
+    panels: dict
+    families: tuple
+    reps: int
+    seed: int
+
+
+def resample(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = REPS, seed: int = 0) -> Resamples:
+    """Draw prompts (within the panel's framing), words (within the category) and models
+    (within family), independently and with replacement, `reps` times per panel; numpy
+    Generator seeded with (seed, panel index), so a rerun gives the same numbers."""
+    d = prepare(ranks, words)
+    fams = tuple(sorted(d["family"].unique(), key=lambda f: (f.casefold(), f)))
+    out = {}
+    with one_blas_thread():
+        for i, (fr, cat, panel) in enumerate(panels(d)):
+            rng = np.random.default_rng([seed, i])
+            obs, boot = bootstrap_model_means(panel, reps, rng)
+            out[(fr, cat)] = {"panel": panel, "obs": obs, "boot": boot,
+                              "model_counts": model_draws(rng, reps, panel["family"])}
+    return Resamples(out, fams, reps, seed)
+
+
 # ----------------------------------------------------------------------------------
 # Family gaps
 # ----------------------------------------------------------------------------------
-def family_gaps(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = 2000, seed: int = 0,
-                level: float = 0.95) -> pd.DataFrame:
-    """Per (framing, category) panel: mean rank of each family (the paper's family means)
-    and the gap (second family − first, e.g. Llama − Gemma; negative = the second family
-    ranks the category's words higher) with a two-way cluster bootstrap interval, and on
-    how many prompts the per-prompt gap has the same sign."""
-    d = prepare(ranks, words)
-    fams = sorted(d["family"].unique(), key=lambda f: (f.casefold(), f))
-    cols = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b", "gap", "ci_low", "ci_high", "p_boot",
-            "n_prompts_same_sign", "n_prompts", "n_words", "n_models_a", "n_models_b", "reps", "seed", "level"]
-    if len(fams) < 2:
-        return pd.DataFrame(columns=cols)
-    fa, fb = fams[0], fams[1]
+GAP_COLUMNS = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b", "gap", "ci_low", "ci_high",
+               "p", "p_adjusted", "correction", "ci_mc_se", "digits", "n_prompts_same_sign", "n_prompts",
+               "n_words", "n_models_a", "n_models_b", "reps", "seed", "level"]
+
+
+def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = None, reps: int = REPS,
+                seed: int = 0, level: float = 0.95, correction: str = "holm",
+                resamples: Resamples | None = None) -> pd.DataFrame:
+    """Per (framing, category) panel: mean rank of each family (the paper's family means) and
+    the gap (second family − first, e.g. Llama − Gemma; negative = the second family ranks
+    the category's words higher) with a bootstrap interval that resamples models within
+    family, prompts and words; `p` the unadjusted two-sided bootstrap p of the same draws,
+    `p_adjusted` corrected over the panels (`correction`), and on how many prompts the
+    per-prompt gap has the same sign. Pass `resamples` (from `resample`) to reuse draws."""
+    rs = resamples or resample(ranks, words, reps, seed)
+    if len(rs.families) < 2:
+        return pd.DataFrame(columns=GAP_COLUMNS)
+    fa, fb = rs.families[0], rs.families[1]
     rows = []
-    for i, (fr, cat, panel) in enumerate(panels(d[d["family"].isin([fa, fb])])):
-        rng = np.random.default_rng([seed, i])
-        obs, boot = bootstrap_model_means(panel, reps, rng)
+    for (fr, cat), x in rs.panels.items():
+        panel, obs, boot, mc = x["panel"], x["obs"], x["boot"], x["model_counts"]
         fam = panel["family"]
-        ma, mb = _family_means(obs, fam, fa), _family_means(obs, fam, fb)
+        ma, mb = family_mean(obs, fam, fa), family_mean(obs, fam, fb)
         gap = float(mb - ma)
-        boot_gap = _family_means(boot, fam, fb) - _family_means(boot, fam, fa)
+        boot_gap = family_mean(boot, fam, fb, mc) - family_mean(boot, fam, fa, mc)
         lo, hi = _percentile_ci(boot_gap, level)
+        se = ci_mc_se(boot_gap, level)
         per_prompt = _per_prompt_gap(panel, fa, fb)
         same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0
         rows.append({"framing": fr, "category": cat, "family_a": fa, "family_b": fb, "mean_a": float(ma),
-                     "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p_boot": bootstrap_p(boot_gap),
-                     "n_prompts_same_sign": same,
+                     "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p": bootstrap_p(boot_gap),
+                     "ci_mc_se": se, "digits": ci_digits(se), "n_prompts_same_sign": same,
                      "n_prompts": int(np.isfinite(per_prompt).sum()), "n_words": len(panel["words"]),
                      "n_models_a": int((fam == fa).sum()), "n_models_b": int((fam == fb).sum()),
-                     "reps": reps, "seed": seed, "level": level})
-    out = pd.DataFrame(rows, columns=cols)
+                     "reps": rs.reps, "seed": rs.seed, "level": level})
+    out = pd.DataFrame(rows, columns=GAP_COLUMNS)
+    if out.empty:
+        return out
+    out["p_adjusted"] = adjust_p(out["p"].to_numpy(float), correction)
+    out["correction"] = METHODS[correction]
     order = {"positive": 0, "negative": 1}
     return out.sort_values(["framing", "category"], key=lambda s: s.map(order).fillna(2) if s.name == "framing"
                            else s).reset_index(drop=True)
@@ -191,36 +375,63 @@ def _per_prompt_gap(panel: dict, fa: str, fb: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------
-# Rank intervals and ties
+# Rank intervals and groups
 # ----------------------------------------------------------------------------------
-def rank_intervals(ranks: pd.DataFrame, words: pd.DataFrame, framing: str, category: str,
-                   reps: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """Models ordered by how strongly they prefer a category (position 1 = lowest mean
-    median rank = prefers it most), each with a bootstrap interval of its position, and
-    groups of models that are statistically tied: a model joins the group of the model
-    above it when the bootstrap interval of their difference in mean rank contains zero."""
-    d = prepare(ranks, words)
-    d = d[(d["framing"] == framing) & (d["category"] == category)]
-    cols = ["position", "model", "family", "mean_rank", "position_low", "position_high", "tie_group"]
-    if d.empty:
-        return pd.DataFrame(columns=cols)
-    panel = panel_array(d)
-    obs, boot = bootstrap_model_means(panel, reps, np.random.default_rng([seed, 7919]))
+RANK_COLUMNS = ["position", "model", "family", "mean_rank", "position_low", "position_high", "group"]
+
+
+def rank_intervals(ranks: pd.DataFrame | None, words: pd.DataFrame | None, framing: str, category: str,
+                   reps: int = REPS, seed: int = 0, level: float = 0.95, correction: str = "holm",
+                   resamples: Resamples | None = None) -> pd.DataFrame:
+    """Models ordered by mean median rank of the category on this framing (position 1 = the
+    lowest mean rank: on positive prompts the model that prefers the category most, on negative
+    prompts the one that names it most readily as the worst), each with a bootstrap interval of
+    its position (prompts and words resampled: these models, not models like them), and groups
+    of models that cannot be told apart: every pair compared at once (bootstrap p of their
+    difference, `correction` over all pairs); models sharing a letter differ in no pair."""
+    rs = resamples or resample(ranks, words, reps, seed)
+    x = rs.panels.get((framing, category))
+    if x is None:
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    panel, obs, boot = x["panel"], x["obs"], x["boot"]
     pos_boot = np.argsort(np.argsort(np.nan_to_num(boot, nan=np.inf), axis=1, kind="stable"), axis=1) + 1
     a = (1 - level) / 2
     order = np.argsort(obs, kind="stable")
-    groups, g, leader = [], 1, order[0]
-    for j, m in enumerate(order):
-        if j > 0:
-            lo, hi = _percentile_ci(boot[:, m] - boot[:, leader], level)
-            if not (lo <= 0 <= hi):
-                g, leader = g + 1, m
-        groups.append(g)
+    M = len(order)
+    pairs = [(i, j) for i in range(M) for j in range(i + 1, M)]
+    p = np.array([bootstrap_p(boot[:, order[j]] - boot[:, order[i]]) for i, j in pairs])
+    differ = np.zeros((M, M), bool)
+    for (i, j), pa in zip(pairs, adjust_p(p, correction) if len(p) else []):
+        differ[i, j] = differ[j, i] = pa < 1 - level
+    letters = group_letters(differ)
     rows = [{"position": j + 1, "model": panel["models"][m], "family": panel["family"][m],
              "mean_rank": float(obs[m]), "position_low": int(np.floor(np.quantile(pos_boot[:, m], a))),
-             "position_high": int(np.ceil(np.quantile(pos_boot[:, m], 1 - a))), "tie_group": groups[j]}
+             "position_high": int(np.ceil(np.quantile(pos_boot[:, m], 1 - a))), "group": letters[j]}
             for j, m in enumerate(order)]
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=RANK_COLUMNS)
+    out.attrs.update({"n_pairs": len(pairs), "n_pairs_differ": int(differ.sum() // 2),
+                      "correction": METHODS[correction], "reps": rs.reps, "seed": rs.seed, "level": level})
+    return out
+
+
+def group_letters(differ: np.ndarray) -> list[str]:
+    """Letters for models in their order: each maximal run of consecutive models in which no
+    pair differs gets a letter (the 'underline' display); a model may carry two letters."""
+    M = len(differ)
+    runs, end_prev = [], -1
+    for i in range(M):
+        e = i
+        while e + 1 < M and not differ[i:e + 2, i:e + 2].any():
+            e += 1
+        if e > end_prev:
+            runs.append((i, e))
+            end_prev = e
+    names = list(string.ascii_lowercase) + [f"{x}{y}" for x in string.ascii_lowercase for y in string.ascii_lowercase]
+    out = [""] * M
+    for k, (i, e) in enumerate(runs):
+        for m in range(i, e + 1):
+            out[m] += names[k] if len(names[k]) == 1 or not out[m] else "," + names[k]
+    return out
 
 
 # ----------------------------------------------------------------------------------
@@ -275,22 +486,57 @@ def corrected_tests(tests: pd.DataFrame, method: str = "bonferroni", p_column: s
 # ----------------------------------------------------------------------------------
 # Findings in plain sentences
 # ----------------------------------------------------------------------------------
+def number(x: float, digits: int) -> str:
+    """A bootstrap number with only the decimals its draws support."""
+    return f"{x:.{digits}f}"
+
+
+def p_boot_text(p: float, reps: int) -> str:
+    """'p = 0.36'; 'p < 0.0001' when every draw fell on one side (p is 0 only up to 1/draws)."""
+    from .wording import p_text
+    if p is not None and np.isfinite(p) and p == 0:
+        return f"p < {1 / max(reps, 1):.1g}"
+    return p_text(p)
+
+
+def adjusted_p_text(p: float, correction: str) -> str:
+    """'Holm-adjusted p = 0.72'; at the cap: 'Holm-adjusted p = 1 (a corrected value, capped at 1)'."""
+    from .wording import p_text
+    if p is not None and np.isfinite(p) and p >= 0.9995:
+        return f"{correction}-adjusted p = 1 (a corrected value, capped at 1)"
+    return f"{correction}-adjusted {p_text(p)}"
+
+
+def _places(framing: str) -> str:
+    """What a higher place means on this framing, as Figure 1 says it."""
+    return "named more readily as the worst" if framing == "negative" else "preferred"
+
+
 def finding_sentence(r: dict) -> str:
-    """'On positive prompts, Llama-based reward models rank Agency words 4.2 places higher
-    than Gemma-based ones (95% CI 1.0 to 7.5 places; on 50 of 54 prompts).'"""
+    """'On positive prompts, the 6 Llama-based reward models rank Agency words 4.2 places
+    higher on average than the 4 Gemma-based ones (95% interval ...; p = ...).'"""
     gap, lo, hi = r["gap"], r["ci_low"], r["ci_high"]
     fa, fb = r["family_a"], r["family_b"]
+    na, nb = r.get("n_models_a"), r.get("n_models_b")
+    d = int(r.get("digits", 1))
     pct = f"{r.get('level', 0.95) * 100:.0f}%"
     if not np.isfinite(gap):
         return f"On {r['framing']} prompts, {r['category']}: not enough data to compare {fb} and {fa}."
     # gap = mean rank of fb - mean rank of fa; a lower rank number is a higher place.
     higher, lower = (fb, fa) if gap < 0 else (fa, fb)
-    a, b = sorted((abs(lo), abs(hi))) if np.sign(lo) == np.sign(hi) else (None, None)
-    if a is None:
-        ci = (f"{pct} CI from {abs(lo):.1f} places higher for {fb if lo < 0 else fa} to {abs(hi):.1f} places "
-              f"higher for {fa if hi > 0 else fb}: the interval includes zero")
-    else:
-        ci = f"{pct} CI {a:.1f} to {b:.1f} places"
-    return (f"On {r['framing']} prompts, {higher}-based reward models rank {r['category']} words "
-            f"{abs(gap):.1f} places higher than {lower}-based ones ({ci}; the gap points the same way on "
-            f"{r['n_prompts_same_sign']} of {r['n_prompts']} prompts).")
+    n = {fa: na, fb: nb}
+
+    def side(v: float) -> str:
+        return f"{number(abs(v), d)} places higher for {fb if v < 0 else fa}"
+
+    holds = lo <= 0 <= hi
+    ci = (f"{pct} interval from {side(lo)} to {side(hi)}" if np.sign(lo) != np.sign(hi)
+          else f"{pct} interval {number(min(abs(lo), abs(hi)), d)} to {number(max(abs(lo), abs(hi)), d)} places")
+    verdict = "it includes zero, so chance could explain the gap" if holds else "it excludes zero"
+    reps = int(r.get("reps", 0))
+    p = p_boot_text(r["p"], reps)
+    adj = f"; {adjusted_p_text(r['p_adjusted'], r['correction'])} over the panels" if "p_adjusted" in r else ""
+    return (f"On {r['framing']} prompts, the {n[higher]} {higher}-based reward models rank {r['category']} words "
+            f"{abs(gap):.1f} places higher ({_places(r['framing'])}) on average than the {n[lower]} {lower}-based ones "
+            f"({ci}: {verdict}; bootstrap {p}{adj}; models, prompts and words resampled, {reps:,} draws). "
+            f"The gap points the same way on {r['n_prompts_same_sign']} of {r['n_prompts']} prompts.")

@@ -64,7 +64,8 @@ def test_report_carries_every_provenance_field_and_opens_offline(scored, tmp_pat
     assert all(u.startswith(("file://", "data:", "blob:")) for u in seen), seen
     assert n_plots >= 2
     # Findings in plain sentences with intervals, the correction named.
-    assert "places higher" in body and "95% CI" in body and "Holm" in body
+    assert "places higher" in body and "95% interval" in body and "Holm-adjusted" in body
+    assert "Which models prefer Agency words most, on positive prompts" in body  # as Figure 1 words it
     # Every provenance field.
     for key in m["model_key"]:
         assert key in body  # model id with resolved identity

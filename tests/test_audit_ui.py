@@ -41,14 +41,15 @@ def _page(name: str) -> AppTest:
 
 def test_compare_uncertainty_toggle(app_db):
     at = _page("compare.py")
-    assert not any("95% CI" in m.value for m in at.markdown)  # the paper's view is the default
+    assert not any("95% interval" in m.value for m in at.markdown)  # the paper's view is the default
     at.toggle(key="cmp-unc").set_value(True).run()
     assert not at.exception, at.exception
     text = " ".join(m.value for m in at.markdown)
-    assert "95% CI" in text and "places higher" in text and "Bonferroni" in text
+    assert "95% interval" in text and "places higher" in text and "Bonferroni-adjusted" in text
+    assert "the 6 Llama-based reward models" in text and "10,000 draws" in text
     at.radio(key="cmp-corr").set_value("holm").run()
     assert not at.exception
-    assert "Holm, over the 4 panels shown" in " ".join(m.value for m in at.markdown)
+    assert "Holm-adjusted" in " ".join(m.value for m in at.markdown)
 
 
 def test_paired_page(app_db):

@@ -1,7 +1,9 @@
 """Uncertainty beside the paper: bootstrap coverage, point estimates, multiplicity (the crossed mixed model: test_crossed.py)."""
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,8 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from core import paired, uncertainty
+
+REFERENCE = Path(__file__).parent / "reference"
 
 
 def _long(y: np.ndarray, fam: np.ndarray, framing: str = "positive") -> pd.DataFrame:
@@ -30,7 +34,7 @@ def test_bootstrap_interval_covers_known_gap_at_nominal_rate():
     h = rng.normal(0, 2.0, (n, 2, W))  # family x word
     e = rng.normal(0, 1.0, (n, 2, P, W))
     y = 50 + delta * np.array([0, 1])[None, :, None, None] + g[..., None] + h[:, :, None, :] + e
-    _, boot = uncertainty.bootstrap_model_means({"R": y.reshape(n * 2, P, W)}, reps, rng)
+    _, boot = uncertainty.bootstrap_model_means({"R": y.reshape(n * 2, P, W)}, reps, rng)  # models fixed here
     b = boot.reshape(reps, n, 2)
     gap = b[..., 1] - b[..., 0]
     lo, hi = np.quantile(gap, [0.025, 0.975], axis=0)
@@ -56,10 +60,13 @@ def test_family_gaps_point_estimate_and_reproducibility():
         assert r.family_a == "Gemma" and r.family_b == "Llama"
         assert r.gap == pytest.approx(fm[(r.category, "llama")] - fm[(r.category, "gemma")], abs=1e-12)
         assert r.ci_low <= r.gap <= r.ci_high
-        assert (r.p_boot < 0.05) == (not r.ci_low <= 0 <= r.ci_high)  # p and interval agree
+        assert (r.p < 0.05) == (not r.ci_low <= 0 <= r.ci_high)  # p and interval agree
+        assert r.n_models_a == 2 and r.n_models_b == 3 and r.correction == "Holm"
         per_prompt = med[med["category"] == r.category].groupby(["prompt_id", "family"])["rank"].mean().unstack()
         assert r.n_prompts_same_sign == int((np.sign(per_prompt["llama"] - per_prompt["gemma"]) == np.sign(r.gap)).sum())
-    assert "places higher" in uncertainty.finding_sentence(out.iloc[0].to_dict())
+    assert list(out["p_adjusted"]) == pytest.approx(list(multipletests(out["p"], method="holm")[1]))
+    sentence = uncertainty.finding_sentence(out.iloc[0].to_dict())
+    assert "places higher" in sentence and ("the 2 Gemma-based" in sentence or "the 3 Llama-based" in sentence)
 
 
 def test_rank_intervals_separate_clear_winner_and_tie_the_rest():
@@ -71,7 +78,8 @@ def test_rank_intervals_separate_clear_winner_and_tie_the_rest():
     words = pd.DataFrame({"word": [f"w{i:02d}" for i in range(30)], "category": ["A"] * 15 + ["B"] * 15})
     ri = uncertainty.rank_intervals(ranks, words, "positive", "A", reps=300, seed=0)
     assert ri.iloc[0]["model"] == "m0" and ri.iloc[0]["position_low"] == ri.iloc[0]["position_high"] == 1
-    assert ri.iloc[0]["tie_group"] == 1 and (ri.iloc[1:]["tie_group"] == 2).all()
+    assert ri.iloc[0]["group"] == "a" and (ri.iloc[1:]["group"] == "b").all()
+    assert ri.attrs["n_pairs"] == 6 and ri.attrs["correction"] == "Holm"
 
 
 @pytest.mark.parametrize("method,sm", [("bonferroni", "bonferroni"), ("holm", "holm"), ("bh", "fdr_bh")])
@@ -109,14 +117,92 @@ def test_paired_difference_and_test_match_independent_computation():
 def test_weighted_medians_equal_medians_of_the_resampled_words():
     """The vectorised statistic under resampling equals np.median of the words actually drawn."""
     rng = np.random.default_rng(8)
-    R = rng.normal(size=(3, 4, 9)).round(1)  # rounding makes ties
+    for W in (9, 10, 40):  # odd and even counts; blocks of 4 and 6 positions
+        _check_weighted_medians(rng, W)
+
+
+def _check_weighted_medians(rng, W):
+    R = rng.normal(size=(3, 4, W)).round(1)  # rounding makes ties
     R[1, 2, [0, 4]] = np.nan  # words a model was not scored on
-    counts = np.stack([np.bincount(rng.integers(0, 9, 9), minlength=9) for _ in range(25)])
-    got = uncertainty.weighted_medians(uncertainty._sorted_panel(R), counts)
-    for r in range(25):
+    R[2, 3, :] = np.nan  # a (model, prompt) with no word at all
+    counts = np.stack([np.bincount(rng.integers(0, W, W), minlength=W) for _ in range(60)])
+    got = uncertainty.weighted_medians(uncertainty.SortedPanel(R), counts)
+    for r in range(60):
         for m in range(3):
             for p in range(4):
                 drawn = np.repeat(R[m, p], counts[r])
                 drawn = drawn[~np.isnan(drawn)]
                 want = np.median(drawn) if len(drawn) else np.nan
                 assert np.isclose(got[r, m, p], want, equal_nan=True), (r, m, p)
+
+
+def test_stricter_bootstrap_equals_a_literal_recomputation_in_r():
+    """The same 400 draws of models within family, prompts and words (committed), fed to core's
+    vectorised statistic and to tests/reference/bootstrap_logic.R, which repeats the drawn rows
+    and takes medians and means literally; the interval and the p (R: bisection over alpha)."""
+    rows = pd.read_csv(REFERENCE / "bootstrap_sim.csv")
+    draws = pd.read_csv(REFERENCE / "bootstrap_sim_draws.csv")
+    ref = json.loads((REFERENCE / "bootstrap_sim.json").read_text())
+    corpus = rows[["response", "category"]].drop_duplicates().rename(columns={"response": "word"})
+    (_, _, panel), = list(uncertainty.panels(uncertainty.prepare(rows, corpus)))
+    reps = sorted(draws["rep"].unique())
+
+    def counts(kind, labels):
+        t = draws[draws["kind"] == kind].pivot_table(index="rep", columns="unit", values="count", fill_value=0)
+        return t.reindex(index=reps, columns=labels, fill_value=0).to_numpy()
+
+    mm = uncertainty.model_means_under(panel, counts("word", panel["words"]), counts("prompt", panel["prompts"]))
+    mc, fam = counts("model", panel["models"]), panel["family"]
+    gaps = uncertainty.family_mean(mm, fam, "Llama", mc) - uncertainty.family_mean(mm, fam, "Gemma", mc)
+    assert np.allclose(gaps, ref["gaps"], rtol=0, atol=1e-9)
+    assert uncertainty._percentile_ci(gaps, 0.95) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-9)
+    assert uncertainty.bootstrap_p(gaps) == pytest.approx(ref["p"], abs=1e-9)
+    observed = uncertainty.family_gaps(rows, corpus, reps=50).iloc[0]
+    assert observed["gap"] == pytest.approx(ref["observed"], abs=1e-9)
+
+
+def test_bootstrap_p_is_the_smallest_alpha_whose_interval_excludes_zero():
+    rng = np.random.default_rng(12)
+    for _ in range(300):
+        b = rng.normal(rng.uniform(-3, 3), 1, int(rng.integers(20, 500)))
+        if rng.random() < 0.2:
+            b = np.round(b)  # ties, and draws exactly at zero
+        p = uncertainty.bootstrap_p(b)
+
+        def excludes(alpha):
+            lo, hi = np.quantile(b, [alpha / 2, 1 - alpha / 2])
+            return lo > 0 or hi < 0
+        if not excludes(1.0):
+            assert p == 1.0
+        elif excludes(0.0):
+            assert p == 0.0
+        else:  # bisection, independent of the closed form
+            lo, hi = 0.0, 1.0
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
+            assert p == pytest.approx(hi, abs=1e-9)
+        for level in (0.9, 0.95, 0.99):
+            ci_lo, ci_hi = uncertainty._percentile_ci(b, level)
+            assert (ci_lo <= 0 <= ci_hi) == (p >= 1 - level)
+
+
+def test_models_are_resampled_within_their_family():
+    fam = np.array(["Gemma"] * 4 + ["Llama"] * 6)
+    c = uncertainty.model_draws(np.random.default_rng(0), 2000, fam)
+    assert (c[:, :4].sum(1) == 4).all() and (c[:, 4:].sum(1) == 6).all()
+    assert (c[:, :4].max(1) > 1).mean() > 0.8  # with replacement
+
+
+def test_groups_come_from_all_pairs_at_once():
+    differ = np.zeros((4, 4), bool)
+    differ[0, 3] = differ[3, 0] = True  # only the first and the last differ
+    assert uncertainty.group_letters(differ) == ["a", "ab", "ab", "b"]
+    assert uncertainty.group_letters(np.zeros((3, 3), bool)) == ["a", "a", "a"]
+
+
+def test_p_texts_never_print_a_bare_one():
+    assert uncertainty.adjusted_p_text(1.0, "Holm") == "Holm-adjusted p = 1 (a corrected value, capped at 1)"
+    assert uncertainty.adjusted_p_text(0.2, "Bonferroni") == "Bonferroni-adjusted p = 0.20"
+    assert uncertainty.p_boot_text(0.0, 10_000) == "p < 0.0001"
+    assert uncertainty.ci_digits(0.25) == 0 and uncertainty.ci_digits(0.04) == 1 and uncertainty.ci_digits(0.004) == 2

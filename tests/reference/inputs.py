@@ -8,7 +8,10 @@ reads (README.md says which script makes which JSON):
 - `crossed_sim`: a small simulated data set without a model × category × framing effect
   (its estimated variance is small, 0.01), committed as crossed_sim.csv;
 - `crossed_sim_singular`: the same design, another seed: that variance is estimated at zero
-  (a singular fit: the Satterthwaite df then use the Hessian's pseudo-inverse, as lmerTest)."""
+  (a singular fit: the Satterthwaite df then use the Hessian's pseudo-inverse, as lmerTest);
+- `bootstrap_sim`: one panel of a small study and 400 draws of models within family, prompts
+  and words (bootstrap_sim.csv, bootstrap_sim_draws.csv): R recomputes the family gap of
+  every draw by literally repeating the drawn rows."""
 from __future__ import annotations
 
 import sys
@@ -28,6 +31,7 @@ SUBSET_PROMPTS = ["best_ever_one", "best_time_please", "best_world_single", "goo
                   "terrible_time_single", "worst_ever_single", "worst_time_one", "worst_world_please",
                   "bad_world_one", "terrible_world_one"]
 SIMULATED = {"crossed_sim": 20260522, "crossed_sim_singular": 20260523}
+BOOT_REPS = 400
 COLUMNS = ["model", "family", "prompt_id", "response", "category", "framing", "rank"]
 
 
@@ -60,6 +64,42 @@ def simulated_rows(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def bootstrap_rows(seed: int = 7) -> pd.DataFrame:
+    """One panel (positive prompts, Agency words) of a small study: 5 models (2 Gemma, 3
+    Llama), 7 prompts, 12 Agency words ranked among 24 (the 12 others not in the panel), ties
+    averaged; Llama models favour the Agency words a little; one word unscored for one
+    (model, prompt)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for m in range(5):
+        fam = "Gemma" if m < 2 else "Llama"
+        lean = rng.normal(0.6 if fam == "Llama" else 0.0, 0.3)
+        for p in range(7):
+            score = np.round(rng.normal(0, 1.0, 24) + lean * (np.arange(24) < 12), 1)  # rounding: ties
+            rank = pd.Series(-score).rank(method="average").to_numpy()
+            for w in range(12):
+                if (m, p, w) == (3, 4, 5):
+                    continue
+                rows.append((f"m{m}", fam, f"p{p}", f"w{w:02d}", "Agency", "positive", float(rank[w])))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def bootstrap_draws(seed: int = 8) -> pd.DataFrame:
+    """BOOT_REPS draws of models within family, prompts and words for bootstrap_rows, as
+    (rep, kind, unit, count) rows: the counts both R and core are fed."""
+    rng = np.random.default_rng(seed)
+    units = {"model": [f"m{m}" for m in range(5)], "prompt": [f"p{p}" for p in range(7)],
+             "word": [f"w{w:02d}" for w in range(12)]}
+    rows = []
+    for r in range(1, BOOT_REPS + 1):
+        c = {"model": np.concatenate([np.bincount(rng.integers(0, 2, 2), minlength=2),
+                                      np.bincount(rng.integers(0, 3, 3), minlength=3)]),
+             "prompt": np.bincount(rng.integers(0, 7, 7), minlength=7),
+             "word": np.bincount(rng.integers(0, 12, 12), minlength=12)}
+        rows += [(r, kind, u, int(n)) for kind in units for u, n in zip(units[kind], c[kind]) if n]
+    return pd.DataFrame(rows, columns=["rep", "kind", "unit", "count"])
+
+
 def main(argv: list[str]) -> int:
     name, out = argv
     if name == "crossed_subset":
@@ -70,6 +110,9 @@ def main(argv: list[str]) -> int:
         store = Store(Path(tempfile.mkdtemp()) / "scores.duckdb")
         import_published(store)
         subset_rows(store).to_csv(out, index=False)
+    elif name == "bootstrap_sim":
+        bootstrap_rows().to_csv(out, index=False)
+        bootstrap_draws().to_csv(Path(out).with_name(Path(out).stem + "_draws.csv"), index=False)
     elif name in SIMULATED:
         simulated_rows(SIMULATED[name]).to_csv(out, index=False)
     else:

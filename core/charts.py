@@ -91,17 +91,23 @@ def empty_figure(message: str) -> go.Figure:
 # Figure 1: median ranks per panel, by family
 # ---------------------------------------------------------------------------------
 # Error bars on each model's mean: the paper draws one standard error (R: sd / sqrt(n));
-# a 95% interval (1.96 SE) is offered as an option.
-INTERVALS = {"se": "± 1 standard error (as the paper)", "ci95": "95% interval (± 1.96 SE)"}
+# a 95% t interval over the model's prompts (t quantile with n - 1 df: 27 prompts give ± 2.06 SE,
+# where ± 1.96 SE would cover 93.9%) is offered as an option.
+INTERVALS = {"se": "± 1 standard error (as the paper)", "ci95": "95% interval (t over the prompts)"}
 
 
 def model_summary(median_ranks: pd.DataFrame, interval: str = "se") -> pd.DataFrame:
     """Per model and panel: mean of the per-prompt median ranks and its error bar half-width
-    in `ci` (one SE as the paper's Figure 1, or 1.96 SE for interval='ci95'); `se` too."""
+    in `ci` (one SE as the paper's Figure 1, or the 95% t quantile with n - 1 df times the SE
+    for interval='ci95'); `se` too."""
     g = median_ranks.groupby(["framing", "category", "family", "model"], dropna=False)["median_rank"]
     out = g.agg(mean="mean", sd="std", n="size").reset_index()
     out["se"] = (out["sd"] / np.sqrt(out["n"])).fillna(0.0)
-    out["ci"] = out["se"] * (1.96 if interval == "ci95" else 1.0)
+    if interval == "ci95":
+        from scipy import stats
+        out["ci"] = out["se"] * np.where(out["n"] > 1, stats.t.ppf(0.975, np.maximum(out["n"] - 1, 1)), 0.0)
+    else:
+        out["ci"] = out["se"]
     return out
 
 

@@ -5,14 +5,14 @@ of their ranks cell by cell removes everything the cells share (how hard a promp
 common a word is). The interval and p-value resample prompts and words (two-way bootstrap), so reusing
 the same words across prompts is not counted as independent evidence; the paired t-test
 over prompts (`p_prompts_only`) is shown beside it and is far smaller because it treats
-the words as fixed."""
+the words as fixed. Both models rank the same words, so within a framing the two Big Two
+categories mirror each other: one test per framing (`paired_tests`), not one per category."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .uncertainty import _draws, _percentile_ci, bootstrap_p, prepare
+from .uncertainty import REPS, _draws, _percentile_ci, adjust_p, bootstrap_p, prepare
 
 
 def _cells(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
@@ -32,29 +32,81 @@ def _cells(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str)
 
 
 def paired_summary(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str,
-                   reps: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+                   reps: int = REPS, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Per (framing, category): mean rank difference A − B over the shared cells (negative =
-    A ranks the category's words higher), a two-way bootstrap interval and p-value, the
-    paired t-test over prompts (words fixed), and on how many prompts A ranks the category higher."""
-    cells = _cells(ranks, words, model_a, model_b)
+    A ranks the category's words higher), its bootstrap interval (prompts and words
+    resampled), and on how many prompts A ranks the category higher. The tests are in
+    `paired_tests`: one per framing, not one per category."""
     rows = []
-    for i, ((fr, cat), g) in enumerate(cells.groupby(["framing", "category"], sort=True)):
-        D = g.pivot(index="prompt_id", columns="response", values="difference").to_numpy(float)
-        per_prompt = np.nanmean(D, axis=1)
-        p_prompts = float(stats.ttest_1samp(per_prompt, 0).pvalue) if len(per_prompt) >= 2 else float("nan")
-        boot = _boot_means(D, reps, np.random.default_rng([seed, i]))
-        lo, hi = _percentile_ci(boot, level)
-        rows.append({"framing": fr, "category": cat, "model_a": model_a, "model_b": model_b,
-                     "mean_difference": float(np.nanmean(D)), "ci_low": lo, "ci_high": hi,
-                     "p_value": bootstrap_p(boot), "p_prompts_only": p_prompts, "n_prompts": D.shape[0], "n_words": D.shape[1],
-                     "n_cells": int(np.isfinite(D).sum()), "prompts_a_higher": int((per_prompt < 0).sum())})
+    for fr, g, draws in _framings(ranks, words, model_a, model_b, reps, seed):
+        for cat, D in g.items():
+            per_prompt = np.nanmean(D, axis=1)
+            lo, hi = _percentile_ci(draws[cat], level)
+            rows.append({"framing": fr, "category": cat, "model_a": model_a, "model_b": model_b,
+                         "mean_difference": float(np.nanmean(D)), "ci_low": lo, "ci_high": hi,
+                         "n_prompts": D.shape[0], "n_words": D.shape[1], "n_cells": int(np.isfinite(D).sum()),
+                         "prompts_a_higher": int((per_prompt < 0).sum()), "reps": reps, "level": level})
     return pd.DataFrame(rows)
 
 
-def _boot_means(D: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
-    """Mean of D over cells under prompt and word resampling: (cp' D cw) / (cp' 1 cw)."""
-    P, W = D.shape
-    cp, cw = _draws(rng, reps, P).astype(float), _draws(rng, reps, W).astype(float)
+def paired_tests(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str,
+                 reps: int = REPS, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """One test per framing. Both models rank the same corpus words on every prompt, so their
+    rank sums are equal and the rank differences of two categories that split the corpus
+    mirror each other exactly (sum over Agency = − sum over Communion): 'A ranks Agency
+    higher' and 'A ranks Communion lower' are one finding, and testing each category would
+    count it twice. The statistic is the contrast mean(A − B on the first category) −
+    mean(A − B on the second) (negative = A favours the first category relative to the
+    second more than B does), with a bootstrap interval and p (prompts drawn once for both
+    categories, words within each) and the paired t-test over prompts of the per-prompt
+    contrast (words fixed). With more than two categories, one row per category (each
+    against the rest), Holm-adjusted over the framing's categories."""
+    from scipy import stats as _stats
+    rows = []
+    for fr, g, draws in _framings(ranks, words, model_a, model_b, reps, seed):
+        cats = list(g)
+        if len(cats) == 2:
+            contrasts = [(f"{cats[0]} vs {cats[1]}", cats[0], [cats[1]])]
+        else:
+            contrasts = [(f"{c} vs the rest", c, [o for o in cats if o != c]) for c in cats]
+        out = []
+        for name, first, rest in contrasts:
+            pp = {c: np.nanmean(g[c], axis=1) for c in cats}
+            per_prompt = pp[first] - np.mean([pp[c] for c in rest], axis=0)
+            obs = float(np.nanmean(g[first]) - np.mean([np.nanmean(g[c]) for c in rest]))
+            boot = draws[first] - np.mean([draws[c] for c in rest], axis=0)
+            lo, hi = _percentile_ci(boot, level)
+            ok = np.isfinite(per_prompt)
+            t = _stats.ttest_1samp(per_prompt[ok], 0).pvalue if ok.sum() >= 2 else float("nan")
+            out.append({"framing": fr, "test": name, "model_a": model_a, "model_b": model_b, "contrast": obs,
+                        "ci_low": lo, "ci_high": hi, "p_value": bootstrap_p(boot), "p_prompts_only": float(t),
+                        "n_prompts": int(ok.sum()), "n_tests_in_framing": len(contrasts), "reps": reps})
+        if len(out) > 1:
+            for r, pa in zip(out, adjust_p([r["p_value"] for r in out], "holm")):
+                r["p_value_holm"] = float(pa)
+        rows += out
+    return pd.DataFrame(rows)
+
+
+def _framings(ranks, words, model_a, model_b, reps, seed):
+    """Per framing: {category: D[prompt, word] of A − B} and {category: bootstrap means}, the
+    prompts drawn once per framing (shared by its categories), words within each category."""
+    from .analysis import framing_levels
+    cells = _cells(ranks, words, model_a, model_b)
+    for i, fr in enumerate(framing_levels(cells["framing"].unique())):
+        gf = cells[cells["framing"] == fr]
+        pids = sorted(gf["prompt_id"].unique())
+        g = {cat: gc.pivot(index="prompt_id", columns="response", values="difference").reindex(pids).to_numpy(float)
+             for cat, gc in gf.groupby("category", sort=True)}
+        rng = np.random.default_rng([seed, i])
+        cp = _draws(rng, reps, len(pids)).astype(float)
+        draws = {cat: _boot_means(D, cp, _draws(rng, reps, D.shape[1]).astype(float)) for cat, D in g.items()}
+        yield fr, g, draws
+
+
+def _boot_means(D: np.ndarray, cp: np.ndarray, cw: np.ndarray) -> np.ndarray:
+    """Mean of D over cells under prompt counts cp [reps, P] and word counts cw [reps, W]:
+    (cp' D cw) / (cp' 1 cw)."""
     ok = np.isfinite(D)
     num = np.einsum("rp,pw,rw->r", cp, np.where(ok, D, 0.0), cw)
     den = np.einsum("rp,pw,rw->r", cp, ok.astype(float), cw)

@@ -82,7 +82,7 @@ def panels(result: analysis.Figure1, sel: dict) -> None:
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
                                 f"({result.n_words} words)", interval=interval)
     ak.plot(fig, key="compare-main")
-    bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (± 1.96 SE)"
+    bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (the t quantile for its number of prompts times the SE: ± 2.06 SE over 27 prompts)"
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
                f"their spread per family. Solid dots: each model's mean over prompts with {bars}. "
                "Rank 1 = the most rewarded word, so **higher on the chart = ranked nearer the top**: preferred on "

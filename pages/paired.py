@@ -28,7 +28,7 @@ def difference_figure(summary, a: str, b: str) -> go.Figure:
 def main() -> None:
     ak.header("Paired comparison of two reward models",
               "Beyond the paper: two models judged on the very same prompts and words. Per category, the mean "
-              "difference of their ranks, a paired test over prompts and a bootstrap interval over prompts and words.")
+              "difference of their ranks with a bootstrap interval over prompts and words; per framing, one test.")
     sel = ak.comparison_filters("pair")
     if len(sel["models"]) < 2:
         ak.empty_state("Choose at least two reward models scored on this corpus in the sidebar.",
@@ -44,11 +44,18 @@ def main() -> None:
         st.warning("These two models share no scored (prompt, word) cells in this selection.")
         return
     ak.plot(difference_figure(summary, a, b), key="pair-fig")
-    st.dataframe(summary.drop(columns=["model_a", "model_b"]), hide_index=True, width="stretch")
-    st.caption("Negative difference: model A gives the category's words better (smaller) ranks. The interval and "
-               "p_value resample prompts and words (two-way bootstrap). p_prompts_only is the paired t-test of "
-               "per-prompt mean differences: it treats the words as fixed, so it is far smaller — read it as being "
-               "about these words only. On negative prompts a better rank means a likelier answer to 'the worst thing'.")
+    st.dataframe(summary.drop(columns=["model_a", "model_b", "reps", "level"]), hide_index=True, width="stretch")
+    st.caption("Negative difference: model A gives the category's words better (smaller) ranks. Intervals resample "
+               "prompts and words. On negative prompts a better rank means a likelier answer to 'the worst thing'.")
+    st.markdown("**Tests: one per framing**")
+    tests = paired.paired_tests(ranks, words, a, b, reps=audit_ui.REPS, seed=audit_ui.SEED)
+    st.dataframe(tests.drop(columns=["model_a", "model_b"]), hide_index=True, width="stretch")
+    st.caption("Both models rank the same words on every prompt, so their rank sums are equal: whatever model A "
+               "gains on one category it loses on the other. 'A ranks Agency higher' and 'A ranks Communion lower' "
+               "are one finding, so each framing has one test, of the contrast (difference on the first category "
+               "minus difference on the second). p_value: bootstrap over prompts and words, from the same draws as "
+               "the interval. p_prompts_only: the paired t-test over prompts, which treats the words as fixed and is "
+               "therefore far smaller — read it as being about these words only.")
     st.subheader("Words that differ most")
     panels = [(r.framing, r.category) for r in summary.itertuples()]
     fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="pair-panel")

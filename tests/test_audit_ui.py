@@ -55,9 +55,11 @@ def test_compare_uncertainty_toggle(app_db):
 def test_paired_page(app_db):
     at = _page("paired.py")
     assert len(at.dataframe) >= 2
-    summary = at.dataframe[0].value
-    assert {"mean_difference", "ci_low", "ci_high", "p_value"} <= set(summary.columns)
+    summary, tests = at.dataframe[0].value, at.dataframe[1].value
+    assert {"mean_difference", "ci_low", "ci_high"} <= set(summary.columns)
     assert len(summary) == 4  # 2 categories x 2 framings
+    assert {"contrast", "p_value", "p_prompts_only"} <= set(tests.columns)
+    assert list(tests["framing"]) == ["positive", "negative"]  # one test per framing, not per category
 
 
 def test_models_page_flags_a_failed_run(app_db):

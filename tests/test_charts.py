@@ -1,5 +1,5 @@
 """core.charts read back: the numbers a chart draws are the numbers the paper defines —
-each model's mean of its per-prompt median ranks with one SE (or 1.96 SE) as Figure 1's
+each model's mean of its per-prompt median ranks with one SE (or a 95% t interval) as Figure 1's
 bars, stars from the panel's corrected p-value, family means as the mean over models,
 and 'preferred' pointing up (reversed rank axes)."""
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _mean_points(fig, fam: str) -> list:
     return [t for t in fig.data if t.type == "scatter" and t.name == fam and t.error_y.array is not None]
 
 
-@pytest.mark.parametrize("interval, factor", [("se", 1.0), ("ci95", 1.96)])
-def test_figure1_bars_are_each_models_mean_and_standard_error(interval, factor):
+@pytest.mark.parametrize("interval", ["se", "ci95"])
+def test_figure1_bars_are_each_models_mean_and_standard_error(interval):
     med = medians()
     fig = charts.compare_figure(med, interval=interval)
     drawn = {}
@@ -39,10 +39,15 @@ def test_figure1_bars_are_each_models_mean_and_standard_error(interval, factor):
         for t in _mean_points(fig, fam):
             for (model, n), y, e in zip(t.customdata, t.y, t.error_y.array):
                 drawn.setdefault(model, []).append((round(float(y), 9), round(float(e), 9)))
+    from scipy import stats
     for model, g in med.groupby("model"):
-        want = sorted((round(x["median_rank"].mean(), 9), round(factor * x["median_rank"].std(ddof=1)
-                                                                  / np.sqrt(len(x)), 9))
-                      for _, x in g.groupby(["framing", "category"]))
+        want = []
+        for _, x in g.groupby(["framing", "category"]):
+            # the paper's one SE, or the 95% t interval (n - 1 df), not +-1.96 SE
+            factor = 1.0 if interval == "se" else stats.t.ppf(0.975, len(x) - 1)
+            want.append((round(x["median_rank"].mean(), 9), round(factor * x["median_rank"].std(ddof=1)
+                                                                  / np.sqrt(len(x)), 9)))
+        want = sorted(want)
         assert sorted(drawn[model]) == want
     axes = [ax for k, ax in fig.layout.to_plotly_json().items() if k.startswith("yaxis")]
     assert len(axes) == 4 and all(ax["autorange"] == "reversed" for ax in axes)

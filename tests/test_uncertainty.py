@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from core import paired, uncertainty
+from core import uncertainty
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -93,25 +93,6 @@ def test_multiplicity_equals_statsmodels(method, sm):
     tests = pd.DataFrame({"category": ["A"] * len(p), "welch_p": p})
     star = uncertainty.corrected_tests(tests, method)["stars"]
     assert all(s.endswith(uncertainty.METHODS[method]) for s in star)
-
-
-def test_paired_difference_and_test_match_independent_computation():
-    from scipy import stats
-    rng = np.random.default_rng(6)
-    y = rng.normal(size=(2, 8, 12)).argsort(-1).argsort(-1) + 1.0
-    ranks = _long(y, np.array(["gemma", "llama"]))
-    words = pd.DataFrame({"word": [f"w{i:02d}" for i in range(12)], "category": ["A"] * 6 + ["B"] * 6})
-    out = paired.paired_summary(ranks, words, "m0", "m1", reps=200, seed=0)
-    r = out[out["category"] == "A"].iloc[0]
-    a, b = y[0][:, :6], y[1][:, :6]
-    assert r["mean_difference"] == pytest.approx((a - b).mean())
-    per_prompt = (a - b).mean(axis=1)
-    assert r["p_prompts_only"] == pytest.approx(stats.ttest_1samp(per_prompt, 0).pvalue)
-    assert (r["p_value"] < 0.05) == (not r["ci_low"] <= 0 <= r["ci_high"])  # p and interval agree
-    assert r["ci_low"] <= r["mean_difference"] <= r["ci_high"]
-    top = paired.word_differences(ranks, words, "m0", "m1", "positive", "A")
-    diffs = (a - b).mean(axis=0)
-    assert top.iloc[0]["difference"] == pytest.approx(diffs[np.argmax(np.abs(diffs))])
 
 
 def test_weighted_medians_equal_medians_of_the_resampled_words():

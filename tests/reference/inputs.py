@@ -9,6 +9,8 @@ reads (README.md says which script makes which JSON):
   (its estimated variance is small, 0.01), committed as crossed_sim.csv;
 - `crossed_sim_singular`: the same design, another seed: that variance is estimated at zero
   (a singular fit: the Satterthwaite df then use the Hessian's pseudo-inverse, as lmerTest);
+- `paired_big2`: the published Big Two ranks of PAIRED_MODELS (a Gemma and a Llama RM), for
+  the paired comparison's one test per framing;
 - `bootstrap_sim`: one panel of a small study and 400 draws of models within family, prompts
   and words (bootstrap_sim.csv, bootstrap_sim_draws.csv): R recomputes the family gap of
   every draw by literally repeating the drawn rows."""
@@ -33,6 +35,17 @@ SUBSET_PROMPTS = ["best_ever_one", "best_time_please", "best_world_single", "goo
 SIMULATED = {"crossed_sim": 20260522, "crossed_sim_singular": 20260523}
 BOOT_REPS = 400
 COLUMNS = ["model", "family", "prompt_id", "response", "category", "framing", "rank"]
+
+
+PAIRED_MODELS = ["Ray2333/GRM-gemma2-2B-rewardmodel-ft", "Ray2333/GRM-Llama3.2-3B-rewardmodel-ft"]
+
+
+def paired_rows(store) -> pd.DataFrame:
+    """The paired_big2 rows: the two PAIRED_MODELS on every Big Two word and paper prompt."""
+    from core import corpora, uncertainty, words
+    w = corpora.load("big2-nouns").words
+    r = words.ranked_from_store(store, w, "big2-nouns", models=PAIRED_MODELS)
+    return uncertainty.prepare(r, w)[COLUMNS].sort_values(COLUMNS[:4]).reset_index(drop=True)
 
 
 def subset_rows(store) -> pd.DataFrame:
@@ -102,21 +115,21 @@ def bootstrap_draws(seed: int = 8) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     name, out = argv
-    if name == "crossed_subset":
+    if name in ("crossed_subset", "paired_big2"):
         import tempfile
 
         from core.published import import_published
         from core.store import Store
         store = Store(Path(tempfile.mkdtemp()) / "scores.duckdb")
         import_published(store)
-        subset_rows(store).to_csv(out, index=False)
+        (subset_rows if name == "crossed_subset" else paired_rows)(store).to_csv(out, index=False)
     elif name == "bootstrap_sim":
         bootstrap_rows().to_csv(out, index=False)
         bootstrap_draws().to_csv(Path(out).with_name(Path(out).stem + "_draws.csv"), index=False)
     elif name in SIMULATED:
         simulated_rows(SIMULATED[name]).to_csv(out, index=False)
     else:
-        raise SystemExit(f"unknown input {name!r}: crossed_subset or one of {', '.join(SIMULATED)}")
+        raise SystemExit(f"unknown input {name!r}")
     return 0
 
 

@@ -289,6 +289,30 @@ def test_cascade_attention_equals_plain_softmax_attention(softcap, window):
     assert torch.allclose(got[0].transpose(0, 1).double(), ref, atol=1e-5)
 
 
+def test_cascade_attention_is_exact_with_scores_in_the_thousands():
+    """Scores q.k around 1e3 (no soft-capping): exp of such a score overflows float32, so
+    each part's softmax must subtract its max. Output finite and equal to the float64
+    definition."""
+    torch.manual_seed(2)
+    H, Hkv, D, P = 4, 2, 8, 6
+    lengths = [2, 3, 1]
+    layout = planning.pack_suffixes([[0] * n for n in lengths], P)
+    N = layout.n_tokens
+    q = torch.randn(1, H, N, D) * 20
+    k, v = torch.randn(1, Hkv, N, D) * 20, torch.randn(1, Hkv, N, D)
+    pk, pv = torch.randn(1, Hkv, P, D) * 20, torch.randn(1, Hkv, P, D)
+    s = torch.cat([pk[0], k[0]], 1).repeat_interleave(H // Hkv, 0) @ q[0].transpose(1, 2)
+    assert s.abs().max() > 1500 and s.abs().median() > 400  # raw scores in the thousands
+    got = cascade.cascade_attention(q, k, v, pk, pv, layout, 1.0)
+    assert torch.isfinite(got).all()
+    row = [r for r, n in enumerate(lengths) for _ in range(n)]
+    pos = [P + j for n in lengths for j in range(n)]
+    key_pos = list(range(P)) + pos
+    allowed = [[j < P or (row[j - P] == row[n] and key_pos[j] <= pos[n]) for j in range(P + N)] for n in range(N)]
+    ref = plain_attention(q[0], torch.cat([pk[0], k[0]], 1), torch.cat([pv[0], v[0]], 1), allowed, 1.0)
+    assert torch.allclose(got[0].transpose(0, 1).double(), ref, atol=1e-4)
+
+
 def test_merge_of_two_softmax_parts_is_the_softmax_of_the_union():
     torch.manual_seed(1)
     q, k, v = torch.randn(3, 5, 8), torch.randn(3, 11, 8), torch.randn(3, 11, 8)

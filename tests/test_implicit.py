@@ -51,3 +51,32 @@ def test_typed_words_keep_letter_words_once():
     from core.implicit import typed_words
     assert typed_words("Freedom, Love, 3x, , Love, it's, _x, " + "a" * 41 + ", " + "b" * 40) == (
         "Freedom", "Love", "it's", "b" * 40)
+
+
+def test_figure3_averages_every_variant_of_a_word_stripped_and_lower_cased(tmp_path):
+    """'Good', ' good' and 'good ' are three variants of 'good' (decoded text stripped and
+    lower-cased equals the word); 'goods' and 'Goodness' are not. MWLR by hand from the
+    probabilities written here."""
+    import numpy as np
+
+    from core import logprobs
+    from core.prompts import Prompt
+    from core.store import Store
+    store = Store(tmp_path / "f3.duckdb")
+    texts = ["Good", " good", "good ", "goods", "Goodness", "bad"]
+    probs = {"llama": [0.20, 0.10, 0.05, 0.01, 0.02, 0.30], "gemma": [0.10, 0.40, 0.05, 0.02, 0.01, 0.10]}
+    prompt = Prompt("greatest_ever_one", "What, in one word, is the greatest thing ever?", "positive")
+    for fam, p in probs.items():
+        key = f"file:{fam}-lm#0"
+        store.upsert_model(key, f"{fam}-lm", "lm", fam, source="imported")
+        logprobs.put_vocab(store, key, pd.DataFrame({"token_id": range(len(texts)), "token_name": texts,
+                                                     "token_decoded": texts}))
+        logprobs.put_prompt(store, key, prompt, np.arange(len(texts)), np.log(p))
+    got = implicit.figure3(store, ["file:llama-lm#0", "file:gemma-lm#0"], ["good", "Bad"]).set_index("word")
+    # 0.5 (p1 + p2) ln(p1 / p2) for Good, " good", "good "
+    good = [0.5 * 0.30 * math.log(2.0), 0.5 * 0.50 * math.log(0.25), 0.0]
+    assert got.loc["good", "n_variants"] == 3
+    assert got.loc["good", "mwlr"] == pytest.approx(sum(good) / 3, abs=1e-12)
+    assert got.loc["good", "mwlr"] == pytest.approx(-0.0808672, abs=1e-7)
+    assert got.loc["Bad", "n_variants"] == 1
+    assert got.loc["Bad", "mwlr"] == pytest.approx(0.5 * 0.40 * math.log(3.0), abs=1e-12)

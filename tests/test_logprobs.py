@@ -161,6 +161,21 @@ def test_import_repairs_rows_split_by_lone_carriage_return(tmp_path, capsys):
     assert [v for *_, v in got] == [-1.5 - i for i in range(len(tokens))]
 
 
+def test_a_row_split_by_two_lone_carriage_returns_counts_once(tmp_path):
+    """One token holding two lone \\r is one row split in three pieces: one repaired row; a
+    second token with one \\r is the second."""
+    from core import logprobs
+    tokens = ["love", "a\rb\rc", "freedom", "x\ry", "power"]
+    f = tmp_path / "org--two-cr.csv"
+    _paper_style_file(f, tokens)
+    raw = f.read_bytes()
+    assert b",a\rb\rc," in raw and raw.count(b"\r") == 3  # unquoted, as the paper's files
+    df, repaired = logprobs.read_csv(f)
+    assert repaired == 2
+    assert df["token_decoded"].tolist() == tokens
+    assert df["greatest_ever_one"].tolist() == [-1.5 - i for i in range(len(tokens))]
+
+
 def test_written_csv_reads_back_exactly(tmp_path):
     from core import logprobs
     tokens = ["\r", "NA", "null", "nan", "", " a,b", 'q"uote', "line\nbreak", "N/A", "None", "é"]

@@ -102,6 +102,15 @@ def test_shared_mode_takes_models_only_from_the_operator_folder_or_the_hub(monke
             settings.visitor_model(probe)
         answers.add(str(e.value).replace(probe[:80], "<name>"))
     assert len(answers) == 1  # an existing folder and a missing one get the same words
+    # a folder relative to the server's working directory, shaped like a hub id, is a
+    # server path: refused with the same words, while the same shape with no folder is a hub id
+    work = tmp_path / "cwd"
+    shutil.copytree(tiny_llama_rm, work / "acme" / "rm-7b")
+    monkeypatch.chdir(work)
+    assert settings.visitor_model("acme/rm-8b") == "acme/rm-8b"
+    with pytest.raises(settings.SettingsError) as e:
+        settings.visitor_model("acme/rm-7b")
+    assert str(e.value).replace("acme/rm-7b", "<name>") in answers
     monkeypatch.setenv("VALUEAUDIT_MODE", "local")
     assert settings.visitor_model(str(tiny_llama_rm)) == str(tiny_llama_rm)
 

@@ -187,3 +187,31 @@ def test_p_texts_never_print_a_bare_one():
     assert uncertainty.adjusted_p_text(0.2, "Bonferroni") == "Bonferroni-adjusted p = 0.20"
     assert uncertainty.p_boot_text(0.0, 10_000) == "p < 0.0001"
     assert uncertainty.ci_digits(0.25) == 0 and uncertainty.ci_digits(0.04) == 1 and uncertainty.ci_digits(0.004) == 2
+
+
+def test_family_gap_bootstrap_draws_prompts_and_words_independently():
+    """The gap's bootstrap distribution against the exact two-way bootstrap, enumerated here:
+    2 prompts and 3 words, so the 2^2 x 3^3 = 108 equally likely (prompt draw, word draw)
+    pairs are the whole distribution. Each family has two identical models, so resampling
+    models within family (or not) changes nothing; one framing and one category, so a
+    stratified draw is the plain one. The Llama ranks add a prompt effect and a word effect
+    lined up so that prompt draws tied to the word draws (e.g. the first P word counts reused
+    as prompt counts) give another distribution (p about 0.23, interval (-1.5, 4.5))."""
+    import itertools
+    a, b, delta = np.array([3.0, -3.0]), np.array([-2.0, 2.0, 0.0]), 1.5
+    llama = 10 + delta + a[:, None] + b[None, :]  # (prompt, word); Gemma ranks 10 everywhere
+    rows = [(m, fam, f"p{p}", "positive", f"w{w}", 10.0 if fam == "gemma" else llama[p, w])
+            for fam, models in (("gemma", ["g1", "g2"]), ("llama", ["l1", "l2"])) for m in models
+            for p in range(2) for w in range(3)]
+    ranks = pd.DataFrame(rows, columns=["model", "family", "prompt_id", "framing", "response", "rank"])
+    words = pd.DataFrame({"word": ["w0", "w1", "w2"], "category": "Agency"})
+    exact = np.array([np.mean([np.median([llama[i, j] for j in wd]) for i in pd_]) - 10.0
+                      for pd_ in itertools.product(range(2), repeat=2)
+                      for wd in itertools.product(range(3), repeat=3)])
+    assert len(exact) == 108 and not (exact == 0).any()
+    p_exact = 2 * min((exact < 0).mean(), (exact > 0).mean())  # 2 x 34/108 = 0.6296
+    assert p_exact == pytest.approx(68 / 108)
+    r = uncertainty.family_gaps(ranks, words, reps=20_000, seed=3).iloc[0]
+    assert r.gap == pytest.approx(delta)
+    assert (r.ci_low, r.ci_high) == tuple(np.quantile(exact, [0.025, 0.975]))  # (-3.5, 6.5): 7/108 at each end
+    assert r.p == pytest.approx(p_exact, abs=0.03)  # Monte Carlo SE of p over 20,000 draws: 0.007

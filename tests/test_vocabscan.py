@@ -202,3 +202,29 @@ def test_shared_server_scan_of_an_operator_model_when_allowed(tiny_llama_rm, tmp
     assert cost["word tokens"] == len(_word_tokens_here(tiny_llama_rm)) and cost["prompts"] == 54
     shown = " ".join(str(e.value) for e in at.markdown) + " ".join(str(c.value) for c in at.caption)
     assert str(tiny_llama_rm.parent) not in shown and str(tiny_llama_rm.parent) not in at.dataframe[0].value.to_string()
+
+
+class _Vocab:
+    """A tokenizer stand-in: each token decodes to its own text (what a byte-level BPE gives
+    for these), with one special and one added token."""
+    def __init__(self, texts, special=(), added=()):
+        self.texts = list(texts)
+        self.all_special_ids = [self.texts.index(t) for t in special]
+        self.added_tokens_decoder = {self.texts.index(t): t for t in added}
+
+    def get_vocab(self):
+        return {t: i for i, t in enumerate(self.texts)}
+
+    def batch_decode(self, ids, skip_special_tokens=False):
+        return [self.texts[i[0]] for i in ids]
+
+
+def test_word_tokens_are_letters_in_any_script_after_at_most_one_space():
+    """A word token is letters (any script: 'café', ' naïve', 'Straße'), optionally after ONE
+    space; two spaces, digits, underscores, punctuation, specials and added tokens are not.
+    The expected list is written out by hand, in token-id order, repeats once."""
+    from core import vocabscan
+    texts = ["café", " naïve", "  two", "a1", "_x", "love", " Power", "é", "<s>", "<extra>", "Straße", " ",
+             "love ", "x-y", "Ωmega", " love", "\tlove", "  ", "ẞ", "12"]
+    tok = _Vocab(texts, special=["<s>"], added=["<extra>"])
+    assert vocabscan.word_tokens(tok) == ["café", " naïve", "love", " Power", "é", "Straße", "Ωmega", " love", "ẞ"]

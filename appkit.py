@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings, training
+from core import trajectory
 from core import words as _words
 from core import coverage as _coverage
 from core import family as _family
@@ -29,6 +30,8 @@ HINTS = {
     "ModelError": "Check the model id or folder and the safe-loading options.",
     "SettingsError": "This server is shared: choose one of the listed models or give a Hugging Face id (org/name).",
     "LimitError": "Shorten or remove the item named, then try again.",
+    "SweepError": "Give a training run's folder (with checkpoint-<step> folders) or a hub id with its revisions.",
+    "TrajectoryError": "Sweep the run on this corpus first (Score page, or `python -m core sweep`).",
 }
 
 
@@ -102,7 +105,18 @@ def _unscored_words(s: Store, corpus_name: str, model_names: tuple) -> list[str]
     return [w for w in vocab if w not in have]
 
 
+def _trajectory(s: Store, run_key: str, corpus_name: str, n_movers: int = trajectory.N_MOVERS):
+    """A swept run's Figure 4a points and Figure 5 movers on a corpus (None: nothing stored)."""
+    c = corpora.resolve(corpus_name, s, files=False)
+    try:
+        return trajectory.trajectory(s, run_key, c.words, c.name, ranking=c.ranking, n_movers=n_movers)
+    except trajectory.TrajectoryError:
+        return None
+
+
 _LOADERS = {
+    "runs": lambda s: trajectory.runs(s),
+    "trajectory": _trajectory,
     "unscored_words": _unscored_words,
     "rm_counts": _rm_counts,
     "models": lambda s: s.models(),
@@ -160,20 +174,23 @@ def training_dynamics() -> pd.DataFrame:
 
 @st.cache_resource(max_entries=1, show_spinner=False)
 def load_model(name: str, kind: str, revision=None, device="auto", dtype="auto",
-               trust_remote_code=False, allow_pickle=False, family=None):
+               trust_remote_code=False, allow_pickle=False, family=None, tokenizer=None):
     """Keep the last loaded model in memory so re-scoring it (e.g. another corpus) skips loading.
 
     The visitor's string is resolved here, at load time, by the server's settings: an
-    operator model by its folder name, else (shared mode) only a hub id; remote code and
-    pickle are forced off in shared mode whatever the request says."""
+    operator model by its folder name, else (shared mode) only a hub id — and so is a
+    separate tokenizer (a training run's root) and the base model an adapter names; remote
+    code and pickle are forced off in shared mode whatever the request says."""
     path = settings.visitor_model(name)
+    tok = settings.visitor_model(tokenizer) if tokenizer else None
     if not settings.allow_remote_code():
         trust_remote_code = False
     if not settings.allow_pickle():
         allow_pickle = False
     with settings.named_as_visitor(name, path):
-        loaded = models.load(path, kind, revision=revision, device=device, dtype=dtype,
-                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family)
+        loaded = models.load(path, kind, revision=models.check_revision(revision), device=device, dtype=dtype,
+                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family,
+                             tokenizer=tok, base_resolver=settings.visitor_model if settings.shared() else None)
     if path != name:  # an operator model is stored and shown by its folder name, not its server path
         loaded.name = loaded.display_name = name
     return loaded

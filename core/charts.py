@@ -493,3 +493,89 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
     _style(fig, title, height=480 + title_px, legend_bottom=True)
     fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
     return fig
+
+
+# ---------------------------------------------------------------------------------
+# A training run's trajectory (Figure 4a) and the words that moved (Figure 5 / A6)
+# ---------------------------------------------------------------------------------
+_RUN_DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+CATEGORY_COLORS = ["#3CB371", "#FFCE1B", "#4C78A8", "#E45756", "#B279A2", "#72B7B2", "#9D755D", "#FF9DA6"]
+
+
+def _text(s) -> str:
+    """Data shown in a chart as text, never markup (plotly reads tags in labels)."""
+    import html
+    return html.escape(str(s), quote=False)
+
+
+def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: str = "Median rank (1 = preferred)",
+                      x_title: str = "Training step (checkpoint)") -> go.Figure:
+    """Figure 4a for any runs: the value (a median rank; 1 = most preferred, so the axis is
+    reversed) per training step, one panel per framing (rows) and category (columns), one
+    line per run in its base family's colour (runs of one family differ by dash).
+    `points`: run, family, step, framing, category, value."""
+    if points is None or points.empty:
+        return empty_figure("No checkpoints to show")
+    cats = sorted(points["category"].astype(str).unique())
+    order = {"positive": 0, "negative": 1}
+    frs = sorted(points["framing"].astype(str).unique(), key=lambda f: (order.get(f, 2), f))
+    fig = make_subplots(rows=len(frs), cols=len(cats), shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.12 if len(frs) > 1 else 0.05,
+                        subplot_titles=[f"{_text(c)} · {_text(f)} prompts" for f in frs for c in cats])
+    runs = list(dict.fromkeys(points.sort_values(["family", "run"], na_position="last")["run"].astype(str)))
+    fam_of = points.drop_duplicates("run").set_index("run")["family"].to_dict()
+    for k, run in enumerate(runs):
+        fam = fam_of.get(run)
+        n_same = sum(1 for r in runs[:k] if fam_of.get(r) == fam)  # runs of one family: one colour, dashes differ
+        dash = _RUN_DASHES[n_same % len(_RUN_DASHES)]
+        label = f"{_text(_family.label(fam))} · {_text(run)}"
+        for i, fr in enumerate(frs):
+            for j, cat in enumerate(cats):
+                g = points[(points["run"].astype(str) == run) & (points["framing"] == fr)
+                           & (points["category"] == cat)].sort_values("step")
+                if g.empty:
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=g["step"].astype(float), y=g["value"].astype(float), mode="lines+markers", name=label,
+                    legendgroup=run, showlegend=(i == 0 and j == 0),
+                    line=dict(color=_family.color(fam), dash=dash, width=2), marker=dict(size=6),
+                    hovertemplate=f"<b>{label}</b><br>{_text(cat)}, {_text(fr)} prompts<br>step %{{x}}"
+                                  "<br>median rank %{y:.1f}<extra></extra>"), row=i + 1, col=j + 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(title_text=y_title, col=1)
+    fig.update_xaxes(title_text=x_title, row=len(frs))
+    _style(fig, title, height=260 + 230 * len(frs))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, xanchor="left"),
+                      margin=dict(t=80 if title else 50, b=90))
+    return fig
+
+
+def movers_figure(movers: pd.DataFrame, title: str | None = None, colors: dict | None = None) -> go.Figure:
+    """Figure 5 / A6: the words whose rank changed most between the first and the last
+    checkpoint, as horizontal bars (right: preferred later in training; left: earlier),
+    coloured by category. `movers`: word, category, rank_change, direction ('up'/'down')."""
+    if movers is None or movers.empty:
+        return empty_figure("No words to show")
+    cats = sorted(movers["category"].astype(str).unique())
+    colors = dict(colors or {})
+    palette = iter(c for c in CATEGORY_COLORS if c not in colors.values())
+    for c in cats:
+        colors.setdefault(c, next(palette, "#888888"))
+    d = pd.concat([movers[movers["direction"] == "up"], movers[movers["direction"] == "down"]])
+    d = d.drop_duplicates("word")
+    order = [_text(w) for w in d["word"]]
+    fig = go.Figure()
+    for c in cats:
+        g = d[d["category"].astype(str) == c]
+        fig.add_trace(go.Bar(
+            x=g["rank_change"].astype(float), y=[_text(w) for w in g["word"]], orientation="h", name=_text(c),
+            marker_color=colors[c],
+            customdata=np.stack([g["rank_first"].astype(float), g["rank_last"].astype(float)], axis=-1),
+            hovertemplate="<b>%{y}</b><br>" + _text(c) + "<br>rank %{customdata[0]:.1f} → %{customdata[1]:.1f}"
+                          "<br>change %{x:+.1f}<extra></extra>"))
+    fig.add_vline(x=0, line_width=1, line_color="#444")
+    fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed", title=None)
+    fig.update_xaxes(title="Rank change (first − last checkpoint; > 0 = preferred later in training)")
+    _style(fig, title, height=max(320, 40 + 24 * len(d)))
+    fig.update_layout(barmode="overlay", bargap=0.25)
+    return fig

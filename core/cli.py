@@ -87,6 +87,34 @@ def _parser() -> argparse.ArgumentParser:
     mw.add_argument("--db")
     mw.add_argument("--json", action="store_true")
 
+    sw = sub.add_parser("sweep", help="score every checkpoint of a training run (Figures 4a and 5 for your run)")
+    sw.add_argument("run", help="a run folder as the Hugging Face Trainer writes it (checkpoint-<step>/ inside), "
+                    "or a hub id with --revisions")
+    sw.add_argument("--kind", default="rm", choices=["rm", "lm"])
+    sw.add_argument("--corpus", required=True, help="built-in name (see `corpora`) or a .csv/.dic/.dicx file")
+    sw.add_argument("--prompts", default="paper", help="'paper' (the 54 prompts) or a .yaml/.csv file")
+    sw.add_argument("--revisions", help="hub runs: comma-separated branches or tags, e.g. step-1000,step-2000")
+    pick = sw.add_mutually_exclusive_group()
+    pick.add_argument("--every", type=int, help="every K-th checkpoint (the first and the last always)")
+    pick.add_argument("--steps", help="only these steps, comma-separated, e.g. 500,1000")
+    sw.add_argument("--db", help="DuckDB file (default: $VALUEAUDIT_DB or cache/valueaudit.duckdb)")
+    sw.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    sw.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    sw.add_argument("--batch-size", type=int, default=32)
+    sw.add_argument("--engine", default="cached", choices=["naive", "cached"])
+    sw.add_argument("--trust-remote-code", action="store_true", help="allow the model's own Python code to run")
+    sw.add_argument("--allow-pickle", action="store_true", help="allow non-safetensors (pickle) weights")
+    sw.add_argument("--family", help="override the detected model family (llama, gemma, qwen, ...)")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    tr = sub.add_parser("trajectory", help="a swept run's Figure 4a points and Figure 5 movers")
+    tr.add_argument("--run", required=True, help="the run as given to `sweep` (folder or hub id)")
+    tr.add_argument("--corpus", required=True)
+    tr.add_argument("--kind", default="rm", choices=["rm", "lm"])
+    tr.add_argument("--top", type=int, default=10, help="movers each way (default 10)")
+    tr.add_argument("--db")
+    tr.add_argument("--json", action="store_true", help="print one JSON object")
+
     sub.add_parser("corpora", help="list built-in corpora")
     sub.add_parser("models", help="list the paper's models (registry)")
     return p
@@ -196,6 +224,86 @@ def _vocabulary_request(args):
     if args.backend != "local":
         raise UserError("the vocabulary corpus runs with --backend local")
     return request.from_args(args, (), prompts.load(args.prompts), vocabscan.NAME), runner.Local()
+
+
+def cmd_sweep(args) -> int:
+    """Each checkpoint of a run is one `ScoreRequest` run by `runner.score` (core/sweep.py);
+    exit 2 when a checkpoint could not be loaded, 3 when a checkpoint's checks failed."""
+    from . import checks, corpora, family, limits, prompts, sweep, vocabscan
+    from .request import ScoreRequest
+    limits.check_batch_size(args.batch_size)
+    if args.family is not None:
+        args.family = family.check(args.family)
+    if args.corpus == vocabscan.NAME:
+        raise UserError("a sweep scores a corpus's words; score the vocabulary of one checkpoint with `score`")
+    store = _store(args)
+    store.stats()  # a locked or corrupt database is reported before anything loads
+    run = sweep.discover(args.run, revisions=sweep.parse_revisions(args.revisions), every=args.every,
+                         steps=sweep.parse_steps(args.steps))
+    corpus = corpora.resolve(args.corpus, store)
+    prompt_set = prompts.load(args.prompts)
+    limits.check_request(corpus.vocabulary, prompt_set, args.batch_size)
+    template = ScoreRequest(model=args.run, kind=args.kind, words=tuple(corpus.vocabulary), prompts=tuple(prompt_set),
+                            corpus=corpus.name, engine=args.engine, batch_size=args.batch_size, device=args.device,
+                            dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+                            allow_pickle=args.allow_pickle, family=args.family, db=args.db)
+    _stderr(f"{run.name}: {len(run.checkpoints)} of {len(run.available)} checkpoints (steps "
+            f"{', '.join(map(str, run.steps[:8]))}{', ...' if len(run.steps) > 8 else ''}); "
+            f"{len(corpus.vocabulary)} words x {len(prompt_set)} prompts each")
+    bars = []
+
+    def on_checkpoint(i, ckpt):
+        for close in bars:
+            close()
+        update, close = _progress_bar(args.quiet)
+        bars[:] = [close]
+        _stderr(f"[{i + 1}/{len(run.checkpoints)}] step {ckpt.step}: {ckpt.name}")
+        return {"on_progress": update, "on_start": None if args.quiet else (lambda s: _stderr(s.line)),
+                "say": None if args.quiet else _stderr}
+    try:
+        result = sweep.sweep(run, template, store, on_checkpoint=on_checkpoint)
+    finally:
+        for close in bars:
+            close()
+    flagged = 0
+    for ckpt, r in result.results:
+        if r.check is not None:
+            flagged += r.check["status"] == "failed"
+            if r.check["status"] != "passed":
+                print(f"warning: step {ckpt.step}: " + checks.summary_line(r.check), file=sys.stderr)
+        for note in r.notes:
+            print(f"note: step {ckpt.step}: {note}", file=sys.stderr)
+        print(f"step {ckpt.step}: scored {r.new} new, {r.cached} cached", file=sys.stderr)
+    for ckpt, msg in result.failed:
+        print(f"error: step {ckpt.step} ({ckpt.name}): {msg}", file=sys.stderr)
+    print(result.line())
+    return 2 if result.failed else 3 if flagged else 0
+
+
+def cmd_trajectory(args) -> int:
+    import json
+
+    from . import corpora, trajectory
+    store = _store(args)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}; run `sweep` first, or pass --db")
+    corpus = corpora.resolve(args.corpus, store)
+    traj = trajectory.trajectory(store, args.run, corpus.words, corpus.name, ranking=getattr(corpus, "ranking", "word"),
+                                 kind=args.kind, n_movers=args.top)
+    if args.json:
+        print(json.dumps(traj.to_json(), allow_nan=False))
+        return 0
+    print(trajectory.sentence(traj))
+    table = traj.frame().pivot_table(index="step", columns=["framing", "category"], values="value")
+    print(table.round(1).to_string())
+    for way, label in (("up", "preferred later in training"), ("down", "preferred earlier in training")):
+        print(f"\n{label} (mean rank over positive prompts, first -> last checkpoint):")
+        for m in traj.movers[way]:
+            print(f"  {m['word']!r:22s} {m['category']:12s} {m['rank_first']:7.1f} -> {m['rank_last']:7.1f}  "
+                  f"({m['rank_change']:+.1f})")
+    for note in traj.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
 
 
 def cmd_export(args) -> int:

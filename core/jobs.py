@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import models as _models
 from . import runner, scoring, vocabscan
@@ -58,6 +58,7 @@ class JobSpec:
     backend: str = "local"  # local | ray
     ray_address: str | None = None
     workers: int = 2
+    sweep: Any = None       # a core.sweep.Run: `models` are its checkpoints, scored in step order
 
     def request(self, m: ModelRequest) -> ScoreRequest:
         """The scoring request of one of this job's models."""
@@ -69,6 +70,19 @@ class JobSpec:
     def backend_for(self, loader: "Loader"):
         """Where this job runs: this process (with the app's model loader) or a Ray cluster."""
         return runner.backend_named(self.backend, address=self.ray_address, workers=self.workers, loader=loader)
+
+    def labels(self) -> list[str]:
+        """What the job's table names each model by (a sweep: each checkpoint's stored name)."""
+        if self.sweep is not None:
+            return [c.name for c in self.sweep.checkpoints]
+        return [m.name for m in self.models]
+
+
+def sweep_spec(run, kind: str, prompts: Sequence[Prompt], words: Sequence[str], corpus: str = "",
+               db_path: str | None = None, **options) -> JobSpec:
+    """A job that sweeps the checkpoints of a training run (core.sweep.Run), one model each."""
+    return JobSpec(models=[ModelRequest(c.model, kind, revision=c.revision) for c in run.checkpoints],
+                   prompts=prompts, words=words, corpus=corpus, db_path=db_path, sweep=run, **options)
 
 
 @dataclass
@@ -105,6 +119,7 @@ class Job:
     message: str = ""
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    tokens: Any = field(default=None, repr=False)  # a sweep's TokenMemo: one tokenization for the run
 
     @property
     def active(self) -> bool:
@@ -160,7 +175,7 @@ class JobRegistry:
             raise ValueError("choose at least one prompt")
         _check_allowed(spec)
         with self._lock:
-            job = Job(next(self._ids), spec, [ModelStatus(m.name, m.kind) for m in spec.models])
+            job = Job(next(self._ids), spec, [ModelStatus(label, m.kind) for label, m in zip(spec.labels(), spec.models)])
             self._jobs[job.id] = job
         t = threading.Thread(target=self._work, args=(job, loader or self.loader),
                              name=f"valueaudit-job-{job.id}", daemon=True)
@@ -198,11 +213,14 @@ class JobRegistry:
                 return
             job.state = "running"
             store = Store(job.spec.db_path) if job.spec.db_path else Store()
-            for req, status in zip(job.spec.models, job.statuses):
+            if job.spec.sweep is not None:
+                from .engines.tokens import TokenMemo
+                job.tokens = TokenMemo()
+            for i, (req, status) in enumerate(zip(job.spec.models, job.statuses)):
                 if job.cancel_requested:
                     status.state = "cancelled"
                     continue
-                self._score_one(job, req, status, store, loader)
+                self._score_one(job, req, status, store, loader, i)
             failed = [s for s in job.statuses if s.state == "failed"]
             if job.cancel_requested:
                 self._finish(job, "cancelled")
@@ -211,10 +229,12 @@ class JobRegistry:
             else:
                 self._finish(job, "done", f"{len(failed)} of {len(job.statuses)} models failed" if failed else "")
 
-    def _score_one(self, job: Job, req: ModelRequest, status: ModelStatus, store: Store, loader: Loader) -> None:
-        """Score one model, locally or on Ray (the same `runner.score`); progress reaches the
-        status as rows (local) or shards (Ray) are saved; every error ends up as the model's
-        message, never raised."""
+    def _score_one(self, job: Job, req: ModelRequest, status: ModelStatus, store: Store, loader: Loader,
+                   index: int = 0) -> None:
+        """Score one model, locally or on Ray (the same `runner.score`; a sweep's checkpoint
+        through `sweep.score_checkpoint`, which tags it with its run and step); progress
+        reaches the status as rows (local) or shards (Ray) are saved; every error ends up as
+        the model's message, never raised."""
         spec = job.spec
         status.state, status.started = "loading", time.time()
 
@@ -225,8 +245,15 @@ class JobRegistry:
             status.done, status.total, status.new, status.cached, status.eta = p.done, p.total, p.new, p.cached, p.eta
 
         try:
-            result = runner.score(spec.request(req), store, backend=spec.backend_for(loader), on_start=on_start,
-                                  on_progress=on_progress, should_stop=job._cancel.is_set)
+            if spec.sweep is not None:
+                from . import sweep
+                ckpt = spec.sweep.checkpoints[index]
+                result = sweep.score_checkpoint(store, spec.sweep, ckpt, sweep.request_for(ckpt, spec.request(req)),
+                                                runner.Local(loader, tokens=job.tokens), on_start=on_start,
+                                                on_progress=on_progress, should_stop=job._cancel.is_set)
+            else:
+                result = runner.score(spec.request(req), store, backend=spec.backend_for(loader), on_start=on_start,
+                                      on_progress=on_progress, should_stop=job._cancel.is_set)
             status.new, status.cached = result.new, result.cached
             status.total = max(status.total, status.done)
             notes = list(result.notes)
@@ -265,6 +292,15 @@ def _check_allowed(spec: JobSpec) -> None:
     for m in spec.models:
         _models.check_revision(m.revision)
     vocabscan.check_allowed(spec.corpus, spec.backend)
+    for m in spec.models:
+        _models.check_revision(m.revision)  # a revision is a name, never a path (shared or not)
+    if spec.sweep is not None:
+        limits.check_checkpoints(len(spec.sweep.checkpoints))
+        if spec.backend != "local" or spec.corpus == vocabscan.NAME:
+            from .sweep import SweepError
+            raise SweepError("a sweep scores a corpus's words on this server's device")
+        if settings.shared() and any(c.tokenizer for c in spec.sweep.checkpoints):
+            raise settings.SettingsError("this server is shared: a sweep takes a hub id with revisions")
     if settings.shared():
         for m in spec.models:
             if m.trust_remote_code or m.allow_pickle:

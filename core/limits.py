@@ -12,6 +12,7 @@ from . import settings
 from .errors import ValueAuditError
 
 MAX_BATCH_SIZE = 4096
+MAX_CHECKPOINTS = 100   # checkpoints in one sweep job of the dashboard (each one is a model load)
 
 
 class LimitError(ValueAuditError, ValueError):
@@ -46,6 +47,15 @@ def check_batch_size(batch_size) -> int:
     return batch_size
 
 
+def check_checkpoints(n: int) -> None:
+    """A dashboard sweep loads one model per checkpoint: at most MAX_CHECKPOINTS per job."""
+    if n < 1:
+        raise LimitError("the sweep has no checkpoints to score")
+    if n > MAX_CHECKPOINTS:
+        raise LimitError(f"a sweep of {n} checkpoints is over the limit of {MAX_CHECKPOINTS} per job: "
+                         "choose every K-th checkpoint or fewer steps")
+
+
 def check_request(words: Sequence[str], prompts: Sequence, batch_size: int = 32) -> None:
     """All checks that need no model: run before a model loads (CLI, app job submission)."""
     check_batch_size(batch_size)
@@ -61,21 +71,23 @@ def model_context(loaded) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
-def check_context(loaded, prompts: Sequence, words: Sequence[str]) -> None:
+def check_context(loaded, prompts: Sequence, words: Sequence[str], tokens=None) -> None:
     """The longest (prompt, word) sequence fits the model's context. Only the word with the
-    most tokens needs a full sequence per prompt: the template adds the same tokens to all."""
+    most tokens needs a full sequence per prompt: the template adds the same tokens to all.
+    `tokens`: a training run's TokenMemo (the ids computed once for all its checkpoints)."""
     context = model_context(loaded)
     if context is None or not words:
         return
-    from . import scoring
+    from .engines.tokens import Tokenize
+    tokens = tokens or Tokenize()
     tok = loaded.tokenizer
-    lengths = [len(ids) for ids in tok(list(words), add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in tokens.word_ids_batch(tok, list(words))]
     longest = words[max(range(len(words)), key=lengths.__getitem__)]
     for p in prompts:
         if loaded.kind == "rm":
-            n = len(scoring.rm_ids(tok, p.text, longest))
+            n = len(tokens.rm_ids_batch(tok, p.text, [longest])[0])
         else:
-            n = len(scoring.lm_prefix_ids(tok, p.text)) + len(scoring.word_ids(tok, longest))
+            n = len(tokens.lm_prefix_ids(tok, p.text)) + max(lengths)
         if n > context:
             raise LimitError(f"word {_show(longest)} with prompt {p.prompt_id!r} makes {n:,} tokens, past this "
                              f"model's context of {context:,}: remove the word or shorten the prompt")

@@ -124,6 +124,17 @@ def check_revision(revision: str | None) -> str | None:
 
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
+# What the Hugging Face Trainer saves beside a checkpoint's weights: optimizer and scheduler
+# state, RNG state and its arguments. They never change a score, so they are no part of a
+# model's identity (an optimizer file is twice the model: hashing it would double the work).
+TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "training_args.bin")
+
+
+def is_weight_file(name: str) -> bool:
+    """A file that may hold model weights (not the Trainer's optimizer, scheduler or RNG state)."""
+    if name in TRAINER_STATE_FILES or (name.startswith("rng_state") and name.endswith(".pth")):
+        return False
+    return name.endswith(_WEIGHT_SUFFIXES)
 
 
 def weights_hash(folder: Path) -> str:
@@ -133,7 +144,7 @@ def weights_hash(folder: Path) -> str:
     every run; ctime and inode change on any write or replacement, even one that restores
     the old mtime (`cp -p`, `rsync -a`, `tar x`), so a replaced file is always re-hashed."""
     h = hashlib.sha256()
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_weight_file(p.name))
     for p in files:
         h.update(p.name.encode())
         h.update(_file_digest(p).encode())
@@ -266,10 +277,10 @@ def check_loaded_weights(name: str, kind: str, info: dict) -> None:
 
 def weight_files(name: str, revision: str | None = None) -> list[str]:
     if is_local(name):
-        return [p.name for p in Path(name).expanduser().iterdir() if p.name.endswith(_WEIGHT_SUFFIXES)]
+        return [p.name for p in Path(name).expanduser().iterdir() if is_weight_file(p.name)]
     try:
         from huggingface_hub import list_repo_files
-        return [f for f in list_repo_files(name, revision=revision) if f.endswith(_WEIGHT_SUFFIXES)]
+        return [f for f in list_repo_files(name, revision=revision) if is_weight_file(f.rsplit("/", 1)[-1])]
     except Exception:  # noqa: BLE001 - offline: let from_pretrained decide
         return []
 
@@ -281,10 +292,27 @@ def check_safetensors(name: str, revision: str | None, allow_pickle: bool) -> No
                          "allow pickle weights only if you trust its source", cli_hint="--allow-pickle")
 
 
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
+
+
+def check_revision(revision: str | None) -> str | None:
+    """A hub revision (branch, tag or commit, e.g. `step-1000`, `refs/pr/1`) as a name only:
+    letters, digits and `._/-`, no `..`, no empty path part. A revision reaches the hub's URLs
+    and the download cache's folder names, so nothing else is let through."""
+    if revision is None:
+        return None
+    r = str(revision).strip()
+    if not _REVISION.fullmatch(r) or ".." in r or "//" in r or r.endswith(("/", ".lock")):
+        raise ModelError(f"revision {r[:60]!r} is not a branch, tag or commit name (letters, digits and ._/- only)")
+    return r
+
+
 def preflight(name: str, kind: str, revision: str | None = None, trust_remote_code: bool = False,
-              allow_pickle: bool = False) -> tuple[dict, str | None]:
+              allow_pickle: bool = False, head_check: bool = True) -> tuple[dict, str | None]:
     """Every refusal that needs no model code, before anything loads: (config, revision).
-    Used by `load` and by the Ray driver, which must refuse a model before starting workers."""
+    Used by `load` and by the Ray driver, which must refuse a model before starting workers.
+    `head_check=False` for an adapter's base (a LoRA reward model trains its head with the
+    adapter; core.adapters checks that the adapter brings every weight the base lacks)."""
     if kind not in ("rm", "lm"):
         raise ModelError(f"kind must be 'rm' or 'lm', not {kind!r}")
     revision = check_revision(revision)
@@ -293,7 +321,9 @@ def preflight(name: str, kind: str, revision: str | None = None, trust_remote_co
         revision = entry.revision
     config = read_config(name, revision)
     check_remote_code(name, config, kind, trust_remote_code, revision)
-    if kind == "rm":
+    if not head_check:
+        pass
+    elif kind == "rm":
         check_rm_head(name, config)
     else:
         check_lm_head(name, config)
@@ -324,22 +354,43 @@ class LoadedModel:
 
 
 def load(name: str, kind: str, *, revision: str | None = None, device: str = "auto", dtype: str = "auto",
-         trust_remote_code: bool = False, allow_pickle: bool = False, family: str | None = None) -> LoadedModel:
-    """Load a model for scoring, refusing unsafe or unusable ones with a one-line reason."""
+         trust_remote_code: bool = False, allow_pickle: bool = False, family: str | None = None,
+         tokenizer: str | None = None, base_resolver=None) -> LoadedModel:
+    """Load a model for scoring, refusing unsafe or unusable ones with a one-line reason.
+    `tokenizer`: a folder or hub id to read the tokenizer from instead of `name` (a training
+    run whose checkpoints hold only weights keeps it at the run's root). A LoRA/PEFT adapter
+    (`adapter_config.json` and adapter weights on a base model) is loaded by core.adapters;
+    `base_resolver` is how the base it names may be loaded (the app: the visitor's rule)."""
+    from . import adapters
+    adapter = adapters.config_of(name, check_revision(revision))
+    if adapter is not None:
+        return adapters.load(name, kind, adapter, revision=revision, device=device, dtype=dtype,
+                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, family=family,
+                             tokenizer=tokenizer, base_resolver=base_resolver)
     config, revision = preflight(name, kind, revision, trust_remote_code, allow_pickle)
     entry = registry_entry(name)
     if family is not None:
         family = _family.check(family)
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype if dtype != "auto" or entry is None or dev == "cpu" else entry.dtype, dev)
-    cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
-    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
-    if not allow_pickle:
-        kwargs["use_safetensors"] = True
+    tok = load_tokenizer(tokenizer or name, kind, None if tokenizer else revision, trust_remote_code)
+    model, info = load_weights(name, kind, revision, trust_remote_code, allow_pickle, torch_dtype)
+    check_loaded_weights(name, kind, info)
+    model.to(dev).eval()
+    fam = (family or (entry.family if entry else None) or _family.from_model_type(config.get("model_type"))).lower()
+    commit = getattr(model.config, "_commit_hash", None) if not is_local(name) else None
+    return LoadedModel(
+        name=name, kind=kind, model=model, tokenizer=tok, family=fam, device=dev, dtype=torch_dtype,
+        key=scored_key(model_key(name, revision, commit), torch_dtype), revision=commit or revision,
+        score_head=entry.score_head if entry else "logits",
+        display_name=entry.display_name if entry else None,
+        n_params=sum(p.numel() for p in model.parameters()))
+
+
+def load_tokenizer(name: str, kind: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The tokenizer of `name` (a reward model's must hold a chat template)."""
+    from transformers import AutoTokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
@@ -347,8 +398,19 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     if kind == "rm" and not getattr(tokenizer, "chat_template", None):
         raise ModelError(f"{name}: the tokenizer has no chat template, which reward scoring needs; add the base "
                          "model's chat template (chat_template.jinja or tokenizer_config.json) to the model folder")
+    return tokenizer
+
+
+def load_weights(name: str, kind: str, revision: str | None, trust_remote_code: bool, allow_pickle: bool,
+                 torch_dtype):
+    """(model, loading info) from safetensors (pickle only when allowed), every failure one line."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
+    kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
     try:
-        model, info = cls.from_pretrained(name, output_loading_info=True, **kwargs)
+        return cls.from_pretrained(name, output_loading_info=True, **kwargs)
     except OSError as e:
         msg = str(e)
         if "safetensors" in msg.lower() or ".bin" in msg:
@@ -361,13 +423,3 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
         files = ", ".join(sorted(weight_files(name, revision))[:3]) or "its weight files"
         first = one_line(e)
         raise ModelError(f"could not read the weights of {name} ({files}): {first}") from None
-    check_loaded_weights(name, kind, info)
-    model.to(dev).eval()
-    fam = (family or (entry.family if entry else None) or _family.from_model_type(config.get("model_type"))).lower()
-    commit = getattr(model.config, "_commit_hash", None) if not is_local(name) else None
-    return LoadedModel(
-        name=name, kind=kind, model=model, tokenizer=tokenizer, family=fam, device=dev, dtype=torch_dtype,
-        key=scored_key(model_key(name, revision, commit), torch_dtype), revision=commit or revision,
-        score_head=entry.score_head if entry else "logits",
-        display_name=entry.display_name if entry else None,
-        n_params=sum(p.numel() for p in model.parameters()))

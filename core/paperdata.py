@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import urllib.request
 from pathlib import Path
 from . import settings
@@ -54,6 +55,17 @@ SHA256 = {
     "reward_model_scores/dict_MFD_20/big2_rewards_Ray2333_GRM-gemma2-2B-rewardmodel-ft.csv": "929187da67c99474e3793732e1fcc9e156d8835efa14c0187a59e92bf4822a16",
     "reward_model_scores/dict_MFD_20/big2_rewards_nicolinho_QRM-Llama3.1-8B.csv": "b7f86be0e77bd6160a59af8ce122ff02703e2f64a64639a2f0f12f156fb774ed",
 }
+
+
+# Files of the paper's data/ at COMMIT whose sha256 is not known here (not in the offline copy
+# this was built from, never seen online): downloaded or imported, each is accepted by its
+# format (the check each caller passes to `unpinned_path`) and its sha256 is shown beside it,
+# so it can be added to SHA256 above once seen online.
+UNPINNED = (
+    "reward_model_training/greatest_ever_one_across_checkpoints_llama.parquet",
+    "reward_model_training/greatest_ever_one_across_checkpoints_gemma.parquet",
+    "reward_model_training/greatest_ever_one_across_checkpoints_qwen.parquet",
+)
 
 
 class PaperDataError(ValueAuditError, RuntimeError):
@@ -122,3 +134,60 @@ def _download(url: str, dest: Path) -> None:
             f"could not download {url} ({e}); without internet, set {ENV} to a copy of the paper's data/ folder"
         ) from None
     tmp.replace(dest)
+
+
+# -- files without a known sha256 (UNPINNED) ------------------------------------------------
+def imported_path(rel: str) -> Path:
+    """Where a downloaded or imported unpinned file is kept (the download folder, beside the
+    pinned files; never inside VALUEAUDIT_PAPER_DATA, which may be read-only)."""
+    return cache_dir() / "paper" / COMMIT[:12] / rel
+
+
+def unpinned_path(rel: str, check, download: bool = True) -> Path:
+    """Local path of an unpinned paper file: from VALUEAUDIT_PAPER_DATA, else imported or
+    downloaded before, else (when `download`) downloaded now at the pinned commit. Every
+    copy must pass `check(path)` (raises PaperDataError: the file is not in the expected
+    format); a download that fails the check is deleted."""
+    if rel not in UNPINNED:
+        raise PaperDataError(f"{rel} is not one of the paper's unpinned files")
+    root = local_root()
+    if root is not None and (root / rel).is_file():
+        check(root / rel)
+        return root / rel
+    dest = imported_path(rel)
+    if dest.is_file():
+        check(dest)
+        return dest
+    if not download or root is not None:
+        where = f"{root / rel} not found" if root is not None else f"{rel} was not downloaded"
+        raise PaperDataError(f"{where}: import the file (Training dynamics page, local mode) or put it there")
+    _download(RAW_URL.format(path=rel), dest)
+    try:
+        check(dest)
+    except PaperDataError:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def import_unpinned(rel: str, data: bytes, check) -> Path:
+    """Keep a file the user gives as the paper's `rel` once `check` accepts it (its format;
+    no sha256 is known to compare with). Returns where it is kept."""
+    if rel not in UNPINNED:
+        raise PaperDataError(f"{rel} is not one of the paper's unpinned files")
+    dest = imported_path(rel)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + f".{os.getpid()}.part")
+    tmp.write_bytes(data)
+    try:
+        check(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(dest)
+    return dest
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file (shown beside an unpinned file, to be pinned once seen online)."""
+    return _sha256(path)

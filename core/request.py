@@ -34,6 +34,8 @@ class ScoreRequest:
     allow_pickle: bool = False
     family: str | None = None       # overrides the detected family
     db: str | None = None           # DuckDB file; None: $VALUEAUDIT_DB or cache/valueaudit.duckdb
+    tokenizer: str | None = None    # load the tokenizer from here (a training run's root; core/sweep.py)
+    name: str | None = None         # store under this name, not `model` (a hub checkpoint: <id>@<revision>)
 
     def __post_init__(self):  # tuples, so a request is hashable and never changes under a job
         object.__setattr__(self, "words", tuple(self.words))
@@ -41,9 +43,12 @@ class ScoreRequest:
 
     def load_options(self) -> dict:
         """Keyword arguments of `models.load` (and the app's cached loader)."""
-        return dict(revision=self.revision or None, device=self.device, dtype=self.dtype,
+        opts = dict(revision=self.revision or None, device=self.device, dtype=self.dtype,
                     trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle,
                     family=self.family or None)
+        if self.tokenizer:  # only when set: a loader without the option serves every other request
+            opts["tokenizer"] = self.tokenizer
+        return opts
 
 
 def from_args(args, words: Sequence[str], prompts: Sequence[Prompt], corpus: str) -> ScoreRequest:

@@ -18,7 +18,7 @@ lines (Ray's shard log), `should_stop()` polled between batches (local) or shard
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 from . import models, scoring, vocabscan
 from .engines import threads
@@ -28,22 +28,27 @@ from .scoring import Progress, ScoreResult
 
 @dataclass(frozen=True)
 class Local:
-    """Load the model in this process and score it here."""
+    """Load the model in this process and score it here. `tokens` (an engines.tokens.TokenMemo)
+    is shared by the requests of one training run (core/sweep.py), so their token ids and
+    prefix plans are computed once per run."""
     loader: Callable[..., models.LoadedModel] | None = None
+    tokens: Any = None
     name: ClassVar[str] = "local"
 
     def run(self, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
         wanted = threads.requested()
         cpu_before_load = threads.sample() if wanted == "auto" else None  # others' load sets the threads
         loaded = (self.loader or models.load)(request.model, request.kind, **request.load_options())
+        if request.name:  # e.g. a hub checkpoint, stored as <id>@<revision>
+            loaded.name = request.name
         with threads.for_run(wanted, cpu_before_load, loaded.device) as threads_note:
-            result = self._score(loaded, request, store, hooks, checks)
+            result = self._score(loaded, request, store, hooks, checks, self.tokens)
         if threads_note:
             result.notes.insert(0, threads_note)
         return result
 
     @staticmethod
-    def _score(loaded, request: ScoreRequest, store, hooks: Hooks, checks: bool) -> ScoreResult:
+    def _score(loaded, request: ScoreRequest, store, hooks: Hooks, checks: bool, tokens=None) -> ScoreResult:
         dtype = str(loaded.dtype).replace("torch.", "")
         words = request.words
         if request.corpus == vocabscan.NAME:  # the model's own word tokens (issue 11), known once loaded
@@ -58,7 +63,7 @@ class Local:
                 f"{loaded.device} ({dtype}); {len(words)} words x {len(request.prompts)} prompts"))
         result = scoring.run(store, loaded, request.prompts, words, engine=request.engine,
                              batch_size=request.batch_size, on_progress=hooks.on_progress,
-                             should_stop=hooks.should_stop)
+                             should_stop=hooks.should_stop, tokens=tokens)
         if checks and not result.stopped:
             from . import checks as _checks
             # the engine that produced the stored values (after any fallback), for checks and provenance

@@ -78,12 +78,15 @@ def commit_gap(interval: float, last_commit_s: float) -> float:
     return max(interval, min(COMMIT_GAP_MAX, last_commit_s * (1 - COMMIT_SHARE) / COMMIT_SHARE))
 
 
-def scorable(loaded: LoadedModel, words: Sequence[str]) -> tuple[list[str], list[str]]:
+def scorable(loaded: LoadedModel, words: Sequence[str], tokens=None) -> tuple[list[str], list[str]]:
     """Split words into those a model can score and those it cannot (no tokens at all)."""
     ok, bad = [], []
     if not words:
         return ok, bad
-    ids = loaded.tokenizer(list(words), add_special_tokens=False)["input_ids"]  # one call: fast on 1M words
+    if tokens is not None:  # a training run's memo: the words were tokenized for an earlier checkpoint
+        ids = tokens.word_ids_batch(loaded.tokenizer, list(words))
+    else:
+        ids = loaded.tokenizer(list(words), add_special_tokens=False)["input_ids"]  # one call: fast on 1M words
     for w, i in zip(words, ids):
         (ok if i else bad).append(w)
     return ok, bad
@@ -99,8 +102,12 @@ def missing_pairs(store, key: str, kind: str, prompts: Sequence[Prompt], words: 
 
 def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[str], *,
         engine: str = "cached", batch_size: int = 32, on_progress: Callable[[Progress], None] | None = None,
-        should_stop: Callable[[], bool] | None = None, commit_interval: float = 0.5) -> ScoreResult:
+        should_stop: Callable[[], bool] | None = None, commit_interval: float = 0.5,
+        tokens=None) -> ScoreResult:
     """Score every missing (prompt, word) pair and commit as batches finish.
+
+    `tokens` (an engines.tokens.TokenMemo) is shared by the checkpoints of a training run
+    (core/sweep.py): their token ids and prefix plans are computed once per run.
 
     Rows are written in short transactions (batches finishing within `commit_interval`
     seconds share one), so a job stopped at any moment keeps all committed work and a
@@ -110,17 +117,17 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
     from . import limits
     limits.check_request(words, prompts, batch_size)  # before any tokenizing: one line, no heavy work
     words = list(dict.fromkeys(words))
-    words, skipped = scorable(loaded, words)
+    words, skipped = scorable(loaded, words, tokens)
     if not words:
         raise ScoringError("none of the corpus words can be scored by this model's tokenizer; check the corpus")
-    limits.check_context(loaded, prompts, words)
+    limits.check_context(loaded, prompts, words, tokens)
     store.upsert_model(loaded.key, loaded.name, loaded.kind, loaded.family, loaded.display_name,
                        loaded.revision, "scored", loaded.n_params)
     todo, cached = missing_pairs(store, loaded.key, loaded.kind, prompts, words)
     total = sum(len(v) for v in todo.values())
     result = ScoreResult(new=0, cached=cached, skipped=skipped, engine=engine, model_key=loaded.key,
                          model_name=loaded.name)
-    eng = make_engine(engine, loaded)
+    eng = make_engine(engine, loaded) if tokens is None else make_engine(engine, loaded, tokens)
     result.engine = eng.name
     start = time.monotonic()
     if on_progress:  # a large corpus takes a while to prepare: show the total at once

@@ -68,6 +68,18 @@ SCHEMA = [
         invariance VARCHAR,               -- JSON: one entry per variant
         coverage VARCHAR,                 -- JSON: words that split, dropped or changed
         provenance VARCHAR)               -- JSON: provenance.run_record""",
+    # A training run's checkpoints (core/sweep.py, issue 23): each checkpoint is scored and
+    # stored as its own model; this tags it with its run and training step. Created on the
+    # first write to an older database (no other table changes, so no row moves).
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        run_key VARCHAR NOT NULL,        -- local:<resolved run folder> | hub:<id>
+        run VARCHAR NOT NULL,            -- the run as the user gave it
+        step BIGINT NOT NULL,            -- trainer_state.json's global_step, else the folder or revision name
+        model_key VARCHAR NOT NULL,      -- the checkpoint's scores (models.model_key)
+        name VARCHAR NOT NULL,           -- the checkpoint's stored name: RUN/checkpoint-<step> or <id>@<revision>
+        revision VARCHAR,
+        added_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (run_key, step))""",
 ]
 
 
@@ -344,6 +356,7 @@ class Store:
             con.execute("DELETE FROM scores WHERE model_key = ?", [model_key])
             con.execute("DELETE FROM logprobs WHERE model_key = ?", [model_key]).fetchall()
             con.execute("DELETE FROM vocab WHERE model_key = ?", [model_key]).fetchall()
+            con.execute("DELETE FROM checkpoints WHERE model_key = ?", [model_key]).fetchall()
             con.execute("DELETE FROM models WHERE model_key = ?", [model_key])
         return int(n)
 
@@ -431,6 +444,33 @@ class Store:
             return (str(self.path), st.st_mtime_ns, st.st_size, wal.stat().st_mtime_ns if wal.exists() else 0)
         except FileNotFoundError:
             return (str(self.path), 0, 0, 0)
+
+    # -- training runs (checkpoint sweeps) -------------------------------------------
+    def has_table(self, name: str) -> bool:
+        """False for a database written before `name` existed (a read never creates tables)."""
+        df = self.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?", [name])
+        return int(df["n"].iloc[0]) > 0
+
+    def tag_checkpoint(self, model_key: str, run_key: str, run: str, step: int, name: str,
+                       revision: str | None = None) -> None:
+        """Tag a scored model as the checkpoint at `step` of a training run (a rerun re-tags it)."""
+        with self.transaction() as con:
+            con.execute(
+                """INSERT INTO checkpoints (run_key, run, step, model_key, name, revision) VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (run_key, step) DO UPDATE SET run = excluded.run, model_key = excluded.model_key,
+                     name = excluded.name, revision = excluded.revision""",
+                [run_key, run, int(step), model_key, name, revision])
+
+    def checkpoints(self, run_key: str | None = None) -> pd.DataFrame:
+        """Tagged checkpoints (run_key, run, step, model_key, name, revision, family, kind), by run and step."""
+        cols = ["run_key", "run", "step", "model_key", "name", "revision", "family", "kind"]
+        if not self.has_table("checkpoints"):
+            return pd.DataFrame(columns=cols)
+        where, params = ("WHERE c.run_key = ?", [run_key]) if run_key is not None else ("", [])
+        return self.query(
+            f"""SELECT c.run_key, c.run, c.step, c.model_key, c.name, c.revision, m.family, m.kind
+                FROM checkpoints c LEFT JOIN models m USING (model_key) {where}
+                ORDER BY c.run_key, c.step""", params)[cols]
 
     # -- user corpora ---------------------------------------------------------------
     def save_corpus(self, name: str, words: pd.DataFrame, description: str = "") -> None:

@@ -3,11 +3,13 @@
 stored are skipped; the job lives in the server, so it survives reruns and page switches."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import jobs, models, prompts, settings, vocabscan
+from core import jobs, models, prompts, settings, sweep, vocabscan
 from core.errors import ValueAuditError, one_line
 
 STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
@@ -263,8 +265,74 @@ def ray_backend() -> dict:
     return {"backend": "ray", "ray_address": addr or None, "workers": workers}
 
 
+def sweep_form() -> None:
+    """A training run's checkpoints, each scored as its own model (core.sweep) in one
+    background job: local mode takes a run folder (or a hub id), a shared server only a hub
+    id with its revisions."""
+    shared = settings.shared()
+    c1, c2 = st.columns([3, 2])
+    label = "Hugging Face id of the run" if shared else "Run folder (the Trainer's output_dir) or a hub id"
+    run = c1.text_input(label, key="sw-run", max_chars=300,
+                        placeholder="org/name" if shared else "/path/to/output_dir or org/name").strip()
+    revs = c2.text_input("Revisions (hub runs: branches or tags)", key="sw-revs", max_chars=2000,
+                         placeholder="step-1000, step-2000, step-3000",
+                         help="Each revision is one checkpoint; its step is the number in its name.")
+    if not run:
+        st.caption("A run folder holds checkpoint-<step>/ folders (weights, and the tokenizer there or in the run "
+                   "folder); LoRA/PEFT adapter checkpoints load through the peft library. Each checkpoint is scored "
+                   "as its own model and tagged with its step; the Training dynamics page draws the run.")
+        return
+    if shared and not usable(run):
+        st.error("This server is shared: give a Hugging Face id (org/name) and its revisions.")
+        return
+    try:
+        found = sweep.discover(run, revisions=sweep.parse_revisions(revs))
+    except ValueAuditError as e:
+        st.error(one_line(e))
+        return
+    c1, c2 = st.columns([2, 3])
+    pick = c1.radio("Checkpoints", ["all", "every", "steps"], horizontal=True, key="sw-pick",
+                    format_func={"all": "All", "every": "Every K-th", "steps": "Choose steps"}.get)
+    every, steps = None, None
+    if pick == "every":
+        every = int(c2.number_input("K", 1, 1000, 2, key="sw-every",
+                                    help="Every K-th checkpoint in step order; the first and the last always."))
+    elif pick == "steps":
+        steps = c2.multiselect("Steps", list(found.available), default=list(found.available)[-2:], key="sw-steps")
+    try:
+        chosen = sweep.discover(run, revisions=sweep.parse_revisions(revs), every=every, steps=steps or None)
+    except ValueAuditError as e:
+        st.error(one_line(e))
+        return
+    st.dataframe(pd.DataFrame([{"step": c.step, "checkpoint": c.name if not shared or c.revision else Path(c.name).name,
+                                "tokenizer": "run folder" if c.tokenizer else "its own",
+                                "kind": "LoRA/PEFT adapter" if c.adapter else "full weights"}
+                               for c in chosen.checkpoints]), hide_index=True, width="stretch")
+    corpus = ak.corpus_picker("sw-corpus")
+    plist = prompt_set()
+    opts = options()
+    n = len(chosen.checkpoints)
+    st.caption(f"{n} checkpoint(s) x {len(ak.corpus_vocab(corpus)):,} words x {len(plist)} prompts; each "
+               "checkpoint is loaded once, the words are tokenized once for the whole run, and checkpoints "
+               "already stored are not loaded again.")
+    busy = jobs.REGISTRY.active()
+    if st.button("Start the sweep" if not busy else "Queue after the running job", type="primary",
+                 disabled=not plist, key="sw-start"):
+        spec = jobs.sweep_spec(chosen, "rm", plist, ak.corpus_vocab(corpus), corpus, str(ak.store().path), **opts)
+        job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
+        st.session_state["job_id"] = job.id
+        st.session_state.setdefault("my_jobs", set()).add(job.id)
+        st.toast(f"Job {job.id} started")
+        st.rerun()
+
+
 def start_form() -> None:
     st.info(f"Device: **{ak.device_label()}**", icon=":material/memory:")
+    what = st.radio("Score", ["models", "sweep"], horizontal=True, key="score-what",
+                    format_func={"models": "Models", "sweep": "A training run's checkpoints (sweep)"}.get)
+    if what == "sweep":
+        sweep_form()
+        return
     kind = st.radio("Kind", ["rm", "lm"], horizontal=True, key="score-kind",
                     format_func=lambda k: {"rm": "Reward models (score answers)",
                                            "lm": "Language models (log-probability of answers)"}[k])
@@ -316,7 +384,8 @@ def job_table(job: jobs.Job) -> pd.DataFrame:
 
 def show_job(job: jobs.Job) -> None:
     spec = job.spec
-    st.markdown(f"**Job {job.id}** · {len(spec.models)} model(s) × corpus `{spec.corpus}` × "
+    what = (f"sweep of {len(spec.models)} checkpoint(s)" if spec.sweep is not None else f"{len(spec.models)} model(s)")
+    st.markdown(f"**Job {job.id}** · {what} × corpus `{spec.corpus}` × "
                 f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {job.message}" if job.message else ""))
     eta = jobs.fmt_seconds(job.eta)
     st.progress(min(job.fraction, 1.0), text=f"{job.fraction:.0%}" + (f" · about {eta} left" if eta else ""))

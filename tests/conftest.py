@@ -56,6 +56,14 @@ def tiny_gemma_lm(tmp_path_factory) -> Path:
     return make_tiny(tmp_path_factory.mktemp("models") / "gemma-lm", "gemma2", "lm", seed=3)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_llama_rm) -> Path:
+    """A training run of three checkpoints (checkpoint-100/200/300, trainer_state.json, the
+    tokenizer at the run's root only) moving away from the tiny Llama RM (tests/tiny_models.py)."""
+    from tests.tiny_models import make_run
+    return make_run(tmp_path_factory.mktemp("runs") / "llama-run", tiny_llama_rm)
+
+
 @pytest.fixture()
 def db(tmp_path) -> Path:
     return tmp_path / "test.duckdb"

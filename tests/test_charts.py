@@ -114,3 +114,27 @@ def test_panels_wrap_to_at_most_three_per_row_and_titles_to_narrow_lines():
     wrapped = charts.wrap_title(title)
     assert wrapped.replace("<br>", " ") == title
     assert all(len(line) <= charts.TITLE_CHARS for line in wrapped.split("<br>"))
+
+
+def test_trajectory_and_movers_draw_the_values_as_text_in_family_and_category_colours():
+    """Figure 4a for runs: one line per run and panel, the family's colour, preferred up; the
+    run name and words are data, drawn as escaped text. Figure 5: bars coloured by category."""
+    pts = pd.DataFrame([{"run": r, "family": f, "step": s, "framing": fr, "category": c, "value": float(s + len(c))}
+                        for r, f in (("<b>mine</b>", "llama"), ("other", "llama"), ("g", "gemma"))
+                        for s in (100, 200) for fr in ("positive", "negative") for c in ("Agency", "Communion")])
+    fig = charts.trajectory_figure(pts)
+    lines = [t for t in fig.data if t.type == "scatter"]
+    assert len(lines) == 3 * 2 * 2
+    mine = [t for t in lines if "mine" in t.name]
+    assert all(t.name == "Llama · &lt;b&gt;mine&lt;/b&gt;" for t in mine) and len(mine) == 4
+    assert {t.line.color for t in mine} == {family.color("llama")}
+    assert {t.line.dash for t in lines if "other" in t.name} != {t.line.dash for t in mine}  # same family: dash differs
+    assert all(getattr(fig.layout, k).autorange == "reversed" for k in fig.layout if k.startswith("yaxis"))
+    assert [t.y.tolist() for t in mine][0] == [106.0, 206.0]
+    mv = pd.DataFrame({"word": ["<i>x</i>", "b", "c"], "category": ["Agency", "Communion", "Agency"],
+                       "rank_first": [9.0, 1.0, 5.0], "rank_last": [1.0, 9.0, 6.0], "rank_change": [8.0, -8.0, -1.0],
+                       "direction": ["up", "down", "down"]})
+    bars = charts.movers_figure(mv, colors={"Agency": "#3CB371", "Communion": "#FFCE1B"})
+    by = {t.name: t for t in bars.data}
+    assert by["Agency"].marker.color == "#3CB371" and list(by["Agency"].y) == ["&lt;i&gt;x&lt;/i&gt;", "c"]
+    assert list(by["Communion"].x) == [-8.0]

@@ -121,3 +121,72 @@ def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *,
         torch.save(model.state_dict(), path / "pytorch_model.bin")
         (path / "model.safetensors").unlink()
     return path
+
+
+def make_run(path: str | os.PathLike, base: str | os.PathLike, steps: Sequence[int] = (100, 200, 300), *,
+             scale: float = 0.02, seed: int = 7, tokenizer_at_root: bool = True) -> Path:
+    """A training run as the Hugging Face Trainer writes it, from a tiny model folder `base`:
+    RUN/checkpoint-<step>/ with the weights (moved further from the base at each step: the
+    same seeded direction times step/steps[0] times `scale`), trainer_state.json and the
+    Trainer's optimizer and scheduler files; the tokenizer at the run's root only (as when
+    the Trainer was given no tokenizer), or in each checkpoint."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    path, base = Path(path), Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(base)
+    if tokenizer_at_root:
+        tok.save_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(base, dtype=torch.float32)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    gen = torch.Generator().manual_seed(seed)
+    direction = {k: torch.randn(v.shape, generator=gen) for k, v in start.items() if v.is_floating_point()}
+    for step in steps:
+        ck = path / f"checkpoint-{step}"
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if k in direction:
+                    v.copy_(start[k] + direction[k] * scale * step / steps[0])
+        model.save_pretrained(ck)
+        if not tokenizer_at_root:
+            tok.save_pretrained(ck)
+        (ck / "trainer_state.json").write_text(json.dumps({"global_step": step, "epoch": step / steps[-1]}))
+        for name in ("optimizer.pt", "scheduler.pt", "training_args.bin", "rng_state.pth"):
+            (ck / name).write_bytes(os.urandom(64))  # stand-ins: never loaded, never part of the identity
+    shutil.copy(base / "config.json", path / "base_config.json")
+    return path
+
+
+def make_lora_run(path: str | os.PathLike, base: str | os.PathLike, steps: Sequence[int] = (100, 200), *,
+                  seed: int = 11) -> Path:
+    """A LoRA reward-model run as a PEFT Trainer saves it: from a tiny *language* model `base`
+    (no reward head), RUN/checkpoint-<step>/ holding adapter_config.json and
+    adapter_model.safetensors (LoRA on q/v and the reward head trained in full, growing with
+    the step), trainer_state.json, and the tokenizer at the run's root."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    path, base = Path(path), Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(path)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(base, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8,
+                                                  target_modules=["q_proj", "v_proj"]))
+    gen = torch.Generator().manual_seed(seed)
+    trained = {n: p for n, p in peft_model.named_parameters() if "lora_" in n or "modules_to_save" in n}
+    start = {n: p.detach().clone() for n, p in trained.items()}
+    direction = {n: torch.randn(p.shape, generator=gen) for n, p in trained.items()}
+    for step in steps:
+        with torch.no_grad():
+            for n, p in trained.items():
+                p.copy_(start[n] + direction[n] * 0.1 * step / steps[0])
+        ck = path / f"checkpoint-{step}"
+        peft_model.save_pretrained(ck)
+        (ck / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return path

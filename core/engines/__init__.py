@@ -24,11 +24,13 @@ ENGINES = ("naive", "cached")
 __all__ = ["ENGINES", "Engine", "ScoringError", "make_engine", "with_oom_backoff"]
 
 
-def make_engine(name: str, loaded: LoadedModel) -> Engine:
+def make_engine(name: str, loaded: LoadedModel, tokens=None) -> Engine:
+    """The engine `name` for a loaded model; `tokens` (an engines.tokens.TokenMemo) shares
+    token ids and prefix plans across models with one tokenizer (a training run's checkpoints)."""
     if name == "naive":
         from .naive import NaiveEngine
-        return NaiveEngine(loaded)
+        return NaiveEngine(loaded, tokens)
     if name == "cached":
         from .cached import CachedEngine
-        return CachedEngine(loaded)
+        return CachedEngine(loaded, tokens=tokens)
     raise ScoringError(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}")

@@ -33,7 +33,7 @@ from ..models import LoadedModel
 from . import cascade, planning
 from .forward import lm_forward, rm_forward, text_config
 from .naive import NaiveEngine
-from .tokens import lm_prefix_ids, rm_ids_batch, rm_text, word_ids_batch
+from .tokens import Tokenize, rm_text
 from ..errors import one_line
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,12 @@ class CascadeRunner:
 class CachedEngine:
     """Shared-prefix scoring with the same interface as `NaiveEngine`."""
 
-    def __init__(self, loaded: LoadedModel, runner: CascadeRunner | None = None):
+    def __init__(self, loaded: LoadedModel, runner: CascadeRunner | None = None, tokens: Tokenize | None = None):
         self.loaded = loaded
         self.name = "cached"
         self.notes: list[str] = []
-        self.naive = NaiveEngine(loaded)
+        self.tokens = tokens or Tokenize()  # a TokenMemo: ids and prefix plans shared by a run's checkpoints
+        self.naive = NaiveEngine(loaded, self.tokens)
         self.checked: set[str] = set()    # row kinds that passed the self-check
         self.stats = {"cached_rows": 0, "full_rows": 0, "prefix_tokens": 0, "suffix_tokens": 0}
         self.runner = runner
@@ -226,8 +227,9 @@ class CachedEngine:
         return list(ref[:planning.choose_prefix_length(ref, seqs)])
 
     def _score_rm(self, prompt: str, words: list[str], batch_size: int):
-        seqs = rm_ids_batch(self.loaded.tokenizer, prompt, words)
-        prefix = self.rm_prefix(prompt, seqs)
+        tok = self.loaded.tokenizer
+        seqs = self.tokens.rm_ids_batch(tok, prompt, words)
+        prefix = self.tokens.prefix(tok, prompt, lambda: self.rm_prefix(prompt, seqs))
         P = len(prefix)
         pad = text_config(self.loaded.model).pad_token_id
         ends = [planning.pooled_length(s, pad) for s in seqs]
@@ -255,8 +257,8 @@ class CachedEngine:
 
     # -- language models ------------------------------------------------------------------------------
     def _score_lm(self, prompt: str, words: list[str], batch_size: int):
-        prefix = lm_prefix_ids(self.loaded.tokenizer, prompt)
-        wids = word_ids_batch(self.loaded.tokenizer, words)
+        prefix = self.tokens.lm_prefix_ids(self.loaded.tokenizer, prompt)
+        wids = self.tokens.word_ids_batch(self.loaded.tokenizer, words)
         P = len(prefix)
 
         def naive(sub):

@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 from ..models import LoadedModel
 from .forward import lm_forward, rm_forward
-from .tokens import lm_prefix_ids, rm_ids_batch, word_ids_batch
+from .tokens import Tokenize
 
 
 def by_length(seqs: Sequence[Sequence[int]]) -> list[int]:
@@ -22,22 +22,23 @@ def by_length(seqs: Sequence[Sequence[int]]) -> list[int]:
 class NaiveEngine:
     name = "naive"
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, tokens: Tokenize | None = None):
         self.loaded = loaded
         self.notes: list[str] = []
+        self.tokens = tokens or Tokenize()  # a TokenMemo: one tokenization for a whole training run
 
     def score(self, prompt: str, words: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[float]]]:
         tok = self.loaded.tokenizer
         words = list(words)
         if self.loaded.kind == "rm":
-            seqs = rm_ids_batch(tok, prompt, words)
+            seqs = self.tokens.rm_ids_batch(tok, prompt, words)
             order = by_length(seqs)
             for i in range(0, len(order), batch_size):
                 idx = order[i:i + batch_size]
                 yield [words[j] for j in idx], rm_forward(self.loaded, [seqs[j] for j in idx])
         else:
-            prefix = lm_prefix_ids(tok, prompt)
-            wids = word_ids_batch(tok, words)
+            prefix = self.tokens.lm_prefix_ids(tok, prompt)
+            wids = self.tokens.word_ids_batch(tok, words)
             order = by_length(wids)
             for i in range(0, len(order), batch_size):
                 idx = order[i:i + batch_size]

@@ -292,8 +292,6 @@ def _check_allowed(spec: JobSpec) -> None:
     for m in spec.models:
         _models.check_revision(m.revision)
     vocabscan.check_allowed(spec.corpus, spec.backend)
-    for m in spec.models:
-        _models.check_revision(m.revision)  # a revision is a name, never a path (shared or not)
     if spec.sweep is not None:
         limits.check_checkpoints(len(spec.sweep.checkpoints))
         if spec.backend != "local" or spec.corpus == vocabscan.NAME:

@@ -292,21 +292,6 @@ def check_safetensors(name: str, revision: str | None, allow_pickle: bool) -> No
                          "allow pickle weights only if you trust its source", cli_hint="--allow-pickle")
 
 
-_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
-
-
-def check_revision(revision: str | None) -> str | None:
-    """A hub revision (branch, tag or commit, e.g. `step-1000`, `refs/pr/1`) as a name only:
-    letters, digits and `._/-`, no `..`, no empty path part. A revision reaches the hub's URLs
-    and the download cache's folder names, so nothing else is let through."""
-    if revision is None:
-        return None
-    r = str(revision).strip()
-    if not _REVISION.fullmatch(r) or ".." in r or "//" in r or r.endswith(("/", ".lock")):
-        raise ModelError(f"revision {r[:60]!r} is not a branch, tag or commit name (letters, digits and ._/- only)")
-    return r
-
-
 def preflight(name: str, kind: str, revision: str | None = None, trust_remote_code: bool = False,
               allow_pickle: bool = False, head_check: bool = True) -> tuple[dict, str | None]:
     """Every refusal that needs no model code, before anything loads: (config, revision).

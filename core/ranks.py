@@ -81,24 +81,6 @@ def rank_summaries(store, words: pd.DataFrame, ranking: str = "word", kind: str 
     }
 
 
-PANEL_COLUMNS = ["model_key", "model", "family", "framing", "category", "value", "n_prompts"]
-
-
-def panel_values(store, words: pd.DataFrame, model_keys, ranking: str = "word", kind: str = "rm",
-                 prompt_texts=None) -> pd.DataFrame:
-    """Each model's Figure-1 value per panel (framing x category): the mean over the
-    framing's prompts of the median rank, among the corpus words, of the category's words
-    (1 = highest reward, ties averaged). The per-model point behind Figure 1's family means,
-    and one checkpoint's point of a training trajectory (Figure 4a)."""
-    med = rank_summaries(store, words, ranking, kind, model_keys, prompt_texts)["medians"]
-    if med.empty:
-        return pd.DataFrame(columns=PANEL_COLUMNS)
-    med = med.assign(framing=[_prompts.framing_of(str(i), str(t)) for i, t in zip(med["prompt_id"], med["prompt"])])
-    out = (med.groupby(["model_key", "model", "family", "framing", "category"], dropna=False)
-           .agg(value=("median_rank", "mean"), n_prompts=("prompt", "nunique")).reset_index())
-    return out[PANEL_COLUMNS].sort_values(["model_key", "framing", "category"]).reset_index(drop=True)
-
-
 def word_means(store, words: pd.DataFrame, model_keys, prompt_ids=None, kind: str = "rm") -> pd.DataFrame:
     """Each corpus word's mean rank (1 = highest reward, ranked within each (model, prompt)
     among the corpus words, ties averaged) and mean score over the chosen prompts, best

@@ -2,8 +2,9 @@
 Figure 4a and Figure 5 for any reward model you train.
 
 - points (Figure 4a): per checkpoint, framing and category, the checkpoint's Figure-1 value
-  (`ranks.panel_values`: mean over the framing's prompts of the median rank, among the
-  corpus words, of the category's words; 1 = highest reward, ties averaged);
+  (`analysis.model_mean_ranks` of its median ranks from `ranks.rank_summaries`: mean over the
+  framing's prompts of the median rank, among the corpus words, of the category's words;
+  1 = highest reward, ties averaged);
 - movers (Figure 5 / A6): the words whose mean rank over the positive prompts changed most
   between the first and the last checkpoint, `rank_change = rank_first - rank_last`
   (positive = preferred later in training), ranked among the corpus words within each
@@ -85,6 +86,20 @@ def find_run(store, run: str) -> pd.DataFrame:
     return ck.sort_values("step").reset_index(drop=True)
 
 
+def checkpoint_values(store, words: pd.DataFrame, model_keys, ranking: str = "word", kind: str = "rm") -> pd.DataFrame:
+    """Each model's Figure-1 value per (framing, category): model_key, framing, category,
+    value — the medians computed in DuckDB (ranks.rank_summaries), averaged over a framing's
+    prompts by the one per-model function (analysis.model_mean_ranks)."""
+    from .analysis import medians
+    raw = ranks.rank_summaries(store, words, ranking, kind, list(model_keys))["medians"]
+    if raw.empty:
+        return pd.DataFrame(columns=["model_key", "framing", "category", "value"])
+    med = medians.label_medians(raw)
+    per = medians.model_mean_ranks(med.assign(model=med["_key"]))  # one row per key, labelled by it
+    return per.rename(columns={"model": "model_key", "mean_rank": "value"})[["model_key", "framing", "category",
+                                                                            "value"]]
+
+
 def positive_prompt_ids(store, model_keys, kind: str = "rm") -> list[str]:
     """Ids of the positive-framing prompts that every one of these models was scored on."""
     keys = list(dict.fromkeys(model_keys))
@@ -127,7 +142,7 @@ def trajectory(store, run: str, words: pd.DataFrame, corpus: str = "", *, rankin
     ck = ck[ck["kind"].fillna(kind) == kind]
     if ck.empty:
         raise TrajectoryError(f"run {run!r} has no {kind} checkpoints stored")
-    panels = ranks.panel_values(store, words, ck["model_key"].unique(), ranking, kind)
+    panels = checkpoint_values(store, words, ck["model_key"].unique(), ranking, kind)
     if panels.empty:
         raise TrajectoryError(f"the checkpoints of {run!r} have no scores on corpus {corpus or 'given'}; "
                               "sweep the run on this corpus first")

@@ -35,16 +35,16 @@ def usable(name: str) -> bool:
         return False
 
 
-def prompt_set() -> list[prompts.Prompt]:
+def prompt_set(prefix: str = "score") -> list[prompts.Prompt]:
     choice = st.radio("Prompts", ["The paper's 54 prompts", "Some of the paper's prompts", "Upload a prompt file"],
-                      key="score-prompts", horizontal=True)
+                      key=f"{prefix}-prompts", horizontal=True)
     if choice.startswith("Some"):
         ids = st.multiselect("Prompts to use", list(ak.PROMPT_TEXT), default=["greatest_ever_one", "worst_ever_one"],
-                             format_func=ak.prompt_label, key="score-prompt-ids")
+                             format_func=ak.prompt_label, key=f"{prefix}-prompt-ids")
         return [p for p in ak.PAPER_PROMPTS if p.prompt_id in ids]
     if choice.startswith("Upload"):
         f = st.file_uploader("Prompts (.yaml `id: text` or .csv `prompt_id,prompt`)", type=["yaml", "yml", "csv"],
-                             key="score-prompt-file")
+                             key=f"{prefix}-prompt-file")
         if f is None:
             return []
         try:
@@ -214,14 +214,14 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
     return trust, pickle
 
 
-def options() -> dict:
+def options(prefix: str = "opt") -> dict:
     with st.expander("Options"):
         c1, c2, c3, c4 = st.columns(4)
-        return {"engine": c1.selectbox("Engine", ["cached", "naive"], key="opt-engine",
+        return {"engine": c1.selectbox("Engine", ["cached", "naive"], key=f"{prefix}-engine",
                                        help="cached reuses the prompt's key/value cache; same values, faster"),
-                "batch_size": int(c2.number_input("Batch size", 1, 1024, 32, key="opt-bs")),
-                "device": c3.selectbox("Device", ["auto", "cuda", "mps", "cpu"], key="opt-device"),
-                "dtype": c4.selectbox("Precision", ["auto", "bfloat16", "float16", "float32"], key="opt-dtype")}
+                "batch_size": int(c2.number_input("Batch size", 1, 1024, 32, key=f"{prefix}-bs")),
+                "device": c3.selectbox("Device", ["auto", "cuda", "mps", "cpu"], key=f"{prefix}-device"),
+                "dtype": c4.selectbox("Precision", ["auto", "bfloat16", "float16", "float32"], key=f"{prefix}-dtype")}
 
 
 @st.cache_data(ttl=30, show_spinner="Connecting to Ray…")
@@ -309,8 +309,8 @@ def sweep_form() -> None:
                                 "kind": "LoRA/PEFT adapter" if c.adapter else "full weights"}
                                for c in chosen.checkpoints]), hide_index=True, width="stretch")
     corpus = ak.corpus_picker("sw-corpus")
-    plist = prompt_set()
-    opts = options()
+    plist = prompt_set("sw")
+    opts = options("sw-opt")
     n = len(chosen.checkpoints)
     st.caption(f"{n} checkpoint(s) x {len(ak.corpus_vocab(corpus)):,} words x {len(plist)} prompts; each "
                "checkpoint is loaded once, the words are tokenized once for the whole run, and checkpoints "
@@ -328,11 +328,6 @@ def sweep_form() -> None:
 
 def start_form() -> None:
     st.info(f"Device: **{ak.device_label()}**", icon=":material/memory:")
-    what = st.radio("Score", ["models", "sweep"], horizontal=True, key="score-what",
-                    format_func={"models": "Models", "sweep": "A training run's checkpoints (sweep)"}.get)
-    if what == "sweep":
-        sweep_form()
-        return
     kind = st.radio("Kind", ["rm", "lm"], horizontal=True, key="score-kind",
                     format_func=lambda k: {"rm": "Reward models (score answers)",
                                            "lm": "Language models (log-probability of answers)"}[k])
@@ -429,6 +424,10 @@ def main() -> None:
               "Large models need a GPU; the command line does the same: "
               "`python -m core score --model ORG/NAME --kind rm --corpus big2-nouns`.")
     start_form()
+    st.subheader("A training run's checkpoints")
+    with st.expander("Sweep a run: score every checkpoint, then see it on Training dynamics (Figures 4a and 5)",
+                     expanded=bool(st.session_state.get("sw-run"))):
+        sweep_form()
     st.subheader("Jobs")
     jobs_panel()
 

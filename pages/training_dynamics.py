@@ -35,7 +35,7 @@ def your_runs() -> pd.DataFrame:
 def no_runs_yet() -> None:
     where = ("a hub id and its revisions" if settings.shared() else "a run folder (the Trainer's output_dir)")
     ak.empty_state("None of your training runs has been swept yet.",
-                   f"On the Score page, choose *A training run's checkpoints* and give {where}; or on the command "
+                   f"On the Score page, open *A training run's checkpoints* and give {where}; or on the command "
                    "line: `python -m core sweep RUN --corpus big2-nouns`. Each checkpoint is scored as its own model.",
                    "pages/score.py", "Sweep a run on the Score page")
 

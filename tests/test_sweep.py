@@ -302,15 +302,14 @@ def test_score_page_sweeps_a_run_then_training_dynamics_draws_it(tiny_run, tmp_p
     monkeypatch.setenv("VALUEAUDIT_DB", str(db))
     st.cache_data.clear()
     at = _page("score.py")
-    at.radio(key="score-what").set_value("sweep").run()
     at.text_input(key="sw-run").set_value(str(tiny_run)).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.dataframe[0].value["step"].tolist() == [100, 200, 300]
     at.radio(key="sw-pick").set_value("every").run()
     at.number_input(key="sw-every").set_value(2).run()
     assert at.dataframe[0].value["step"].tolist() == [100, 300]
-    at.radio(key="score-prompts").set_value("Some of the paper's prompts").run()
-    at.selectbox(key="opt-device").set_value("cpu").run()
+    at.radio(key="sw-prompts").set_value("Some of the paper's prompts").run()
+    at.selectbox(key="sw-opt-device").set_value("cpu").run()
     at.button(key="sw-start").click().run()
     assert not at.exception and not at.error
     job = jobs.REGISTRY.get(at.session_state["job_id"])
@@ -335,7 +334,6 @@ def test_shared_server_sweeps_only_hub_ids_with_revisions(tiny_run, tmp_path, mo
     monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
     monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "shared.duckdb"))
     at = _page("score.py")
-    at.radio(key="score-what").set_value("sweep").run()
     at.text_input(key="sw-run").set_value(str(tiny_run)).run()
     assert any("give a Hugging Face id" in e.value for e in at.error)
     assert not any("checkpoint" in d.value.columns for d in at.dataframe)  # the folder was not even listed

@@ -127,7 +127,19 @@ _LOADERS = {
     "corpus_names": _corpus_names,
     "coverage_by_corpus": _coverage_by_corpus,
     "saved_corpus": lambda s, name: s.corpus_words(name),
+    "display_names": lambda s: catalog.display_names([*s.models()["name"], *(e.name for e in models.REGISTRY)]),
 }
+
+
+def display_name(name) -> str:
+    """A model's short name as every page shows it (core.catalog.display_names over every
+    stored and registry model, so no two read the same); the full id stays on hover."""
+    return cached("display_names").get(str(name)) or catalog.display_names([name])[str(name)]
+
+
+def model_label(name, family=None) -> str:
+    """A model's short name with its family where the name does not say it ('my-rm (Llama)')."""
+    return catalog.model_label(display_name(name), family)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -292,10 +304,11 @@ def link(page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
         pass
 
 
-def plot(fig, key: str | None = None) -> None:
-    """A chart whose camera button saves a PNG named after the chart's title."""
+def plot(fig, key: str | None = None, filename: str | None = None) -> None:
+    """A chart whose camera button saves a PNG named after what it shows: `filename`
+    ('figure1_big2-nouns'), else the chart's title."""
     title = getattr(getattr(fig.layout, "title", None), "text", None) or key
-    st.plotly_chart(fig, width="stretch", key=key, config=report.plot_config(title))
+    st.plotly_chart(fig, width="stretch", key=key, config=report.plot_config(title, filename))
 
 
 # Streamlit's named text colours (markdown `:red[...]`), for a legend drawn without HTML.
@@ -429,7 +442,7 @@ def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict
     if st.session_state.get(flag, include) != include or st.session_state.get(f"{key}-corpus-prev") != corpus_name:
         st.session_state.pop(key, None)
     st.session_state[flag], st.session_state[f"{key}-corpus-prev"] = include, corpus_name
-    fmt = lambda m: f"{m} ({label.get(m)})"  # noqa: E731
+    fmt = lambda m: model_label(m, label.get(m))  # noqa: E731
     if key in st.session_state:
         st.session_state[key] = [m for m in st.session_state[key] if m in names]
         return st.multiselect("Reward models", names, format_func=fmt, key=key)
@@ -438,9 +451,11 @@ def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict
     return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key)
 
 
-def offensive_filter(key: str, vocab) -> bool:
-    """A content note and a 'hide' toggle where the corpus holds offensive words; True = hide.
-    Only word lists and single-word charts are filtered, never the statistics."""
+def offensive_filter(key: str, vocab, where: str = "this corpus",
+                     source: str = "mostly from the MFD vice lists") -> bool:
+    """A content note and a 'hide' toggle where the corpus (or a scanned vocabulary) holds
+    offensive words; True = hide. Only word lists and single-word charts are filtered, never
+    the statistics."""
     n = offensive.count_in(pd.unique(pd.Series(list(vocab), dtype=object)))
     if not n:
         return False
@@ -448,9 +463,8 @@ def offensive_filter(key: str, vocab) -> bool:
                      help="Profanity and sexual insults from a short list kept in core/data/offensive_words.txt. "
                           "Hiding them changes only the lists and word charts; every rank and statistic still "
                           "counts them.")
-    st.caption(f"Content note: this corpus contains {n} offensive words (profanity, sexual insults), mostly from "
-               "the MFD vice lists; " + ("they are hidden from the word lists below (ranks unchanged)." if hide
-                                         else "they are shown below."))
+    st.caption(f"Content note: {where} contains {n} offensive words (profanity, sexual insults), {source}; "
+               + ("they are hidden from the word lists below (ranks unchanged)." if hide else "they are shown below."))
     return hide
 
 

@@ -19,7 +19,7 @@ from . import family as _family
 CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
 padding:0 1rem;color:#1f2933;line-height:1.5}h1{font-size:1.8rem}h2{font-size:1.25rem;margin-top:2.2rem;
 border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}table{border-collapse:collapse;font-size:.8rem;margin:.5rem 0;max-width:100%}
-td,th{border:1px solid #e4e7eb;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f5f7fa}
+td,th{border:1px solid #e4e7eb;padding:.25rem .5rem;text-align:left;vertical-align:top}th{background:#f5f7fa}
 .findings li{margin:.4rem 0}.note{color:#52606d;font-size:.9rem}pre{white-space:pre-wrap;background:#f5f7fa;
 padding:.5rem;font-size:.8rem}.failed{color:#b42318;font-weight:600}
 @media print{.plotly-graph-div{page-break-inside:avoid}section{page-break-inside:avoid}}"""

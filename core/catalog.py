@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import family as _family
-from . import models, settings
+from . import models, report, settings
 
 AUTO_FAMILY = "auto-detect"
 KINDS = {"rm": "reward model", "lm": "language model"}
@@ -85,3 +85,36 @@ def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: 
     display = entry.display_name if entry else Path(name).name
     store.upsert_model(key, name, kind, fam, display, revision, source="added")
     return {"model_key": key, "family": fam, "display_name": display}
+
+
+def display_names(names) -> dict[str, str]:
+    """Short, unique names to show for models (chips, legends, tables): the paper's display
+    name ('Skywork v0.2 Gemma 2 27B'), else a hub id without its org or a local folder's name
+    (never a server path; no file is read). Where two short names would read the same, those
+    models keep their full hub id, then a number: three 'Skywork/Skywork-…' chips cut to the
+    same prefix told nobody which was which. Returns {name: short name}."""
+    names = list(dict.fromkeys(str(n) for n in names))
+
+    def short(n: str) -> str:
+        entry = models.registry_entry(n)
+        return entry.display_name if entry else report.public_model_name(n).rsplit("/", 1)[-1]
+
+    out = {n: short(n) for n in names}
+    for attempt in (report.public_model_name, None):
+        seen: dict[str, list[str]] = {}
+        for n, s in out.items():
+            seen.setdefault(s.casefold(), []).append(n)
+        clashes = [group for group in seen.values() if len(group) > 1]
+        if not clashes:
+            break
+        for group in clashes:
+            for i, n in enumerate(sorted(group), 1):
+                out[n] = attempt(n) if attempt else f"{out[n]} ({i})"
+    return out
+
+
+def model_label(short: str, family) -> str:
+    """A short name with its base family where the name does not already say it:
+    'GRM Gemma 2 2B', 'my-rm (Llama)'."""
+    fam = _family.label(family)
+    return short if fam == "Unknown" or fam.casefold() in short.casefold() else f"{short} ({fam})"

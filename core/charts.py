@@ -322,6 +322,37 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
 
 
 # ---------------------------------------------------------------------------------
+# Paired: two models on the same cells
+# ---------------------------------------------------------------------------------
+def paired_difference_figure(summary: pd.DataFrame, a: str, b: str) -> go.Figure:
+    """Per (framing, category): the mean rank difference A − B with its 95% interval; left of
+    the dotted zero line A ranks the category's words higher."""
+    if summary is None or summary.empty:
+        return empty_figure("No shared cells to compare")
+    labels = [f"{r.framing} · {r.category}" for r in summary.itertuples()]
+    fig = go.Figure(go.Scatter(
+        x=summary["mean_difference"], y=labels, mode="markers", marker=dict(size=10, color="#0064E0"),
+        error_x=dict(type="data", symmetric=False, array=summary["ci_high"] - summary["mean_difference"],
+                     arrayminus=summary["mean_difference"] - summary["ci_low"]),
+        hovertemplate="%{y}<br>mean difference %{x:.1f}<extra></extra>"))
+    fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
+    fig.update_layout(xaxis_title=wrap_title(f"← {a} ranks the category higher · {b} ranks it higher →", 48))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _style(fig, f"Mean rank difference ({a} − {b}) with 95% intervals", height=170 + 60 * len(summary))
+
+
+def paired_words_figure(differences: pd.DataFrame, a: str, b: str) -> go.Figure:
+    """The words whose rank differs most between A and B, as horizontal bars (A − B)."""
+    if differences is None or differences.empty:
+        return empty_figure("No words to compare")
+    fig = go.Figure(go.Bar(x=differences["difference"], y=differences["word"], orientation="h",
+                           marker_color="#0064E0", hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
+    fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
+                      xaxis_title=wrap_title(f"← better rank in {a} · rank difference · better rank in {b} →", 48))
+    return _style(fig, f"Rank in {a} − rank in {b}", height=170 + 22 * len(differences))
+
+
+# ---------------------------------------------------------------------------------
 # Implicit reward
 # ---------------------------------------------------------------------------------
 def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
@@ -378,10 +409,10 @@ def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
         seen.add(tr.name)
     fig.update_layout(xaxis=dict(title="Training step (checkpoint)"),
                       yaxis=dict(title="Median rank (1 = preferred)", autorange="reversed"))
-    _style(fig, title, height=440)
-    # Up to 6 family x category entries: a legend on the right never collides with the title.
-    fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
-                      margin=dict(t=60 if title else 30, r=10))
+    _style(fig, title, height=500, legend_bottom=True)
+    # Up to 6 family x category entries below the axis title: they wrap on a narrow window,
+    # where a legend on the right took half the chart.
+    fig.update_layout(legend=dict(y=-0.2), margin=dict(b=120, r=10))
     return fig
 
 
@@ -422,9 +453,8 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
                          title_text="Preference pairs (thousands)", row=1, col=c)
         fig.update_yaxes(autorange="reversed", row=1, col=c,
                          title_text="Median rank at the final checkpoint (1 = preferred)" if c == 1 else None)
-    _style(fig, title, height=460)
-    fig.update_layout(legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top"),
-                      margin=dict(t=70 if title else 40, r=10))
+    _style(fig, title, height=520, legend_bottom=True)
+    fig.update_layout(legend=dict(y=-0.28), margin=dict(b=140, r=10))  # below the axis titles; wraps when narrow
     return fig
 
 

@@ -41,10 +41,12 @@ def _lm(name, family, display, size, lm_type):
 # The paper's ten reward models and twelve language models (METHOD.md section 5).
 REGISTRY: list[RegistryEntry] = [
     _rm("nicolinho/QRM-Gemma-2-27B", "gemma", "QRM Gemma 2 27B", "27B", "score", remote=True),
-    _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", "Skywork Gemma 2 27B v0.2", "27B"),
+    # The version first: a sidebar chip shows about 18 characters, and 'Skywork Gemma 2 27B v0.2'
+    # and 'Skywork Gemma 2 27B' read the same there.
+    _rm("Skywork/Skywork-Reward-Gemma-2-27B-v0.2", "gemma", "Skywork v0.2 Gemma 2 27B", "27B"),
     _rm("Skywork/Skywork-Reward-Gemma-2-27B", "gemma", "Skywork Gemma 2 27B", "27B"),
     _rm("Ray2333/GRM-gemma2-2B-rewardmodel-ft", "gemma", "GRM Gemma 2 2B", "2B"),
-    _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", "Skywork Llama 3.1 8B v0.2", "8B"),
+    _rm("Skywork/Skywork-Reward-Llama-3.1-8B-v0.2", "llama", "Skywork v0.2 Llama 3.1 8B", "8B"),
     _rm("nicolinho/QRM-Llama3.1-8B", "llama", "QRM Llama 3.1 8B", "8B", "score", remote=True),
     _rm("LxzGordon/URM-LLaMa-3.1-8B", "llama", "URM Llama 3.1 8B", "8B"),
     _rm("Ray2333/GRM-Llama3-8B-rewardmodel-ft", "llama", "GRM Llama 3 8B", "8B"),

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .uncertainty import REPS, _draws, _percentile_ci, adjust_p, bootstrap_p, prepare
+from .wording import p_cell
 
 
 def _cells(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
@@ -124,3 +125,43 @@ def word_differences(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, mod
     out = out.reset_index().rename(columns={"response": "word"})
     out = out.reindex(out["difference"].abs().sort_values(ascending=False, kind="stable").index)
     return (out.head(n) if n else out).reset_index(drop=True)
+
+
+def _interval(lo, hi) -> list[str]:
+    return [f"{a:.1f} to {b:.1f}" for a, b in zip(lo, hi)]
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """paired_summary for a reader: named columns, ranks to one decimal, the interval in one
+    cell (the raw frame stays the download)."""
+    if summary.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "Prompts": summary["framing"], "Category": summary["category"],
+        "Mean rank difference (A − B)": summary["mean_difference"].round(1),
+        "95% interval": _interval(summary["ci_low"], summary["ci_high"]),
+        "A ranks higher on": [f"{a} of {n} prompts" for a, n in zip(summary["prompts_a_higher"], summary["n_prompts"])],
+        "Words": summary["n_words"]})
+
+
+def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
+    """paired_tests for a reader: named columns, p-values as '< 0.001' (a cell reading
+    0.00000000000009 says nothing a reader can use), Holm-adjusted p where a framing has several tests."""
+    if tests.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "Prompts": tests["framing"], "Test": tests["test"], "Contrast": tests["contrast"].round(1),
+        "95% interval": _interval(tests["ci_low"], tests["ci_high"]),
+        "p (prompts and words)": tests["p_value"].map(p_cell),
+        "p (prompts only)": tests["p_prompts_only"].map(p_cell), "Prompts used": tests["n_prompts"]})
+    if "p_value_holm" in tests:
+        out.insert(5, "p (Holm)", tests["p_value_holm"].map(p_cell))
+    return out
+
+
+def words_table(differences: pd.DataFrame) -> pd.DataFrame:
+    """word_differences for a reader: named columns, mean ranks to one decimal."""
+    return pd.DataFrame({"Word": differences["word"], "Rank in A": differences["rank_a"].round(1),
+                         "Rank in B": differences["rank_b"].round(1),
+                         "Difference (A − B)": differences["difference"].round(1),
+                         "Prompts": differences["n_prompts"]})

@@ -27,17 +27,20 @@ def figure_image(fig, fmt: str) -> bytes | None:
 
 
 def file_stem(title: str) -> str:
-    """'Mean rank by family — Big Two' -> 'mean_rank_by_family_big_two' (a safe file name)."""
+    """'Mean rank by family — Big Two' -> 'mean_rank_by_family_big_two', 'figure1_big2-nouns'
+    stays as it is (a safe file name; a chart title's line breaks and tags are dropped)."""
     import re
-    stem = re.sub(r"[^a-z0-9]+", "_", str(title).lower()).strip("_")
+    text = re.sub(r"<[^>]*>", " ", str(title)).lower()
+    stem = re.sub(r"[^a-z0-9-]+", "_", text).strip("_-")
     return stem[:80] or "chart"
 
 
-def plot_config(title: str | None = None) -> dict:
-    """Plotly config: no logo, and the camera button saves '<chart title>.png', not 'newplot.png'."""
+def plot_config(title: str | None = None, filename: str | None = None) -> dict:
+    """Plotly config: no logo, and the camera button saves '<filename or chart title>.png',
+    not 'newplot.png'."""
     cfg = {"displaylogo": False}
-    if title:
-        cfg["toImageButtonOptions"] = {"filename": file_stem(title), "format": "png", "scale": 2}
+    if filename or title:
+        cfg["toImageButtonOptions"] = {"filename": file_stem(filename or title), "format": "png", "scale": 2}
     return cfg
 
 
@@ -104,4 +107,7 @@ def table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
         if pd.api.types.is_float_dtype(d[c]):
             d[c] = d[c].map(lambda v: "" if pd.isna(v) else (f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.2f}"))
     more = f"<p>… {len(df) - max_rows} more rows in the CSV download.</p>" if len(df) > max_rows else ""
-    return d.to_html(index=False, escape=True, border=0) + more
+    # Cells break only between words; a table wider than the page scrolls sideways in its own
+    # box (letting cells break anywhere squeezed columns to one letter: 'Corp us', '0.9 5').
+    return f'<div class="table-scroll" style="overflow-x:auto">{d.to_html(index=False, escape=True, border=0)}</div>{more}'
+

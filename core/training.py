@@ -107,6 +107,19 @@ def training_dynamics() -> pd.DataFrame:
                            kind="stable").reset_index(drop=True)[TD_COLUMNS]
 
 
+def default_run(td: pd.DataFrame) -> str | None:
+    """The run a page opens on: the largest Bradley-Terry run on UltraFeedback (the paper's
+    main ablation, the longest curve), never a run whose file duplicates another's (the
+    paper's 13K and 27K files are byte-identical); None when there is no run."""
+    if td is None or td.empty:
+        return None
+    runs = td.drop_duplicates("run")
+    own = runs[runs["identical_to"].isna()] if "identical_to" in runs else runs
+    pool = own if not own.empty else runs
+    main = pool[(pool["method"] == "BT") & (pool["data_source"] == "UltraFeedback")]
+    return str((main if not main.empty else pool).sort_values("data_size_k").iloc[-1]["run"])
+
+
 def figure_4b(td: pd.DataFrame, families=("Gemma", "Llama")) -> pd.DataFrame:
     """Figure 4b: each run's final-checkpoint median rank per category and family against
     data size. As the script: the last checkpoint of the run (max over its models), Qwen

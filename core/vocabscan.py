@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -159,13 +159,22 @@ def scanned_prompts(store, model_key: str) -> pd.DataFrame:
                           GROUP BY prompt_id, prompt ORDER BY prompt_id""", [model_key])
 
 
-def top_bottom(store, model_key: str, prompt_text: str, n: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
+def top_bottom(store, model_key: str, prompt_text: str, n: int = 20,
+               hide: Iterable[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The n highest- and n lowest-scoring vocabulary tokens of a scan for one prompt
-    (shown with quotes so a leading space is visible)."""
+    (shown with quotes so a leading space is visible); tokens whose text (trimmed, lower
+    case) is in `hide` are left out, e.g. the offensive list on request."""
     q = """SELECT s.response AS token, s.value AS score FROM scores s JOIN models m USING (model_key)
            WHERE s.model_key = ? AND s.prompt = ?
              AND s.response IN (SELECT word FROM corpora WHERE name = 'vocabulary:' || m.name)
+             AND lower(trim(s.response)) NOT IN (SELECT w FROM hidden)
            ORDER BY s.value {}, s.response LIMIT ?"""
-    top = store.query(q.format("DESC"), [model_key, prompt_text, n])
-    bottom = store.query(q.format("ASC"), [model_key, prompt_text, n])
+    hidden = pd.DataFrame({"w": sorted({str(w).strip().lower() for w in hide})}, dtype=str)
+    top = store.query(q.format("DESC"), [model_key, prompt_text, n], hidden=hidden)
+    bottom = store.query(q.format("ASC"), [model_key, prompt_text, n], hidden=hidden)
     return top, bottom
+
+
+def scanned_words(store, model_name: str) -> list[str]:
+    """The word tokens a model's scan ranks (its `vocabulary:<model>` corpus)."""
+    return store.query("SELECT word FROM corpora WHERE name = ?", [corpus_name(model_name)])["word"].tolist()

@@ -31,6 +31,20 @@ def p_text(p) -> str:
     return f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
 
 
+def p_cell(p) -> str:
+    """A p-value in a table cell: '< 0.001', '0.012', '0.16', '1.00'; '' when there is none
+    (a cell reading 0.00000000000009 says nothing a reader can use)."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return ""
+    if math.isnan(p):
+        return ""
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
 _TERM = re.compile(r"^(family|category|framing)(.+)$")
 
 

@@ -81,7 +81,7 @@ def panels(result: analysis.Figure1, sel: dict) -> None:
     interval = interval_choice()
     fig = charts.compare_figure(med, tests, title=f"Median rank of each category's words — {sel['corpus']} "
                                 f"({result.n_words} words)", interval=interval)
-    ak.plot(fig, key="compare-main")
+    ak.plot(fig, key="compare-main", filename=f"figure1_{sel['corpus']}")
     bars = "± 1 standard error (as the paper)" if interval == "se" else "a 95% interval (the t quantile for its number of prompts times the SE: ± 2.06 SE over 27 prompts)"
     st.caption("Each faint dot is one (model, prompt): the median rank of that category's words; the violin shows "
                f"their spread per family. Solid dots: each model's mean over prompts with {bars}. "
@@ -104,7 +104,7 @@ def model_words(sel: dict) -> None:
     """Why: a number like 'median rank 128' means more next to the words behind it."""
     st.subheader("One model's highest- and lowest-rewarded words")
     c1, c2, c3 = st.columns([2, 2, 1])
-    model = c1.selectbox("Model", sel["models"], key="cmp-word-model")
+    model = c1.selectbox("Model", sel["models"], format_func=ak.display_name, key="cmp-word-model")
     framing = c2.radio("On prompts", sel["framing"] or ["positive"], horizontal=True, key="cmp-word-framing",
                        format_func=lambda f: {"positive": "positive (best/greatest/good)",
                                               "negative": "negative (worst/bad/terrible)"}.get(f, f))
@@ -121,7 +121,8 @@ def model_words(sel: dict) -> None:
     titles = (("Most often named as the worst", "Least often named as the worst") if framing == "negative"
               else ("Most preferred", "Least preferred"))
     ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
-                                     title=f"{model}: mean reward over {n_prompts} {framing} prompts"), key="cmp-words")
+                                     title=f"{ak.display_name(model)}: mean reward over {n_prompts} {framing} prompts"),
+            key="cmp-words")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
     b.dataframe(bottom, hide_index=True, width="stretch")

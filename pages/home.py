@@ -103,6 +103,7 @@ def headline() -> None:
     st.subheader("Headline: which values do reward models prefer, by base family?")
     med = pd.DataFrame(result.median_ranks)
     ak.plot(charts.family_dots_figure(med, "Mean rank of each category's words by base family — Big Two nouns"),
+            filename="headline_big2-nouns",
             key="home-headline")
     st.caption("Large dots: a family's mean rank (the mean over its models of each model's mean median rank) with "
                "a 95% interval over its models; small dots: single models (hover for names). Rank 1 = the most "

@@ -2,7 +2,6 @@
 folder a user adds; family, size and what has been scored on which corpus; add and remove."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -27,13 +26,6 @@ def catalog_table() -> pd.DataFrame:
     return cat
 
 
-def display_names(cat: pd.DataFrame) -> pd.Series:
-    """A model added or scored by path has no display name: show its folder's name, never 'None'."""
-    fallback = cat["name"].map(lambda n: Path(str(n)).name if models.is_local(str(n)) else str(n).rsplit("/", 1)[-1])
-    dn = cat["display_name"].where(cat["display_name"].notna() & ~cat["display_name"].astype(str).isin(["None", ""]))
-    return dn.fillna(fallback)
-
-
 def show_catalog() -> None:
     cat = catalog_table()
     if settings.shared():  # local models by folder name: visitors never see a server path
@@ -43,7 +35,7 @@ def show_catalog() -> None:
     if kind != "all":
         cat = cat[cat["kind"] == kind]
     ak.family_legend(cat["family"])
-    cat = cat.assign(display_name=display_names(cat))
+    cat = cat.assign(display_name=cat["name"].map(ak.display_name))  # short and unique, as on every page
     pct = [c for c in cat.columns if c.endswith(" %")]
     order = ["display_name", "name", "family", "size", "source", *pct, "n_scores", "needs_remote_code"]
     st.dataframe(

@@ -19,8 +19,13 @@ def build(sel: dict, result: analysis.Figure1):
     med = report.public_models(med)  # local models by folder name: the report never prints server paths
     fm = pd.DataFrame(result.family_means)
     tests = wording.tests_table(result)
-    figures = [("Mean rank by family", charts.family_dots_figure(med), HEADLINE_CAPTION),
-               ("Median ranks per model and prompt", charts.compare_figure(med, tests), VIOLIN_CAPTION)]
+    corpus = f"{sel['corpus']} ({result.n_words} words)"
+    figures = [("Mean rank by family",
+                charts.family_dots_figure(med, f"Mean rank of each category's words by base family — {corpus}"),
+                HEADLINE_CAPTION),
+               ("Median ranks per model and prompt",
+                charts.compare_figure(med, tests, title=f"Median rank of each category's words — {corpus}"),
+                VIOLIN_CAPTION)]
     tables = [("Family means", fm), ("Average ranks (the paper's table)", analysis.average_ranks_table(result)),
               ("Family tests (Bonferroni-corrected)", tests),
               ("Mixed model", pd.DataFrame(result.mixed_model.terms if result.mixed_model else [])),
@@ -35,11 +40,17 @@ VIOLIN_CAPTION = ("Each faint dot is one (model, prompt): the median rank of tha
                   "their spread per family. Solid dots: each model's mean over prompts with ± 1 standard error (as the paper). Higher = "
                   "ranked nearer 1. Stars: Welch t-test between families, Bonferroni-corrected over the panels "
                   "(* p<.05, ** p<.01, *** p<.001).")
+# Download names say what a chart shows and of which corpus: 'figure1_big2-nouns.png'.
+FIGURE_FILES = {"Mean rank by family": "headline", "Median ranks per model and prompt": "figure1"}
 # Raw tables (one row per model, prompt and category) go in the CSV/Parquet downloads, not the HTML.
 RAW_TABLES = {"Median ranks"}
 
 
-def chart_downloads(figures) -> None:
+def figure_file(name: str, corpus: str) -> str:
+    return f"{FIGURE_FILES.get(name, report.file_stem(name))}_{corpus}"
+
+
+def chart_downloads(figures, corpus: str) -> None:
     st.markdown("**Charts**")
     if not report.kaleido_available():
         st.caption("PNG/SVG need the optional `kaleido` package (`pip install kaleido`), which is not installed "
@@ -49,7 +60,7 @@ def chart_downloads(figures) -> None:
     for i, (name, fig, *_caption) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
         cols[0].write(name)
-        stem = report.file_stem(name)
+        stem = report.file_stem(figure_file(name, corpus))
         png, svg = (report.figure_image(fig, "png"), report.figure_image(fig, "svg")) if images else (None, None)
         if images and png is None:
             cols[0].caption("PNG/SVG need Chrome or Chromium for kaleido (e.g. `apt-get install chromium`).")
@@ -92,9 +103,9 @@ def main() -> None:
         st.markdown("**Summary in the report**")
         for ln in summary.splitlines():
             st.markdown(ln)
-    ak.plot(figures[0][1], key="rep-preview")
+    ak.plot(figures[0][1], key="rep-preview", filename=figure_file(figures[0][0], sel["corpus"]))
     st.caption(figures[0][2])
-    chart_downloads(figures)
+    chart_downloads(figures, sel["corpus"])
     audit_ui.audit_download(sel, result, figures)  # audit report with intervals and provenance (issue 15)
     st.markdown("**Tables**")
     for i, (name, df) in enumerate(tables):

@@ -200,10 +200,12 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
         trust = {}
         for n in names:
             e = models.registry_entry(n)
-            rev = (e.revision if e else None) or "main (latest)"
             needs = bool(e and e.trust_remote_code)
-            trust[n] = st.checkbox(f"Run the Python code shipped in `{n}` at revision `{rev}`",
-                                   key=f"trust-{n}", help="Some models (QRM, ArmoRM) define their own "
+            if models.is_local(n):  # a folder has no revision: its code is whatever the folder holds now
+                what = f"Run the Python code in the folder `{ak.display_name(n)}`"
+            else:
+                what = f"Run the Python code shipped in `{n}` at revision `{(e.revision if e else None) or 'main (latest)'}`"
+            trust[n] = st.checkbox(what, key=f"trust-{n}", help="Some models (QRM, ArmoRM) define their own "
                                    "architecture in the repository; that code runs with your permissions.")
             if needs and not trust[n]:
                 st.caption(f"`{n}` needs its own code; without this box it is refused before any code runs.")
@@ -331,7 +333,7 @@ def start_form() -> None:
     kind = st.radio("Kind", ["rm", "lm"], horizontal=True, key="score-kind",
                     format_func=lambda k: {"rm": "Reward models (score answers)",
                                            "lm": "Language models (log-probability of answers)"}[k])
-    names = st.multiselect("Models", model_choices(kind), key="score-models",
+    names = st.multiselect("Models", model_choices(kind), key="score-models", format_func=ak.display_name,
                            placeholder="choose from the paper's models or those you added")
     label = "…or another Hugging Face id" if settings.shared() else "…or another hub id / local folder"
     extra = st.text_input(label, key="score-extra", max_chars=200,
@@ -371,10 +373,22 @@ def start_form() -> None:
 
 def job_table(job: jobs.Job) -> pd.DataFrame:
     return pd.DataFrame([{
-        "model": s.name, "status": f"{STATE_ICON.get(s.state, '')} {s.state}",
+        "model": ak.display_name(s.name), "status": f"{STATE_ICON.get(s.state, '')} {s.state}",
         "progress": s.fraction, "rows": f"{s.done:,}/{s.total:,}" if s.total else "",
         "new": s.new, "already stored": s.cached, "time left": jobs.fmt_seconds(s.eta),
         "device": s.device, "note": s.message} for s in job.statuses])
+
+
+JOB_COLUMNS = {  # widths so a 768 px window shows every column's text without cutting it
+    "model": st.column_config.TextColumn("model", width="medium"),
+    "status": st.column_config.TextColumn("status", width="small"),
+    "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent", width="small"),
+    "rows": st.column_config.TextColumn("rows", width="small"),
+    "new": st.column_config.NumberColumn("new", width="small"),
+    "already stored": st.column_config.NumberColumn("already stored", width="small"),
+    "time left": st.column_config.TextColumn("time left", width="small"),
+    "device": st.column_config.TextColumn("device", width="small"),
+}
 
 
 def show_job(job: jobs.Job) -> None:
@@ -384,8 +398,11 @@ def show_job(job: jobs.Job) -> None:
                 f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {job.message}" if job.message else ""))
     eta = jobs.fmt_seconds(job.eta)
     st.progress(min(job.fraction, 1.0), text=f"{job.fraction:.0%}" + (f" · about {eta} left" if eta else ""))
-    st.dataframe(job_table(job), hide_index=True, width="stretch", column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent")})
+    table = job_table(job)
+    st.dataframe(table.drop(columns="note"), hide_index=True, width="stretch", column_config=JOB_COLUMNS)
+    for model, note in zip(table["model"], table["note"]):  # a check line is a sentence: in full, not cut in a cell
+        if note:
+            st.text(f"{model}: {note}")  # plain text: a message may quote a model's own files
     if job.active:
         if job.cancel_requested:
             st.caption("Stopping after the current batch…")

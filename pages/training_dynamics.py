@@ -159,14 +159,14 @@ def checkpoints_view(td: pd.DataFrame) -> None:
     runs = (td[["run", "data_source", "data_size_k", "method"]].drop_duplicates()
             .sort_values(["method", "data_size_k", "data_source"]))
     labels = runs["run"].tolist()
-    c1, c2, c3 = st.columns([2, 2, 2])
-    choice = c1.selectbox("Training run", labels, key="td-run",
-                          index=next((i for i, lb in enumerate(labels) if "UltraFeedback" in lb), 0))
+    first = training.default_run(td)
+    choice = st.selectbox("Training run", labels, key="td-run", index=labels.index(first) if first in labels else 0)
     sub = td[td["run"] == choice]
     fams = _family.order(sub["base_model"].dropna().unique())
-    keep = c2.multiselect("Base families", fams, default=fams, key="td-fams")
-    cats = c3.multiselect("Categories", sorted(sub["category"].unique()), default=sorted(sub["category"].unique()),
-                          key="td-cats")
+    c1, c2 = st.columns(2)  # pills wrap on a narrow window; three multiselects cut 'Gemma' to 'G…'
+    keep = c1.pills("Base families", fams, selection_mode="multi", default=fams, key="td-fams") or []
+    cats = c2.pills("Categories", sorted(sub["category"].unique()), selection_mode="multi",
+                    default=sorted(sub["category"].unique()), key="td-cats") or []
     identical_note(sub, td)
     sub = sub[sub["base_model"].isin(keep) & sub["category"].isin(cats)]
     ak.family_legend(keep)

@@ -6,7 +6,7 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import charts, prompts, vocabscan
+from core import charts, offensive, prompts, vocabscan
 from core import words as _words
 from core.implicit_charts import show_token
 from core.store import Store
@@ -15,7 +15,7 @@ from core.store import Store
 def per_model(ranked, models_, pids) -> None:
     st.subheader("Optimal and pessimal words of one model")
     c1, c2, c3 = st.columns([2, 3, 1])
-    model = c1.selectbox("Model", models_, key="w-model")
+    model = c1.selectbox("Model", models_, format_func=ak.display_name, key="w-model")
     pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-prompt")
     n = int(c3.number_input("Words", 5, 50, 10, key="w-n"))
     hide = ak.offensive_filter("w-hide-offensive", ranked["response"].unique())
@@ -24,7 +24,7 @@ def per_model(ranked, models_, pids) -> None:
     titles = (("Most often named as the worst", "Least often named as the worst")
               if prompts.framing_of(pid) == "negative" else ("Most preferred", "Least preferred"))
     ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
-                                     title=f"{model} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
+                                     title=f"{ak.display_name(model)} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
     a, b = st.columns(2)
     a.dataframe(top, hide_index=True, width="stretch")
     b.dataframe(bottom, hide_index=True, width="stretch")
@@ -37,6 +37,8 @@ def one_word(ranked, vocab, n_words, framing_pids) -> None:
     word = c1.selectbox("Word", vocab, index=default, key="w-word")
     framing = c2.radio("Prompts", list(framing_pids), horizontal=True, key="w-word-framing")
     table = _words.word_across_models(ranked, word, framing_pids[framing])
+    if not table.empty:  # short model names on the axis (full ids on hover), families as 'Gemma'
+        table = table.assign(model=table["model"].map(ak.display_name), family=table["family"].map(_family.label))
     ak.plot(charts.word_rank_figure(table, word, n_words), key="w-word-chart")
     st.caption("Bars: mean rank over the prompts; whiskers: standard deviation over prompts. Lower = preferred.")
 
@@ -48,12 +50,13 @@ def family_gap(ranked, framing_pids) -> None:
         st.info("Needs reward models from at least two families; score or import more models.")
         return
     c1, c2, c3, c4 = st.columns(4)
-    fa = c1.selectbox("Family A", fams, index=0, key="w-fa")
-    fb = c2.selectbox("Family B", [f for f in fams if f != fa], index=0, key="w-fb")
+    fa = c1.selectbox("Family A", fams, index=0, format_func=_family.label, key="w-fa")
+    fb = c2.selectbox("Family B", [f for f in fams if f != fa], index=0, format_func=_family.label, key="w-fb")
     framing = c3.radio("Prompts", list(framing_pids), key="w-gap-framing")
     n = int(c4.number_input("Words each way", 5, 40, 12, key="w-gap-n"))
-    gaps = _words.family_gaps(ranked, fa, fb, framing_pids[framing], n)
-    ak.plot(charts.family_gap_figure(gaps, fa, fb, f"Mean rank in {fa} minus mean rank in {fb} ({framing} prompts)"),
+    a, b = _family.label(fa), _family.label(fb)  # 'Gemma', as on every chart (family_gaps ignores case)
+    gaps = _words.family_gaps(ranked, a, b, framing_pids[framing], n)
+    ak.plot(charts.family_gap_figure(gaps, a, b, f"Mean rank in {a} minus mean rank in {b} ({framing} prompts)"),
             key="w-gap-chart")
     ak.downloads(gaps, f"family_gap_{fa}_{fb}", "dl-gap")
 
@@ -69,8 +72,13 @@ def _scan_prompts(ver: tuple, key: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _scan_top_bottom(ver: tuple, key: str, prompt: str, n: int):
-    return vocabscan.top_bottom(Store(ver[0]), key, prompt, n)
+def _scan_top_bottom(ver: tuple, key: str, prompt: str, n: int, hide: bool):
+    return vocabscan.top_bottom(Store(ver[0]), key, prompt, n, hide=offensive.words() if hide else ())
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _scan_words(ver: tuple, model: str) -> list[str]:
+    return vocabscan.scanned_words(Store(ver[0]), model)
 
 
 def vocabulary_scans() -> None:
@@ -97,7 +105,10 @@ def vocabulary_scans() -> None:
     pid = c2.selectbox("Prompt", pids, format_func=ak.prompt_label, key="w-scan-prompt",
                        index=pids.index("greatest_ever_one") if "greatest_ever_one" in pids else 0)
     n = int(c3.number_input("Tokens", 5, 100, 20, key="w-scan-n"))
-    top, bottom = _scan_top_bottom(ak.version(), key, texts[pid], n)
+    model = scans.set_index("model_key").loc[key, "model"]
+    hide = ak.offensive_filter("w-scan-hide-offensive", _scan_words(ak.version(), model),
+                               where="this model's vocabulary", source="as word tokens")
+    top, bottom = _scan_top_bottom(ak.version(), key, texts[pid], n, hide)
     fam = scans.set_index("model_key").loc[key, "family"]
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),

@@ -56,10 +56,17 @@ def test_paired_page(app_db):
     at = _page("paired.py")
     assert len(at.dataframe) >= 2
     summary, tests = at.dataframe[0].value, at.dataframe[1].value
-    assert {"mean_difference", "ci_low", "ci_high"} <= set(summary.columns)
+    assert list(summary.columns) == ["Prompts", "Category", "Mean rank difference (A − B)", "95% interval",
+                                     "A ranks higher on", "Words"]
     assert len(summary) == 4  # 2 categories x 2 framings
-    assert {"contrast", "p_value", "p_prompts_only"} <= set(tests.columns)
-    assert list(tests["framing"]) == ["positive", "negative"]  # one test per framing, not per category
+    assert list(tests.columns) == ["Prompts", "Test", "Contrast", "95% interval", "p (prompts and words)",
+                                   "p (prompts only)", "Prompts used"]
+    assert list(tests["Prompts"]) == ["positive", "negative"]  # one test per framing, not per category
+    import re  # issue 21: no raw '0.00000000000009' in a cell a reader sees
+    cells = [*tests["p (prompts and words)"], *tests["p (prompts only)"]]
+    assert all(re.fullmatch(r"< 0\.001|0\.\d{2,3}|1\.00", c) for c in cells), cells
+    assert all(re.fullmatch(r"-?\d+\.\d to -?\d+\.\d", c) for c in [*summary["95% interval"], *tests["95% interval"]])
+    assert list(at.dataframe[2].value.columns) == ["Word", "Rank in A", "Rank in B", "Difference (A − B)", "Prompts"]
 
 
 def test_models_page_flags_a_failed_run(app_db):

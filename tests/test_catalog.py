@@ -22,3 +22,22 @@ def test_adding_a_model_reads_its_family_and_refuses_what_a_visitor_may_not_name
     with pytest.raises(ValueAuditError):
         catalog.add_model(store, str(tiny_gemma_rm), "rm", family="gemma")
 
+
+
+def test_display_names_are_short_unique_and_never_a_server_path():
+    """Issue 21: three 'Skywork/Skywork-…' chips read the same. One display name per model,
+    everywhere: the registry's, else the id without its org or the folder's name; clashes keep
+    the full hub id, then a number. A sidebar chip shows about 18 characters: the paper's ten
+    must differ within them."""
+    from core import catalog, models
+    paper = [e.name for e in models.REGISTRY if e.kind == "rm"]
+    names = paper + ["/srv/a/tiny-llama-rm", "/srv/b/tiny-llama-rm", "org1/my-rm", "org2/my-rm", "org3/solo-rm"]
+    shown = catalog.display_names(names)
+    assert len(set(shown.values())) == len(names)
+    assert len({shown[n][:17] for n in paper}) == len(paper)
+    assert shown["Skywork/Skywork-Reward-Gemma-2-27B-v0.2"] == "Skywork v0.2 Gemma 2 27B"
+    assert shown["org3/solo-rm"] == "solo-rm" and shown["org1/my-rm"] == "org1/my-rm"
+    assert {shown["/srv/a/tiny-llama-rm"], shown["/srv/b/tiny-llama-rm"]} == {"tiny-llama-rm (1)", "tiny-llama-rm (2)"}
+    assert not any("/srv" in s for s in shown.values())
+    assert catalog.model_label("solo-rm", "llama") == "solo-rm (Llama)"
+    assert catalog.model_label("tiny-llama-rm (1)", "llama") == "tiny-llama-rm (1)"

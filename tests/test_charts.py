@@ -138,3 +138,15 @@ def test_trajectory_and_movers_draw_the_values_as_text_in_family_and_category_co
     by = {t.name: t for t in bars.data}
     assert by["Agency"].marker.color == "#3CB371" and list(by["Agency"].y) == ["&lt;i&gt;x&lt;/i&gt;", "c"]
     assert list(by["Communion"].x) == [-8.0]
+
+
+def test_a_chart_download_is_named_after_what_it_shows():
+    """Issue 21: the Report preview downloaded as 'rep_preview.png'; names now come from the
+    page's file name or the chart's title (tags and line breaks dropped, hyphens kept)."""
+    from core import report
+    assert report.plot_config("ignored", "figure1_big2-nouns")["toImageButtonOptions"]["filename"] == "figure1_big2-nouns"
+    title = charts.wrap_title("Mean rank of each category's words by base family — Big Two nouns")
+    assert "<br>" in title
+    assert report.plot_config(title)["toImageButtonOptions"]["filename"] == \
+        "mean_rank_of_each_category_s_words_by_base_family_big_two_nouns"
+    assert "toImageButtonOptions" not in report.plot_config(None)

@@ -75,6 +75,8 @@ def test_training_dynamics_manifest_labels_identical_note_and_figure_4b(paper_da
     labels = at.selectbox(key="td-run").options
     assert "UltraFeedback + Skywork 550K · GRM" in labels and "Skywork 77K · Bradley-Terry" in labels
     assert not any("80K" in lb for lb in labels)
+    # Issue 21: it opens on the largest UltraFeedback run, not on one its own banner flags as a duplicate.
+    assert at.selectbox(key="td-run").value == "UltraFeedback 106K · Bradley-Terry" and not at.warning
     at.selectbox(key="td-run").set_value("UltraFeedback 13K · Bradley-Terry").run()
     assert any("byte-identical" in w.value and "27K" in w.value for w in at.warning)
     at.radio(key="td-view").set_value("Against data size (Figure 4b)").run()

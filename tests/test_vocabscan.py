@@ -228,3 +228,47 @@ def test_word_tokens_are_letters_in_any_script_after_at_most_one_space():
              "love ", "x-y", "Ωmega", " love", "\tlove", "  ", "ẞ", "12"]
     tok = _Vocab(texts, special=["<s>"], added=["<extra>"])
     assert vocabscan.word_tokens(tok) == ["café", " naïve", "love", " Power", "é", "Straße", "Ωmega", " love", "ẞ"]
+
+
+def test_a_scan_word_list_hides_offensive_tokens_on_request_with_a_content_note(tmp_path, monkeypatch):
+    """Issue 21: a vocabulary scan's top and bottom tokens get the corpora's content note and
+    toggle; hidden tokens leave the lists (the next tokens fill them), never the store."""
+    import pandas as pd
+    import pytest
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from core import offensive, vocabscan
+    from core.store import Store
+    store = Store(tmp_path / "scan.duckdb")
+    bad = sorted(offensive.words())[:2]
+    tokens = [f" {bad[0]}", bad[1].upper(), " love", " peace", " war", "hate"]
+    values = [9.0, -9.0, 5.0, 4.0, -4.0, -5.0]  # the offensive ones at both ends
+    key = "hub:org/m@x~float32"
+    store.upsert_model(key, "org/m", "rm", "llama")
+    store.save_corpus(vocabscan.corpus_name("org/m"), pd.DataFrame({"word": tokens, "category": "Token",
+                                                                     "subcategory": ""}))
+    prompt = "What, in one word, is the greatest thing ever?"
+    store.add_scores(key, "rm", pd.DataFrame({"prompt_id": "greatest_ever_one", "prompt": prompt,
+                                              "response": tokens, "value": values}))
+    with store.transaction() as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"vocabscan:{key}", str(len(tokens))]).fetchall()
+    top, bottom = vocabscan.top_bottom(store, key, prompt, 2)
+    assert top["token"].tolist() == [f" {bad[0]}", " love"] and bottom["token"].tolist() == [bad[1].upper(), "hate"]
+    top, bottom = vocabscan.top_bottom(store, key, prompt, 2, hide=offensive.words())
+    assert top["token"].tolist() == [" love", " peace"] and bottom["token"].tolist() == ["hate", " war"]
+
+    monkeypatch.setenv("VALUEAUDIT_DB", str(store.path))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "words.py"), default_timeout=120)
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Content note: this model's vocabulary contains 2 offensive words" in c.value for c in at.caption)
+    shown = " ".join(" ".join(d.value["token"]) for d in at.dataframe if "token" in d.value.columns)
+    assert bad[0] not in shown and bad[1].upper() not in shown and "love" in shown
+    at.toggle(key="w-scan-hide-offensive").set_value(False).run()
+    shown = " ".join(" ".join(d.value["token"]) for d in at.dataframe if "token" in d.value.columns)
+    assert bad[0] in shown and bad[1].upper() in shown

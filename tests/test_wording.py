@@ -43,3 +43,9 @@ def test_lead_sentence_names_each_family_s_significant_categories():
     assert s == ("On positive prompts, Gemma-based reward models favour Communion words and Llama-based reward "
                  "models favour Agency words; 3 of 4 family comparisons differ significantly (Welch, "
                  "Bonferroni-corrected).")
+
+
+def test_p_values_in_table_cells_read_as_a_reader_would_write_them():
+    from core.wording import p_cell
+    assert [p_cell(p) for p in (9e-14, 0.0009999, 0.001, 0.01234, 0.09996, 0.1, 0.456, 0.99999, float("nan"), None)] == \
+        ["< 0.001", "< 0.001", "0.001", "0.012", "0.100", "0.10", "0.46", "1.00", "", ""]

@@ -15,11 +15,12 @@ from .errors import ValueAuditError
 
 REPO = "brchristian/reward_models_inherit_value_biases_from_pretraining"
 COMMIT = "5d8d2e9d879bf0060c791b11300f0efda42c9bcf"
-RAW_URL = f"https://raw.githubusercontent.com/{REPO}/{COMMIT}/data/{{path}}"
-API_URL = f"https://api.github.com/repos/{REPO}/contents/data/{{path}}?ref={COMMIT}"
+RAW_URL = f"https://raw.githubusercontent.com/{REPO}/{COMMIT}/{{path}}"
+API_URL = f"https://api.github.com/repos/{REPO}/contents/{{path}}?ref={COMMIT}"
 ENV = "VALUEAUDIT_PAPER_DATA"
 
-# sha256 of the files at COMMIT, relative to the repository's data/ folder.
+# sha256 of the files at COMMIT, relative to the repository's data/ folder; config/ is the
+# repository's top-level config/ folder (the local layout puts it beside the data folders).
 SHA256 = {
     "corpora/dict_big2_nouns.csv": "186886a25b2f03ea3ec7e78fad71fabee408e3b5ec1758683461df4359b45435",
     "corpora/dict_big2_expanded.csv": "9554698f6b7dd619853a7c129db977b59884560e211e75699e2b9c4b746dd8f1",
@@ -77,6 +78,16 @@ def cache_dir() -> Path:
     return settings.path("VALUEAUDIT_CACHE")
 
 
+def download_root() -> Path:
+    """Where downloads go, laid out like a VALUEAUDIT_PAPER_DATA folder (one folder per pinned commit)."""
+    return cache_dir() / "paper" / COMMIT[:12]
+
+
+def _repo_path(rel: str) -> str:
+    """The file's path in the paper's repository: config/ sits at the top, the rest under data/."""
+    return rel if rel.split("/", 1)[0] == "config" else f"data/{rel}"
+
+
 def local_root() -> Path | None:
     root = settings.get(ENV).strip()
     return Path(root).expanduser() if root else None
@@ -98,10 +109,14 @@ def path(rel: str) -> Path:
         if not p.is_file():
             raise PaperDataError(f"{p} not found: {ENV} must name a folder laid out like the paper's data/")
         return p
-    dest = cache_dir() / "paper" / COMMIT[:12] / rel
+    return _fetch(rel, download_root() / rel)
+
+
+def _fetch(rel: str, dest: Path) -> Path:
+    """The pinned file `rel` at `dest`: kept when an intact copy is there, else downloaded and checked."""
     if dest.is_file() and (rel not in SHA256 or _sha256(dest) == SHA256[rel]):
         return dest
-    _download(RAW_URL.format(path=rel), dest)
+    _download(RAW_URL.format(path=_repo_path(rel)), dest)
     if rel in SHA256 and _sha256(dest) != SHA256[rel]:
         dest.unlink(missing_ok=True)
         raise PaperDataError(f"checksum mismatch for {rel}: the download was not the pinned file")
@@ -113,17 +128,30 @@ def listdir(rel: str) -> list[str]:
     root = local_root()
     if root is not None:
         d = root / rel
-        return sorted(p.name for p in d.iterdir() if p.is_file()) if d.is_dir() else []
-    listing = cache_dir() / "paper" / COMMIT[:12] / rel / ".listing.json"
+        return sorted(p.name for p in d.iterdir() if p.is_file() and not p.name.startswith(".")) if d.is_dir() else []
+    listing = download_root() / rel / ".listing.json"
     if not listing.is_file():
-        _download(API_URL.format(path=rel), listing)
+        _download(API_URL.format(path=_repo_path(rel)), listing)
     entries = json.loads(listing.read_text())
     return sorted(e["name"] for e in entries if e.get("type") == "file")
 
 
+def fetch(folder: Path, files=None) -> Path:
+    """Download the pinned files (all of SHA256, or those named in `files`) into `folder`, laid
+    out like a VALUEAUDIT_PAPER_DATA folder, each checked by sha256; intact copies already there
+    are kept, so a second call downloads nothing. Why: a copy made once serves offline later
+    (the test suite makes one this way in a fresh clone)."""
+    folder = Path(folder)
+    for rel in (SHA256 if files is None else files):
+        if rel not in SHA256:
+            raise PaperDataError(f"{rel} is not one of the paper's pinned files")
+        _fetch(rel, folder / rel)
+    return folder
+
+
 def _download(url: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp = dest.with_suffix(f"{dest.suffix}.{os.getpid()}.part")  # two processes downloading at once never mix
     try:
         with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
             while block := r.read(1 << 20):

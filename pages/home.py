@@ -58,7 +58,7 @@ def _local_copy(rel: str):
     """The paper file on this machine, without downloading it (None when absent)."""
     from core import paperdata
     root = paperdata.local_root()
-    p = (root / rel) if root else paperdata.cache_dir() / "paper" / paperdata.COMMIT[:12] / rel
+    p = (root or paperdata.download_root()) / rel
     return p if p.is_file() else None
 
 

@@ -1,5 +1,10 @@
-"""Shared fixtures: the paper's data (only through VALUEAUDIT_PAPER_DATA), offline hub, tiny real models,
-the published scores in a store."""
+"""Shared fixtures: the paper's data, offline hub, tiny real models, the published scores in a store.
+
+The paper's data: the folder VALUEAUDIT_PAPER_DATA names (CI points it at ../shared/paper-data),
+else a copy downloaded as the app downloads (core/paperdata.py: the pinned commit, every file
+checked by sha256) into cache/paper-data/, made by the first session and reused by the next.
+The R re-runs in reference/ are not in the paper's repository: tests that need one carry
+`@pytest.mark.r_reference("NAME")` and are skipped without it, except under CI."""
 from __future__ import annotations
 
 import os
@@ -8,26 +13,74 @@ from pathlib import Path
 
 import pytest
 
-if not os.environ.get("VALUEAUDIT_PAPER_DATA"):
-    raise pytest.UsageError(
-        "set VALUEAUDIT_PAPER_DATA to the paper's data folder (see README: the test command)")
-PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"]).resolve()
-os.environ["VALUEAUDIT_PAPER_DATA"] = str(PAPER_DATA)
+# The files the tests read: all pinned files but the published MFD 2.0 scores (11 MB), which
+# CI's offline copy lacks too; the tests that need MFD score files write their own (test_fidelity).
+_NOT_USED = "reward_model_scores/dict_MFD_20/"
+
+
+def _paper_data() -> Path:
+    given = os.environ.get("VALUEAUDIT_PAPER_DATA", "").strip()
+    if given:
+        return Path(given).expanduser().resolve()
+    from core import errors, paperdata
+    files = [rel for rel in paperdata.SHA256 if not rel.startswith(_NOT_USED)]
+    try:   # before VALUEAUDIT_CACHE is pointed at a temporary folder: this copy is kept
+        return paperdata.fetch(paperdata.cache_dir() / "paper-data", files).resolve()
+    except paperdata.PaperDataError as e:
+        raise pytest.UsageError(f"no VALUEAUDIT_PAPER_DATA and no copy of the paper's data yet: {errors.one_line(e)}") from None
+
+
+PAPER_DATA: Path = Path()   # set by pytest_configure, before any test module is imported
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.pop("VALUEAUDIT_DB", None)  # tests never touch the user's database
 os.environ.setdefault("VALUEAUDIT_MODE", "local")  # the app's full features; shared-mode tests set it themselves
 os.environ.pop("VALUEAUDIT_MODELS_DIR", None)
-os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # nor its cache/
 
 from tests.tiny_models import make_tiny  # noqa: E402  (tests/ is on the path: pyproject's pythonpath)
 
 
+def pytest_configure(config):
+    """The paper's data first (a download goes to cache/paper-data/), then a cache folder of the
+    session's own. Here rather than at import, so that a usage error is one line; under xdist
+    the controller runs this before it starts the workers, which inherit both variables."""
+    global PAPER_DATA
+    PAPER_DATA = _paper_data()
+    os.environ["VALUEAUDIT_PAPER_DATA"] = str(PAPER_DATA)
+    os.environ.setdefault("VALUEAUDIT_CACHE", tempfile.mkdtemp(prefix="valueaudit-cache-"))  # tests never touch cache/
+
+
 def pytest_collection_modifyitems(config, items):
-    """Under CI a missing browser is a failure, not a skip: a green run must have run them."""
-    if os.environ.get("CI") == "true" and not Path("/usr/bin/chromium").exists():
-        if any(item.get_closest_marker("browser") for item in items):
-            raise pytest.UsageError("CI=true but /usr/bin/chromium is missing: install Debian's chromium")
+    """A test whose R reference file is missing is skipped, saying which file and where it comes from."""
+    for item in items:
+        names = [n for mark in item.iter_markers("r_reference") for n in mark.args
+                 if not (PAPER_DATA / "reference" / n).is_file()]
+        if names:
+            item.add_marker(pytest.mark.skip(reason=f"needs reference/{', reference/'.join(names)} (an R re-run, not in "
+                                                    "the paper's repository): set VALUEAUDIT_PAPER_DATA to a folder "
+                                                    "that holds it"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI a browser or R reference test that would be skipped fails instead: a green run
+    must have run them. A report, not a collection error, so that it holds under xdist too
+    (the workers collect and report; the controller counts the failure)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and os.environ.get("CI") == "true") or hasattr(report, "wasxfail"):
+        return
+    from tests import browser_server
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if item.get_closest_marker("browser"):
+        why = (f"{browser_server.CHROMIUM} is missing: install Debian's chromium"
+               if not Path(browser_server.CHROMIUM).exists() else f"a browser test was skipped ({reason})")
+    elif item.get_closest_marker("r_reference"):
+        why = f"VALUEAUDIT_PAPER_DATA={PAPER_DATA}: {reason.removeprefix('Skipped: ')}"
+    else:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"CI=true but {why}"
 
 
 @pytest.fixture(scope="session")

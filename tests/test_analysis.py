@@ -17,7 +17,7 @@ from core import analysis, corpora, prompts, ranks  # noqa: E402
 from core.store import Store  # noqa: E402
 
 REFERENCE = PAPER_DATA / "reference" / "fig1_big2.json"
-needs_paper = pytest.mark.skipif(not REFERENCE.is_file(), reason="paper data not available")
+needs_reference = pytest.mark.r_reference(REFERENCE.name)  # skipped without it, except under CI (conftest)
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def big2_result(big2_store):
 
 
 # -- Figure 1 against the R reference ----------------------------------------------------
-@needs_paper
+@needs_reference
 def test_figure1_median_ranks_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
     assert big2_result.corpus == "big2-nouns" and big2_result.n_words == ref["n_words"] == 263
@@ -63,7 +63,7 @@ def test_figure1_median_ranks_match_reference(big2_result):
     assert (m["family"] == m["family_ref"]).all() and (m["framing"] == m["framing_ref"]).all()
 
 
-@needs_paper
+@needs_reference
 def test_figure1_family_means_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())
     m = pd.DataFrame(big2_result.family_means).merge(
@@ -72,7 +72,7 @@ def test_figure1_family_means_match_reference(big2_result):
     assert np.allclose(m["mean_rank"], m["mean_rank_ref"], rtol=0, atol=1e-6)
 
 
-@needs_paper
+@needs_reference
 def test_figure1_mixed_model_matches_nlme(big2_result):
     ref = {t["term"]: t for t in json.loads(REFERENCE.read_text())["mixed_model"]["terms"]}
     ours = big2_result.to_json()["mixed_model"]["terms"]  # the JSON `analyze --json` prints
@@ -86,7 +86,7 @@ def test_figure1_mixed_model_matches_nlme(big2_result):
             assert rel(t["p"], r["p"]) < 1e-3, (t, r)
 
 
-@needs_paper
+@needs_reference
 def test_figure1_welch_tests_match_reference(big2_result):
     ref = json.loads(REFERENCE.read_text())["family_tests"]
     ours = {(t["category"], t["framing"]): t for t in big2_result.to_json()["family_tests"]}
@@ -102,7 +102,6 @@ def test_figure1_welch_tests_match_reference(big2_result):
     assert ours[("Agency", "positive")]["effect_size"] < 0 < ours[("Communion", "positive")]["effect_size"]
 
 
-@needs_paper
 def test_figure1_is_strict_json_and_summary_reads_well(big2_result):
     json.dumps(big2_result.to_json(), allow_nan=False)
     text = analysis.summary_text(big2_result)
@@ -205,7 +204,7 @@ def _store_from(scores: pd.DataFrame, path) -> Store:
     return store
 
 
-@needs_paper
+@needs_reference
 def test_store_fast_path_matches_reference(big2_store):
     store, _ = big2_store
     corpus = corpora.load("big2-nouns")

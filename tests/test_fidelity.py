@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])
 REFERENCE = PAPER_DATA / "reference" / "fig1_big2.json"
 BIG2 = PAPER_DATA / "reward_model_scores" / "dict_big2_nouns"
-needs_paper = pytest.mark.skipif(not REFERENCE.is_file(), reason="paper data not available")
+needs_reference = pytest.mark.r_reference(REFERENCE.name)  # skipped without it, except under CI (conftest)
 
 # Four of the paper's RMs (two per family), with the file prefixes the paper's MFD folder uses.
 MFD_FILES = {
@@ -85,7 +85,7 @@ def write_mfd_files(folder: Path, seed: int = 11) -> None:
 @pytest.fixture(scope="module")
 def paper_copy(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("paper-data")
-    for sub in ("corpora", "config", "reference", "reward_model_training"):
+    for sub in ("corpora", "config", "reward_model_training"):
         shutil.copytree(PAPER_DATA / sub, root / sub)
     shutil.copytree(BIG2, root / "reward_model_scores" / "dict_big2_nouns")
     write_mfd_files(root / "reward_model_scores" / "dict_MFD_20")
@@ -178,7 +178,6 @@ def average_ranks(ranks: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the checks -------------------------------------------------------------------------
-@needs_paper
 @pytest.mark.parametrize("corpus,whole,n_words", [("mfd2-paper", False, 1652), ("mfd2", True, 2040)])
 def test_mfd_equals_the_paper_script(analyses, paper_copy, corpus, whole, n_words):
     res = analyses[corpus]
@@ -214,7 +213,7 @@ def test_mfd_equals_the_paper_script(analyses, paper_copy, corpus, whole, n_word
     assert len(avg) == 20 and np.allclose(avg["mean_rank_x"], avg["mean_rank_y"], rtol=0, atol=1e-9)
 
 
-@needs_paper
+@needs_reference
 def test_big2_from_the_same_database_equals_the_r_reference(analyses):
     """The MFD files disagree with the Big Two files on shared words; Big Two still reads its own run."""
     res, ref = analyses["big2-nouns"], json.loads(REFERENCE.read_text())
@@ -247,7 +246,6 @@ def test_big2_from_the_same_database_equals_the_r_reference(analyses):
     assert len(got) == 8 and np.allclose(got["mean_rank_x"], got["mean_rank_y"], rtol=0, atol=1e-9)
 
 
-@needs_paper
 def test_each_corpus_keeps_its_own_published_values(paper_copy, imported):
     """A word in both corpora: the Big Two run holds the Big Two file's value, the MFD run the MFD file's."""
     import duckdb
@@ -285,7 +283,6 @@ def small_copy(paper_copy, tmp_path) -> Path:
     return root
 
 
-@needs_paper
 def test_reimport_migrates_a_merged_database_without_losing_rows(small_copy, tmp_path, monkeypatch):
     """A database written by the old import (one key per model, first file wins) is moved
     onto per-corpus runs; a merged row no file holds stays under the old key."""
@@ -326,7 +323,6 @@ def test_reimport_migrates_a_merged_database_without_losing_rows(small_copy, tmp
     assert again["rows_added"] == 0 and again["merged_rows_removed"] == 0 and again["merged_rows_kept"] == 1
 
 
-@needs_paper
 def test_mfd_files_carry_the_paper_naming(paper_copy, monkeypatch):
     from core import paperdata, published
     monkeypatch.setenv("VALUEAUDIT_PAPER_DATA", str(paper_copy))

@@ -2,18 +2,9 @@
 (model, corpus folder), idempotent, 'NA'/'null' kept as words). Moved from test_analysis.py."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
-
 from core import paperdata, prompts
 from core.published import hub_id_from_filename, import_published, model_key
 from core.store import Store
-
-PAPER_DATA = Path(os.environ["VALUEAUDIT_PAPER_DATA"])  # set by the test command (conftest checks it)
-needs_paper = pytest.mark.skipif(not (PAPER_DATA / "reference" / "fig1_big2.json").is_file(),
-                                 reason="paper data not available")
 
 
 def test_hub_id_from_filename():
@@ -25,7 +16,6 @@ def test_hub_id_from_filename():
     assert hub_id_from_filename("other_file.csv") is None
 
 
-@needs_paper
 def test_import_published_counts_and_idempotent(big2_store):
     store, counts = big2_store
     assert counts["files"] == 10 and counts["models"] == 10

@@ -7,6 +7,7 @@ records the count it used and gives torch its previous count back."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,26 +18,59 @@ import torch
 from core import prompts, request, runner, settings
 from core.engines import threads
 
-SPIN = "import time\nt = time.time()\nwhile time.time() - t < {s}:\n    pass\n"
+# The child spins until it has used `s` seconds of CPU, however long a busy machine makes that take.
+SPIN = "import time\nwhile time.process_time() < {s}:\n    pass\n"
+TICK = 0.05   # /proc/stat counts whole clock ticks per core; a few ticks of slack on each side
 
 
-def _spin_here(seconds: float) -> None:
-    t = time.time()
-    while time.time() - t < seconds:
+def _spin_here(cpu_seconds: float) -> None:
+    t = time.process_time()
+    while time.process_time() - t < cpu_seconds:
         pass
 
 
+def test_others_busy_is_the_machine_less_this_process_per_second():
+    """The accounting on recorded counters: cores = (machine busy - own) / wall, never negative."""
+    before = threads.CpuSample(wall=100.0, busy=5000.0, own=12.0)
+    assert threads.others_busy(before, threads.CpuSample(102.0, 5003.0, 12.5)) == pytest.approx(1.25)  # (3 - 0.5) / 2
+    assert threads.others_busy(before, threads.CpuSample(101.0, 5001.0, 13.0)) == 0.0    # only this process worked
+    assert threads.others_busy(before, threads.CpuSample(104.0, 5000.2, 13.0)) == 0.0    # tick rounding: clamped
+    assert threads.others_busy(before, threads.CpuSample(100.0, 5009.0, 12.0)) == 0.0    # no time passed
+
+
+def test_sample_reads_the_cpu_line_of_proc_stat(monkeypatch):
+    """A recorded /proc/stat: busy = user .. steal less idle and iowait, guest not counted twice."""
+    import io
+    stat = ("cpu  4705 356 584 3699176 23060 0 277 13 700 0\n"
+            "cpu0 2350 178 292 1849588 11530 0 138 6 350 0\n")
+    monkeypatch.setattr(threads, "open", lambda *a, **k: io.StringIO(stat), raising=False)
+    s = threads.sample()
+    hz = os.sysconf("SC_CLK_TCK")
+    assert s.busy == pytest.approx((4705 + 356 + 584 + 0 + 277 + 13) / hz)
+    t = os.times()
+    assert t.user + t.system - 0.5 <= s.own <= t.user + t.system
+
+
+@pytest.mark.skipif(threads.sample() is None, reason="no /proc/stat on this system")
 def test_a_busy_neighbour_is_counted_and_this_process_is_not():
+    """Real processes, whatever else the machine runs: a child's CPU seconds are all counted
+    as another process's (other processes only add to that), and this process's own spinning
+    is counted in the machine's total and subtracted as its own."""
     before = threads.sample()
-    child = subprocess.Popen([sys.executable, "-c", SPIN.format(s=1.5)])
-    time.sleep(1.0)                       # this process idle, the child spinning
+    child = subprocess.Popen([sys.executable, "-c", SPIN.format(s=0.6)])
+    _, status, usage = os.wait4(child.pid, 0)
     after = threads.sample()
-    child.wait()
-    assert threads.others_busy(before, after) >= 0.6
-    before = threads.sample()
-    _spin_here(0.8)                       # only this process busy
-    after = threads.sample()
-    assert threads.others_busy(before, after) <= 0.5
+    assert status == 0
+    child_cpu = usage.ru_utime + usage.ru_stime
+    others = threads.others_busy(before, after) * (after.wall - before.wall)
+    assert child_cpu >= 0.6 and others >= child_cpu - TICK
+
+    before, t0 = threads.sample(), time.process_time()
+    _spin_here(0.6)
+    after, t1 = threads.sample(), time.process_time()
+    own = after.own - before.own
+    assert own == pytest.approx(t1 - t0, abs=TICK) and own >= 0.6 - TICK
+    assert after.busy - before.busy >= own - TICK
 
 
 @pytest.mark.parametrize("setting,default,busy,expected", [

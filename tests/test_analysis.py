@@ -303,7 +303,6 @@ def test_average_ranks_table_has_the_family_difference():
     assert t["Llama − Gemma"].tolist() == [-4.25, 6.5]
 
 
-@needs_paper
 def test_model_mean_ranks_are_each_models_mean_of_its_prompt_medians(big2_result):
     """The per-model Figure-1 value, from the published CSV with scipy (not core): within each
     prompt rank the corpus words (1 = highest, ties averaged), median per category, mean over

@@ -47,6 +47,7 @@ def big2_ranks(big2_store):
     return words.ranked_from_store(store, corpora.load("big2-nouns").words, "big2-nouns")
 
 
+@pytest.mark.r_reference("crossed_big2.json")  # skipped without it, except under CI (conftest)
 def test_crossed_model_equals_lmer_on_the_published_big2_scores(big2_ranks):
     ref = json.loads((PAPER_DATA / "reference" / "crossed_big2.json").read_text())
     fit = crossed.crossed_model(big2_ranks, corpora.load("big2-nouns").words)

@@ -20,6 +20,7 @@ from core import family as _family
 from core import offensive
 from core.store import Store
 from core.errors import one_line
+from core.escape import markdown as md
 
 log = logging.getLogger("valueaudit.app")
 
@@ -274,7 +275,7 @@ def _ensure_navigation() -> None:
 def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
     name = type(e).__name__
     msg = one_line(e)
-    st.error(f"{what}: {msg}")
+    st.error(f"{what}: {md(msg)}")
     st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
                                           "and check the server log."))
     log.warning("page error: %s", "".join(traceback.format_exception(e)))
@@ -431,7 +432,7 @@ def coverage_note(cov: pd.DataFrame, chosen) -> None:
     """Say it wherever family numbers appear: who is left out (or in, incompletely)."""
     note = _coverage.left_out_note(cov, chosen)
     if note:
-        st.caption(note)
+        st.caption(md(note))
 
 
 def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str,

@@ -12,6 +12,7 @@ import streamlit as st
 
 import appkit as ak
 from core import audit, checks, crossed, uncertainty
+from core.escape import markdown as md
 from core.store import Store
 
 REPS, SEED = uncertainty.REPS, 0
@@ -76,7 +77,7 @@ def compare_uncertainty(sel: dict, result) -> None:
         tests = pd.DataFrame(result.family_tests or [])
         tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
         for s in audit.findings(gaps, tests, method):
-            st.markdown("- " + s.replace("$", "\\$"))
+            st.markdown("- " + md(s))
         ak.plot(audit.gap_figure(gaps), key="cmp-gap-fig")
         if not tests.empty:
             cols = ["category", "framing", "welch_p", "p_adjusted", "stars", "correction"]
@@ -124,7 +125,7 @@ def models_checks() -> None:
         return
     failed = chk[chk["status"] == "failed"]
     for r in failed.itertuples():
-        st.error(f"{r.model} on {r.corpus}: scores are flagged — {r.message}")
+        st.error(md(f"{r.model} on {r.corpus}: scores are flagged — {r.message}"))
     view = chk[["model", "corpus", "status", "message", "n_one_token", "n_multi_token", "n_dropped", "n_changed",
                 "created_at"]]
     st.dataframe(view, hide_index=True, width="stretch", column_config={

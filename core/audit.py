@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from . import charts, checks, provenance, report, uncertainty
 from . import family as _family
+from .escape import plotly as _esc
 
 CSS = """body{font-family:Inter,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;
 padding:0 1rem;color:#1f2933;line-height:1.5}h1{font-size:1.8rem}h2{font-size:1.25rem;margin-top:2.2rem;
@@ -29,14 +30,14 @@ def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Each panel's family gap with its bootstrap interval (a forest plot)."""
     if gaps.empty:
         return charts.empty_figure("No family gap to show.")
-    labels = [f"{r.framing} · {r.category}" for r in gaps.itertuples()]
+    labels = [_esc(f"{r.framing} · {r.category}") for r in gaps.itertuples()]
     fig = go.Figure(go.Scatter(
         x=gaps["gap"], y=labels, mode="markers", marker=dict(size=10, color="#0064E0"),
         error_x=dict(type="data", symmetric=False, array=gaps["ci_high"] - gaps["gap"],
                      arrayminus=gaps["gap"] - gaps["ci_low"], thickness=2)))
     fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
-    fa, fb = gaps["family_a"].iloc[0], gaps["family_b"].iloc[0]
-    fig.update_layout(title=title or f"Family gap in mean rank ({fb} − {fa}) with "
+    fa, fb = _esc(str(gaps["family_a"].iloc[0])), _esc(str(gaps["family_b"].iloc[0]))
+    fig.update_layout(title=_esc(title) or f"Family gap in mean rank ({fb} − {fa}) with "
                       f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals",
                       xaxis_title=f"← {fb} ranks the category higher · {fa} ranks it higher →",
                       height=140 + 60 * len(gaps), margin=dict(l=170, r=30, t=60, b=60),
@@ -64,12 +65,12 @@ def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Fi
         return charts.empty_figure("No models to rank.")
     labels = [f"{m} ({g})" for m, g in zip(ri["model"], ri["group"])]
     fig = go.Figure(go.Scatter(
-        x=ri["position"], y=labels, mode="markers",
+        x=ri["position"], y=_esc(labels), mode="markers",
         marker=dict(size=10, color=[_family.color(f) for f in ri["family"]]),
         error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
                      arrayminus=ri["position"] - ri["position_low"]),
         text=[f"group {g}" for g in ri["group"]], hovertemplate="%{y}: position %{x}, %{text}<extra></extra>"))
-    fig.update_layout(title=rank_chart_title(framing, category),
+    fig.update_layout(title=_esc(rank_chart_title(framing, category)),
                       xaxis_title="position (95% interval); letters: groups that cannot be told apart",
                       height=140 + 32 * len(ri), margin=dict(l=300, r=30, t=60, b=50), plot_bgcolor="white",
                       showlegend=False)

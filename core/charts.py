@@ -2,7 +2,11 @@
 
 Every builder takes DataFrames and returns a plotly Figure, so the app, the report and
 the tests draw exactly the same chart. Family colours are fixed (the paper's brand
-colours) so a reader can follow Gemma/Llama/Qwen from one chart to the next."""
+colours) so a reader can follow Gemma/Llama/Qwen from one chart to the next.
+
+Data (words, categories, model names, prompt ids, titles naming them) is text, never
+markup: it enters a figure through `escape.plotly` (plotly.js renders `<a href>`, `<img>`
+and other tags in any text); titles and messages are plain text, escaped here."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from . import family as _family
+from .escape import plotly as _esc
 
 FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 
@@ -46,7 +51,7 @@ def _style(fig: go.Figure, title: str | None = None, height: int | None = None,
            legend_bottom: bool = False) -> go.Figure:
     """One look for every chart: white background, readable font, legend above the plot
     (or below it where subplot titles sit on top); a long title wrapped to fit a narrow window."""
-    title = wrap_title(title) if title else title
+    title = wrap_title(_esc(title)) if title else title  # data in a title is text; the wrap's <br> is markup
     legend = (dict(orientation="h", yanchor="top", y=-0.08, x=0.5, xanchor="center") if legend_bottom
               else dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     n_legend = sum(1 for t in fig.data if t.showlegend is not False and t.name)
@@ -80,7 +85,7 @@ def stars(p) -> str:
 def empty_figure(message: str) -> go.Figure:
     """A blank chart carrying a message, for panels with nothing to draw."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#666"),
+    fig.add_annotation(text=_esc(message), showarrow=False, font=dict(size=14, color="#666"),
                        xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -160,7 +165,7 @@ def compare_figure(median_ranks: pd.DataFrame, family_tests: pd.DataFrame | None
                             show_legend=fam not in shown, bar_label=bar_label)
                 if not panel[panel["family"] == fam].empty:
                     shown.add(fam)
-            fig.update_xaxes(tickvals=list(xpos.values()), ticktext=fams, range=[-0.6, len(fams) - 0.4],
+            fig.update_xaxes(tickvals=list(xpos.values()), ticktext=_esc(list(fams)), range=[-0.6, len(fams) - 0.4],
                              tickfont_size=11, row=r, col=c)
             fig.update_yaxes(autorange="reversed", tickfont_size=11, nticks=6, row=r, col=c,
                              title_text=_row_title(fr) if c == 1 else None)
@@ -216,24 +221,24 @@ def _add_family(fig, rows, summ, fr, cat, fam, x, r, c, show_legend: bool, bar_l
     if rows.empty:
         return
     color = _family.color(fam)
-    fig.add_trace(go.Violin(x=[x] * len(rows), y=rows["median_rank"], name=fam, legendgroup=fam,
+    fig.add_trace(go.Violin(x=[x] * len(rows), y=rows["median_rank"], name=_esc(fam), legendgroup=_esc(fam),
                             showlegend=show_legend, line_color=color, fillcolor=color, opacity=0.25,
                             points=False, hoverinfo="skip", width=0.8, spanmode="hard",
                             meanline_visible=False), row=r, col=c)
     jitter = _jitter(len(rows), seed=hash((fr, cat, fam)) % 2**32)
     fig.add_trace(go.Scatter(
-        x=x - 0.22 + jitter * 0.6, y=rows["median_rank"], mode="markers", legendgroup=fam, showlegend=False,
-        marker=dict(size=4, color=color, opacity=0.35), name=fam,
-        customdata=np.column_stack([rows["model"], rows["prompt_id"]]),
+        x=x - 0.22 + jitter * 0.6, y=rows["median_rank"], mode="markers", legendgroup=_esc(fam), showlegend=False,
+        marker=dict(size=4, color=color, opacity=0.35), name=_esc(fam),
+        customdata=np.column_stack([_esc(rows["model"]), _esc(rows["prompt_id"])]),
         hovertemplate="<b>%{customdata[0]}</b><br>prompt %{customdata[1]}<br>median rank %{y:.1f}<extra></extra>"),
         row=r, col=c)
     ms = summ[(summ["framing"] == fr) & (summ["category"] == cat) & (summ["family"] == fam)]
     offs = np.linspace(-0.12, 0.12, len(ms)) if len(ms) > 1 else np.zeros(len(ms))
     fig.add_trace(go.Scatter(
-        x=x + 0.2 + offs, y=ms["mean"], mode="markers", legendgroup=fam, showlegend=False, name=fam,
+        x=x + 0.2 + offs, y=ms["mean"], mode="markers", legendgroup=_esc(fam), showlegend=False, name=_esc(fam),
         marker=dict(size=8, color=color, line=dict(color="white", width=1)),
         error_y=dict(type="data", array=ms["ci"], color=color, thickness=1.2, width=3),
-        customdata=np.column_stack([ms["model"], ms["n"]]),
+        customdata=np.column_stack([_esc(ms["model"]), ms["n"]]),
         hovertemplate="<b>%{customdata[0]}</b><br>mean over %{customdata[1]} prompts: %{y:.1f}"
                       "<br>± %{error_y.array:.1f} (" + bar_label.lstrip("± ") + ")<extra></extra>"), row=r, col=c)
 
@@ -243,7 +248,8 @@ def _panel_title(category: str, p) -> str:
     (the framing is on the row's axis), short enough for a narrow panel."""
     s = stars(p)
     from .wording import p_text
-    return f"<b>{category}</b><br>{s} ({p_text(p)})" if s else f"<b>{category}</b>"
+    cat = _esc(str(category))
+    return f"<b>{cat}</b><br>{s} ({p_text(p)})" if s else f"<b>{cat}</b>"
 
 
 def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
@@ -251,13 +257,13 @@ def family_means_figure(family_means: pd.DataFrame, title: str | None = None) ->
     if family_means is None or family_means.empty:
         return empty_figure("No family means to show")
     fm = family_means.copy()
-    fm["panel"] = fm["framing"].str.capitalize() + " prompts · " + fm["category"]
+    fm["panel"] = _esc(fm["framing"].str.capitalize() + " prompts · " + fm["category"])
     fig = go.Figure()
     for fam in _family.order(fm["family"]):
         d = fm[fm["family"] == fam]
-        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=fam, marker_color=_family.color(fam),
+        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=_esc(fam), marker_color=_family.color(fam),
                              text=d["mean_rank"].round(1), textposition="outside",
-                             hovertemplate=f"<b>{fam}</b><br>%{{x}}<br>mean rank %{{y:.1f}}<extra></extra>"))
+                             hovertemplate=f"<b>{_esc(fam)}</b><br>%{{x}}<br>mean rank %{{y:.1f}}<extra></extra>"))
     lo, hi = fm["mean_rank"].min(), fm["mean_rank"].max()
     pad = max(5.0, (hi - lo) * 0.3)
     fig.update_layout(barmode="group", yaxis=dict(title="Mean rank (lower = preferred)",
@@ -279,7 +285,7 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
         if df is None or df.empty:
             continue
         d = df.iloc[::-1]
-        fig.add_trace(go.Bar(y=d["word"], x=d[value], orientation="h", marker_color=shade, showlegend=False,
+        fig.add_trace(go.Bar(y=_esc(d["word"]), x=d[value], orientation="h", marker_color=shade, showlegend=False,
                              hovertemplate="<b>%{y}</b><br>" + value.replace("_", " ") + " %{x:.3g}<extra></extra>"),
                       row=1, col=i)
     n = max(len(top) if top is not None else 0, len(bottom) if bottom is not None else 0)
@@ -297,7 +303,7 @@ def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None)
     fig = go.Figure()
     for fam in _family.order(d["family"].fillna("Unknown")):
         x = d[d["family"].fillna("Unknown") == fam]
-        fig.add_trace(go.Bar(x=x["model"], y=x["mean_rank"], name=fam, marker_color=_family.color(fam),
+        fig.add_trace(go.Bar(x=_esc(x["model"]), y=x["mean_rank"], name=_esc(fam), marker_color=_family.color(fam),
                              error_y=dict(type="data", array=x["sd"].fillna(0), thickness=1),
                              hovertemplate="<b>%{x}</b><br>mean rank %{y:.1f}<extra></extra>"))
     title = f"Rank of '{word}' by model" + (f" (out of {n_words} words)" if n_words else "")
@@ -312,11 +318,12 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
         return empty_figure("No words to compare")
     d = gaps.sort_values("gap")
     colors = [_family.color(fam_a) if g < 0 else _family.color(fam_b) for g in d["gap"]]
-    fig = go.Figure(go.Bar(y=d["word"], x=d["gap"], orientation="h", marker_color=colors,
+    a, b = _esc(str(fam_a)), _esc(str(fam_b))
+    fig = go.Figure(go.Bar(y=_esc(d["word"]), x=d["gap"], orientation="h", marker_color=colors,
                            customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
-                           hovertemplate=f"<b>%{{y}}</b><br>{fam_a} mean rank %{{customdata[0]:.1f}}"
-                                         f"<br>{fam_b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=wrap_title(f"← preferred by {fam_a} · rank difference · preferred by {fam_b} →", 48)),
+                           hovertemplate=f"<b>%{{y}}</b><br>{a} mean rank %{{customdata[0]:.1f}}"
+                                         f"<br>{b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
+    fig.update_layout(xaxis=dict(title=wrap_title(f"← preferred by {a} · rank difference · preferred by {b} →", 48)),
                       yaxis=dict(tickfont=dict(size=11)))
     return _style(fig, title, height=max(360, 20 * len(d) + 120))
 
@@ -329,14 +336,14 @@ def paired_difference_figure(summary: pd.DataFrame, a: str, b: str) -> go.Figure
     the dotted zero line A ranks the category's words higher."""
     if summary is None or summary.empty:
         return empty_figure("No shared cells to compare")
-    labels = [f"{r.framing} · {r.category}" for r in summary.itertuples()]
+    labels = [_esc(f"{r.framing} · {r.category}") for r in summary.itertuples()]
     fig = go.Figure(go.Scatter(
         x=summary["mean_difference"], y=labels, mode="markers", marker=dict(size=10, color="#0064E0"),
         error_x=dict(type="data", symmetric=False, array=summary["ci_high"] - summary["mean_difference"],
                      arrayminus=summary["mean_difference"] - summary["ci_low"]),
         hovertemplate="%{y}<br>mean difference %{x:.1f}<extra></extra>"))
     fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
-    fig.update_layout(xaxis_title=wrap_title(f"← {a} ranks the category higher · {b} ranks it higher →", 48))
+    fig.update_layout(xaxis_title=wrap_title(f"← {_esc(a)} ranks the category higher · {_esc(b)} ranks it higher →", 48))
     fig.update_yaxes(autorange="reversed", automargin=True)
     return _style(fig, f"Mean rank difference ({a} − {b}) with 95% intervals", height=170 + 60 * len(summary))
 
@@ -345,10 +352,11 @@ def paired_words_figure(differences: pd.DataFrame, a: str, b: str) -> go.Figure:
     """The words whose rank differs most between A and B, as horizontal bars (A − B)."""
     if differences is None or differences.empty:
         return empty_figure("No words to compare")
-    fig = go.Figure(go.Bar(x=differences["difference"], y=differences["word"], orientation="h",
+    fig = go.Figure(go.Bar(x=differences["difference"], y=_esc(differences["word"]), orientation="h",
                            marker_color="#0064E0", hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
     fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
-                      xaxis_title=wrap_title(f"← better rank in {a} · rank difference · better rank in {b} →", 48))
+                      xaxis_title=wrap_title(f"← better rank in {_esc(a)} · rank difference · better rank in {_esc(b)} →",
+                                             48))
     return _style(fig, f"Rank in {a} − rank in {b}", height=170 + 22 * len(differences))
 
 
@@ -361,6 +369,7 @@ def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
     if table is None or table.empty:
         return empty_figure("No words shared by both models")
     d = pd.concat([table.head(n), table.tail(n)]).drop_duplicates("word").sort_values("mwlr")
+    d = d.assign(word=_esc(d["word"].astype(str)))
     c1, c2 = colors or ("#0064E0", "#DB4437")
     col = [c1 if v > 0 else c2 for v in d["mwlr"]]
     fig = go.Figure()
@@ -381,8 +390,14 @@ def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
     return _style(fig, title, height=max(420, 22 * len(d) + 120))
 
 
+def _esc_str(value) -> str:
+    """Any value as escaped figure text (escape.plotly of its str)."""
+    return _esc(str(value))
+
+
 def _short(name: str) -> str:
-    return str(name).rsplit("/", 1)[-1]
+    """A model's name without its org, escaped for a figure."""
+    return _esc(str(name).rsplit("/", 1)[-1])
 
 
 # ---------------------------------------------------------------------------------
@@ -400,9 +415,10 @@ def training_figure(td: pd.DataFrame, title: str | None = None) -> go.Figure:
         fam = g["base_model"].iloc[0]
         fig.add_trace(go.Scatter(
             x=g["checkpoint"].astype(float), y=g["sum_value"], mode="lines+markers",
-            name=f"{fam} · {cat}", legendgroup=f"{fam}·{cat}",
+            name=_esc(f"{fam} · {cat}"), legendgroup=_esc(f"{fam}·{cat}"),
             line=dict(color=_family.color(fam), dash=dashes[cat], width=2), marker=dict(size=5),
-            hovertemplate=f"<b>{model}</b><br>{cat}<br>step %{{x}}<br>median rank %{{y:.1f}}<extra></extra>"))
+            hovertemplate=f"<b>{_esc(str(model))}</b><br>{_esc(str(cat))}"
+                          "<br>step %{x}<br>median rank %{y:.1f}<extra></extra>"))
     seen = set()
     for tr in fig.data:  # one legend entry per family x category
         tr.showlegend = tr.name not in seen
@@ -430,7 +446,7 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
              .sort_values(["grm", "data_size_k", "data_source"]))
     xlab = {r: (f"{int(k)}K" + (" GRM" if m == "GRM" else "") + (" (Skywork)" if s == "Skywork" else ""))
             for r, k, m, s in zip(order["run"], order["data_size_k"], order["method"], order["data_source"])}
-    fig = make_subplots(rows=1, cols=len(cats), subplot_titles=[f"<b>{c}</b>" for c in cats],
+    fig = make_subplots(rows=1, cols=len(cats), subplot_titles=[f"<b>{_esc(str(c))}</b>" for c in cats],
                         horizontal_spacing=0.08)
     shown = set()
     for c, cat in enumerate(cats, 1):
@@ -440,12 +456,12 @@ def figure_4b(d4b: pd.DataFrame, title: str | None = None) -> go.Figure:
                                      line=dict(color="#616161", width=1, dash="dot"), hoverinfo="skip"),
                           row=1, col=c)
         for (fam, src), g in panel.groupby(["base_model", "data_source"], sort=True):
-            name = f"{fam} · {src}"
+            name = _esc(f"{fam} · {src}")
             fig.add_trace(go.Scatter(
                 x=[xlab[r] for r in g["run"]], y=g["median_rank"], mode="markers", name=name,
                 legendgroup=name, showlegend=name not in shown,
                 marker=dict(size=11, color=_family.color(fam), symbol=SOURCE_SYMBOLS.get(src, "square")),
-                customdata=np.column_stack([g["run"], g["model_id"], g["checkpoint"].astype(str)]),
+                customdata=np.column_stack([_esc(g["run"]), _esc(g["model_id"]), g["checkpoint"].astype(str)]),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]} (step %{customdata[2]})"
                               "<br>median rank %{y:.1f}<extra></extra>"), row=1, col=c)
             shown.add(name)
@@ -502,21 +518,23 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
             pm = per_model[(per_model["framing"] == fr) & (per_model["family"] == fam)]
             x_models = [cats.index(cat) + off - 0.06 for cat in pm["category"]]
             fig.add_trace(go.Scatter(
-                x=x_models, y=pm["m"], mode="markers", name=fam, legendgroup=fam, showlegend=False,
+                x=x_models, y=pm["m"], mode="markers", name=_esc(fam), legendgroup=_esc(fam), showlegend=False,
                 marker=dict(size=6, color=_family.color(fam), opacity=0.35),
-                customdata=np.column_stack([pm["model"], pm["category"]]),
+                customdata=np.column_stack([_esc(pm["model"]), _esc(pm["category"])]),
                 hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: mean rank %{y:.1f}<extra></extra>"),
                 row=1, col=c)
             fig.add_trace(go.Scatter(
-                x=[k + off + 0.04 for k in range(len(cats))], y=s["mean_rank"], mode="markers", name=fam,
-                legendgroup=fam, showlegend=c == 1,
+                x=[k + off + 0.04 for k in range(len(cats))], y=s["mean_rank"], mode="markers", name=_esc(fam),
+                legendgroup=_esc(fam), showlegend=c == 1,
                 marker=dict(size=12, color=_family.color(fam), line=dict(color="white", width=1)),
                 error_y=dict(type="data", array=s["ci"], color=_family.color(fam), thickness=1.5, width=4),
-                customdata=np.column_stack([cats, s["n_models"].fillna(0), s["ci"].fillna(0)]),
-                hovertemplate=f"<b>{fam}</b> family" + "<br>%{customdata[0]}: mean rank %{y:.1f} ± %{customdata[2]:.1f}"
+                customdata=np.column_stack([_esc(cats), s["n_models"].fillna(0), s["ci"].fillna(0)]),
+                hovertemplate=f"<b>{_esc(fam)}</b> family"
+                              "<br>%{customdata[0]}: mean rank %{y:.1f} ± %{customdata[2]:.1f}"
                               "<br>(95% interval over %{customdata[1]} models)<extra></extra>"),
                 row=1, col=c)
-        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=cats, range=[-0.6, len(cats) - 0.4], row=1, col=c)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=_esc(cats), range=[-0.6, len(cats) - 0.4],
+                         row=1, col=c)
     fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
     fig.update_annotations(font_size=14)
     title_px = 22 * _title_lines(wrap_title(title)) if title else 0
@@ -532,12 +550,6 @@ _RUN_DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 CATEGORY_COLORS = ["#3CB371", "#FFCE1B", "#4C78A8", "#E45756", "#B279A2", "#72B7B2", "#9D755D", "#FF9DA6"]
 
 
-def _text(s) -> str:
-    """Data shown in a chart as text, never markup (plotly reads tags in labels)."""
-    import html
-    return html.escape(str(s), quote=False)
-
-
 def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: str = "Median rank (1 = preferred)",
                       x_title: str = "Training step (checkpoint)") -> go.Figure:
     """Figure 4a for any runs: the value (a median rank; 1 = most preferred, so the axis is
@@ -551,14 +563,14 @@ def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: s
     frs = sorted(points["framing"].astype(str).unique(), key=lambda f: (order.get(f, 2), f))
     fig = make_subplots(rows=len(frs), cols=len(cats), shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.12 if len(frs) > 1 else 0.05,
-                        subplot_titles=[f"{_text(c)} · {_text(f)} prompts" for f in frs for c in cats])
+                        subplot_titles=[f"{_esc_str(c)} · {_esc_str(f)} prompts" for f in frs for c in cats])
     runs = list(dict.fromkeys(points.sort_values(["family", "run"], na_position="last")["run"].astype(str)))
     fam_of = points.drop_duplicates("run").set_index("run")["family"].to_dict()
     for k, run in enumerate(runs):
         fam = fam_of.get(run)
         n_same = sum(1 for r in runs[:k] if fam_of.get(r) == fam)  # runs of one family: one colour, dashes differ
         dash = _RUN_DASHES[n_same % len(_RUN_DASHES)]
-        label = f"{_text(_family.label(fam))} · {_text(run)}"
+        label = f"{_esc_str(_family.label(fam))} · {_esc_str(run)}"
         for i, fr in enumerate(frs):
             for j, cat in enumerate(cats):
                 g = points[(points["run"].astype(str) == run) & (points["framing"] == fr)
@@ -569,7 +581,7 @@ def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: s
                     x=g["step"].astype(float), y=g["value"].astype(float), mode="lines+markers", name=label,
                     legendgroup=run, showlegend=(i == 0 and j == 0),
                     line=dict(color=_family.color(fam), dash=dash, width=2), marker=dict(size=6),
-                    hovertemplate=f"<b>{label}</b><br>{_text(cat)}, {_text(fr)} prompts<br>step %{{x}}"
+                    hovertemplate=f"<b>{label}</b><br>{_esc_str(cat)}, {_esc_str(fr)} prompts<br>step %{{x}}"
                                   "<br>median rank %{y:.1f}<extra></extra>"), row=i + 1, col=j + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(title_text=y_title, col=1)
@@ -593,15 +605,15 @@ def movers_figure(movers: pd.DataFrame, title: str | None = None, colors: dict |
         colors.setdefault(c, next(palette, "#888888"))
     d = pd.concat([movers[movers["direction"] == "up"], movers[movers["direction"] == "down"]])
     d = d.drop_duplicates("word")
-    order = [_text(w) for w in d["word"]]
+    order = [_esc_str(w) for w in d["word"]]
     fig = go.Figure()
     for c in cats:
         g = d[d["category"].astype(str) == c]
         fig.add_trace(go.Bar(
-            x=g["rank_change"].astype(float), y=[_text(w) for w in g["word"]], orientation="h", name=_text(c),
+            x=g["rank_change"].astype(float), y=[_esc_str(w) for w in g["word"]], orientation="h", name=_esc_str(c),
             marker_color=colors[c],
             customdata=np.stack([g["rank_first"].astype(float), g["rank_last"].astype(float)], axis=-1),
-            hovertemplate="<b>%{y}</b><br>" + _text(c) + "<br>rank %{customdata[0]:.1f} → %{customdata[1]:.1f}"
+            hovertemplate="<b>%{y}</b><br>" + _esc_str(c) + "<br>rank %{customdata[0]:.1f} → %{customdata[1]:.1f}"
                           "<br>change %{x:+.1f}<extra></extra>"))
     fig.add_vline(x=0, line_width=1, line_color="#444")
     fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed", title=None)

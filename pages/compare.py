@@ -12,12 +12,13 @@ import appkit as ak
 import audit_ui
 from core import family as _family
 from core import analysis, charts, corpora, prompts, wording
+from core.escape import markdown as md
 
 
 def coverage_notice(sel: dict) -> None:
     """Who is left out of (or in, incompletely scored) the family statistics shown below."""
     if sel.get("coverage_note"):
-        st.info(sel["coverage_note"] + " (sidebar: 'Include models with incomplete coverage')",
+        st.info(md(sel["coverage_note"]) + " (sidebar: 'Include models with incomplete coverage')",
                 icon=":material/rule:")
 
 
@@ -26,21 +27,21 @@ def unscored_notice(sel: dict) -> None:
     missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
     if missing:
         shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
-        st.caption(f"{wording.plural(len(missing), 'word')} of {sel['corpus']} {'has' if len(missing) == 1 else 'have'} "
-                   f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {shown}.")
+        st.caption(f"{wording.plural(len(missing), 'word')} of {md(sel['corpus'])} {'has' if len(missing) == 1 else 'have'} "
+                   f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {md(shown)}.")
 
 
 def summary(result: analysis.Figure1) -> None:
     lines = analysis.summary_text(result).splitlines()
     with st.container(border=True):
         if lead := wording.lead_sentence(result):
-            st.markdown(f"#### {lead}")
-        st.markdown("**What this shows.** " + lines[0])
+            st.markdown(f"#### {md(lead)}")
+        st.markdown("**What this shows.** " + md(lines[0]))
         for ln in lines[1:]:
-            st.markdown("- " + ln)
-        st.markdown("**Mixed model.** " + wording.mixed_model_sentence(result))
+            st.markdown("- " + md(ln))
+        st.markdown("**Mixed model.** " + md(wording.mixed_model_sentence(result)))
         for note in result.notes:
-            st.caption(note)
+            st.caption(md(note))
 
 
 def mfd_variant_note(sel: dict) -> None:
@@ -139,7 +140,7 @@ def main() -> None:
     sel = ak.comparison_filters("cmp")
     mfd_variant_note(sel)
     if not sel["models"] and not ak.scored_rms(sel["corpus"])[0]:
-        ak.empty_state(f"No reward-model scores on **{sel['corpus']}** yet.",
+        ak.empty_state(f"No reward-model scores on **{md(sel['corpus'])}** yet.",
                        "Import the paper's published results on the Home page (Big Two nouns), "
                        "or score reward models on this corpus on the Score page.", "pages/home.py", "Home")
         return

@@ -8,6 +8,8 @@ import streamlit as st
 import appkit as ak
 from core import corpora, settings, wording
 from core.errors import one_line
+from core.escape import markdown as md
+from core.escape import plotly as esc
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
@@ -17,7 +19,7 @@ LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
 
 def counts_chart(words):
     counts = words.groupby("category")["word"].nunique().sort_values()
-    fig = go.Figure(go.Bar(x=counts.values, y=counts.index, orientation="h", marker_color="#0064E0",
+    fig = go.Figure(go.Bar(x=counts.values, y=esc(counts.index), orientation="h", marker_color="#0064E0",
                            text=counts.values, textposition="outside",
                            hovertemplate="%{y}: %{x} words<extra></extra>"))
     fig.update_layout(template="plotly_white", height=max(200, 36 * len(counts) + 80),
@@ -28,7 +30,8 @@ def counts_chart(words):
 def browse() -> None:
     name = ak.corpus_picker("corpus-browse")
     words, desc = ak.corpus(name)
-    st.markdown(f"**{name}** — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
+    st.markdown(f"**{md(name)}** — {md(desc) if desc else 'user corpus'} · "
+                f"{wording.plural(words['word'].nunique(), 'distinct word')}, "
                 f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
     c1, c2 = st.columns([1, 2])
     with c1:
@@ -45,9 +48,9 @@ def browse() -> None:
         st.caption(f"{len(view):,} of {len(words):,} rows")
     if name not in corpora.BUILTINS and settings.allow_delete():
         with st.expander("Delete this saved corpus"):
-            if st.button(f"Delete {name}", key="corpus-del"):
+            if st.button(f"Delete {md(name)}", key="corpus-del"):
                 ak.store().delete_corpus(name)
-                st.success(f"Deleted {name}. Its scores stay in the store.")
+                st.success(f"Deleted {md(name)}. Its scores stay in the store.")
                 st.rerun()
 
 
@@ -60,11 +63,11 @@ def upload() -> None:
     try:
         corpus = corpora.parse_upload(f.name, f.getvalue())
     except corpora.CorpusError as e:
-        st.error(f"Cannot use this file: {e}")
+        st.error(f"Cannot use this file: {md(one_line(e))}")
         return
     for note in corpus.notes:
-        st.warning(note)
-    st.success(f"{f.name}: {wording.plural(corpus.words['word'].nunique(), 'word')} in "
+        st.warning(md(note))
+    st.success(f"{md(f.name)}: {wording.plural(corpus.words['word'].nunique(), 'word')} in "
                f"{wording.plural(corpus.words['category'].nunique(), 'category', 'categories')}. Check the preview, then save.")
     c1, c2 = st.columns([1, 2])
     with c1:
@@ -83,11 +86,11 @@ def save(name: str, corpus, desc: str) -> None:
     try:
         name = corpora.check_saved_name(name, saved, may_replace=settings.allow_delete())
     except corpora.CorpusError as e:
-        st.error(one_line(e))
+        st.error(md(one_line(e)))
         return
     replacing = name in saved
     ak.store().save_corpus(name, corpus.words, desc)
-    st.session_state["corpus-saved-msg"] = (f"{'Replaced' if replacing else 'Saved'} corpus '{name}'. Score it on "
+    st.session_state["corpus-saved-msg"] = (f"{'Replaced' if replacing else 'Saved'} corpus '{md(name)}'. Score it on "
                                             f"the Score page or from the command line: "
                                             f"`python -m core score --corpus {name} ...`")
     st.rerun()  # redraw Browse (drawn above this tab) with the new list

@@ -8,6 +8,7 @@ import appkit as ak
 import pandas as pd
 
 from core import analysis, charts, published, wording
+from core.escape import markdown as md
 
 INTRO = """
 Reward models decide which answers a chatbot learns to give. This dashboard shows that they
@@ -111,8 +112,8 @@ def headline() -> None:
     ak.coverage_note(cov, med["model"].unique() if chosen is None else chosen)
     lines = analysis.summary_text(result).splitlines()
     positive = [ln for ln in lines if ln.startswith("On positive prompts")] or lines[1:2]
-    st.markdown("**In plain words.** " + " ".join(positive))
-    st.caption(wording.mixed_model_sentence(result))
+    st.markdown("**In plain words.** " + md(" ".join(positive)))
+    st.caption(md(wording.mixed_model_sentence(result)))
     ak.link("pages/compare.py", "See the full comparison, per model and prompt", ":material/bar_chart:")
 
 

@@ -14,6 +14,7 @@ from core import implicit_charts as ic
 from core.models import REGISTRY
 from core.paperdata import cache_dir
 from core.errors import ValueAuditError, one_line
+from core.escape import markdown as md
 from core.store import Store
 
 HOW_TO = """Language-model log-probabilities are computed from the command line (or on the Score page,
@@ -55,9 +56,9 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
                "weighting by the mixture keeps rare words from dominating.")
     tb = implicit.top_bottom(table, n)
     a, b = st.columns(2)
-    a.markdown(f"**{m1} prefers**")
+    a.markdown(f"**{md(m1)} prefers**")
     a.dataframe(tb["top"], hide_index=True, width="stretch")
-    b.markdown(f"**{m2} prefers**")
+    b.markdown(f"**{md(m2)} prefers**")
     b.dataframe(tb["bottom"], hide_index=True, width="stretch")
     ak.downloads(table, "mwlr", "dl-mwlr")
     if corpus:
@@ -130,9 +131,9 @@ def table1_section(models: pd.DataFrame, names: dict) -> None:
                                              "token": [ic.show_token(r["token_decoded"]) for r in rows],
                                              "MWLR": [r["mwlr"] for r in rows]})
     left, right = st.columns(2)
-    left.markdown(f"**{names[ka]} prefers**")
+    left.markdown(f"**{md(names[ka])} prefers**")
     left.dataframe(show(res["top"], 1), hide_index=True, width="stretch")
-    right.markdown(f"**{names[kb]} prefers**")
+    right.markdown(f"**{md(names[kb])} prefers**")
     right.dataframe(show(res["bottom"], res["n_common"] - len(res["bottom"]) + 1), hide_index=True, width="stretch")
     ak.downloads(table, f"mwlr_{pid}", "dl-t1")
 
@@ -231,7 +232,7 @@ def download_form() -> None:
             res = logprobs.import_published(ak.store(), chosen, cache_dir() / "logprobs", progress=prog)
             st.success(f"Imported {res.files} models; {res.rows_repaired} split rows repaired.")
         except ValueAuditError as e:
-            st.error(one_line(e))
+            st.error(md(one_line(e)))
 
 
 def folder_form() -> None:
@@ -241,10 +242,10 @@ def folder_form() -> None:
             path = settings.visitor_path(folder, "a folder on the server")
             with st.spinner("Importing…"):
                 res = logprobs.import_paths(ak.store(), [path])
-            st.success(f"Imported {res.files} files ({', '.join(res.models)}); "
+            st.success(f"Imported {res.files} files ({md(', '.join(res.models))}); "
                        f"{res.rows_repaired} rows split by a lone carriage return repaired.")
         except ValueAuditError as e:
-            st.error(one_line(e))
+            st.error(md(one_line(e)))
 
 
 def vocabulary_section() -> bool:
@@ -256,7 +257,7 @@ def vocabulary_section() -> bool:
                 "`python -m core logprobs --model ORG/NAME --out DIR`.")
         return False
     if len(models) < 2:
-        st.info(f"Only one language model has whole-vocabulary log-probabilities ({models['model'].iloc[0]}); "
+        st.info(f"Only one language model has whole-vocabulary log-probabilities ({md(models['model'].iloc[0])}); "
                 "the comparisons need two.")
         return True
     names = _label(models)
@@ -282,12 +283,12 @@ def main() -> None:
     corpus = pick_corpus()
     lm = ak.cached("scores", "lm", corpus, None, None)
     if lm.empty:
-        ak.empty_state("No language-model log-probabilities stored" + (f" for {corpus}" if corpus else "") + ".",
+        ak.empty_state("No language-model log-probabilities stored" + (f" for {md(corpus)}" if corpus else "") + ".",
                        None)
         st.markdown(HOW_TO)
         return
     if lm["model"].nunique() < 2:
-        st.info(f"Only one language model scored ({lm['model'].iloc[0]}); MWLR needs two. " + HOW_TO)
+        st.info(f"Only one language model scored ({md(lm['model'].iloc[0])}); MWLR needs two. " + HOW_TO)
     else:
         mwlr_section(lm, corpus)
 

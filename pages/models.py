@@ -10,6 +10,7 @@ import appkit as ak
 import audit_ui
 from core import catalog, models, report, settings
 from core.errors import ValueAuditError, one_line
+from core.escape import markdown as md
 
 FAMILIES = [catalog.AUTO_FAMILY, "llama", "gemma", "qwen", "mistral", "phi", "other"]
 
@@ -82,12 +83,12 @@ def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
     try:
         added = catalog.add_model(ak.store(), name, kind, family, revision)
     except ValueAuditError as e:
-        st.error(f"Could not add {name.strip() or 'the model'}: {one_line(e)}.")
+        st.error(f"Could not add {md(name.strip()) or 'the model'}: {md(one_line(e))}.")
         if isinstance(e, models.ModelError) and family == catalog.AUTO_FAMILY and name.strip():
             st.caption("Hint: pick the base family by hand to add it without reading its config; "
                        "the Score page checks the model when it loads it.")
         return
-    st.success(f"Added {name.strip()} ({added['family']} {kind}). Score it on the Score page.")
+    st.success(f"Added {md(name.strip())} ({md(added['family'])} {kind}). Score it on the Score page.")
 
 
 def remove_form() -> None:
@@ -111,7 +112,7 @@ def remove_form() -> None:
             st.warning("Tick the confirmation box to remove the model.")
             return
         n = ak.store().remove_model(key)
-        st.success(f"Removed {label[key].split(' · ')[0]} and {n:,} scores.")
+        st.success(f"Removed {md(label[key].split(' · ')[0])} and {n:,} scores.")
         st.rerun()
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 import appkit as ak
 import audit_ui
 from core import analysis, charts, corpora, report, wording
+from core.escape import markdown as md
 
 
 def build(sel: dict, result: analysis.Figure1):
@@ -77,7 +78,7 @@ def main() -> None:
               "or open offline, plus each chart and table.")
     sel = ak.comparison_filters("rep")
     if not sel["models"]:
-        ak.empty_state(f"No reward-model scores on **{sel['corpus']}** to report.",
+        ak.empty_state(f"No reward-model scores on **{md(sel['corpus'])}** to report.",
                        "Import the published results on the Home page or score models first.", "pages/home.py", "Home")
         return
     result = ak.comparison_result(sel)
@@ -102,7 +103,7 @@ def main() -> None:
     with st.container(border=True):
         st.markdown("**Summary in the report**")
         for ln in summary.splitlines():
-            st.markdown(ln)
+            st.markdown(md(ln))
     ak.plot(figures[0][1], key="rep-preview", filename=figure_file(figures[0][0], sel["corpus"]))
     st.caption(figures[0][2])
     chart_downloads(figures, sel["corpus"])

@@ -11,6 +11,7 @@ import streamlit as st
 import appkit as ak
 from core import jobs, models, prompts, settings, sweep, vocabscan
 from core.errors import ValueAuditError, one_line
+from core.escape import markdown as md
 
 STATE_ICON = {"queued": "…", "loading": "↻", "scoring": "▶", "done": "✔", "failed": "✖", "cancelled": "■"}
 
@@ -50,7 +51,7 @@ def prompt_set(prefix: str = "score") -> list[prompts.Prompt]:
         try:
             return prompts.parse(f.name, f.getvalue())
         except prompts.PromptError as e:
-            st.error(f"Cannot use this prompt file: {e}")
+            st.error(f"Cannot use this prompt file: {md(one_line(e))}")
             return []
     return list(ak.PAPER_PROMPTS)
 
@@ -151,7 +152,7 @@ def time_one_batch(names: list[str], plist: list[prompts.Prompt], trust: dict, p
                                               planned_words(n, trust.get(n, False), pickle),
                                               opts["engine"], opts["batch_size"])
                 except ValueAuditError as e:
-                    st.error(f"{n}: {one_line(e)}")
+                    st.error(f"{md(n)}: {md(one_line(e))}")
                     continue
             if cost.rows_per_s:
                 rates[_timing_key(n, opts)] = cost.rows_per_s
@@ -202,13 +203,14 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
             e = models.registry_entry(n)
             needs = bool(e and e.trust_remote_code)
             if models.is_local(n):  # a folder has no revision: its code is whatever the folder holds now
-                what = f"Run the Python code in the folder `{ak.display_name(n)}`"
+                what = f"Run the Python code in the folder {md(ak.display_name(n))}"
             else:
-                what = f"Run the Python code shipped in `{n}` at revision `{(e.revision if e else None) or 'main (latest)'}`"
+                what = (f"Run the Python code shipped in {md(n)} at revision "
+                        f"{md((e.revision if e else None) or 'main (latest)')}")
             trust[n] = st.checkbox(what, key=f"trust-{n}", help="Some models (QRM, ArmoRM) define their own "
                                    "architecture in the repository; that code runs with your permissions.")
             if needs and not trust[n]:
-                st.caption(f"`{n}` needs its own code; without this box it is refused before any code runs.")
+                st.caption(f"{md(n)} needs its own code; without this box it is refused before any code runs.")
         pickle = st.checkbox("Allow pickle (.bin/.pt) weights", key="allow-pickle")
         if pickle:
             st.warning("Pickle files can execute arbitrary code when loaded. Allow them only for models you trust; "
@@ -342,7 +344,7 @@ def start_form() -> None:
         if usable(extra.strip()):
             names = names + [extra.strip()]
         else:
-            st.error(f"'{extra.strip()[:80]}' is not available on this server: choose one of the listed models "
+            st.error(f"'{md(extra.strip()[:80])}' is not available on this server: choose one of the listed models "
                      "or give a Hugging Face id (org/name).")
     corpus = answers(kind)
     scan = corpus == vocabscan.NAME
@@ -394,8 +396,8 @@ JOB_COLUMNS = {  # widths so a 768 px window shows every column's text without c
 def show_job(job: jobs.Job) -> None:
     spec = job.spec
     what = (f"sweep of {len(spec.models)} checkpoint(s)" if spec.sweep is not None else f"{len(spec.models)} model(s)")
-    st.markdown(f"**Job {job.id}** · {what} × corpus `{spec.corpus}` × "
-                f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {job.message}" if job.message else ""))
+    st.markdown(f"**Job {job.id}** · {what} × corpus {md(spec.corpus)} × "
+                f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {md(job.message)}" if job.message else ""))
     eta = jobs.fmt_seconds(job.eta)
     st.progress(min(job.fraction, 1.0), text=f"{job.fraction:.0%}" + (f" · about {eta} left" if eta else ""))
     table = job_table(job)

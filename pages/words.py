@@ -9,6 +9,7 @@ from core import family as _family
 from core import charts, offensive, prompts, vocabscan
 from core import words as _words
 from core.implicit_charts import show_token
+from core.escape import markdown as md
 from core.store import Store
 
 
@@ -131,7 +132,7 @@ def main() -> None:
     corpus = ak.corpus_picker("w-corpus", default=saved.get("corpus", "big2-nouns"))
     ranked = ak.ranked(corpus)
     if ranked.empty:
-        ak.empty_state(f"No reward-model scores on **{corpus}** yet.",
+        ak.empty_state(f"No reward-model scores on **{md(corpus)}** yet.",
                        "Import the published results on the Home page, or score models on the Score page.",
                        "pages/home.py", "Home")
         vocabulary_scans()

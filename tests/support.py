@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,9 @@ def synthetic_rm_scores(store, words, models: dict, prompt_ids, seed: int = 0) -
         rows = pd.DataFrame([{"prompt_id": p, "prompt": text[p], "response": w} for p in prompt_ids for w in words])
         rows["value"] = rng.normal(size=len(rows))
         store.add_scores(key, "rm", rows)
+
+
+def shown(markdown: str) -> str:
+    """Markdown source as a reader sees it: the backslash escapes that `core.escape.markdown`
+    puts before punctuation in data removed (for tests that look for a sentence on a page)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core import prompts  # noqa: E402
 from core.store import Store  # noqa: E402
+from tests.support import shown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = "local/partial-llama-rm"
@@ -64,7 +65,7 @@ def partial_db(tmp_path_factory, paper_data, monkeypatch) -> Path:
 
 
 def _page_text(at) -> str:
-    return " ".join(str(getattr(e, "value", "")) for e in [*at.markdown, *at.caption, *at.info, *at.warning])
+    return " ".join(shown(str(getattr(e, "value", ""))) for e in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
 def _agency_gap(at) -> float:

@@ -205,7 +205,8 @@ def test_no_text_a_visitor_types_reaches_the_file_system(page, shared, seeded_db
             after = _store_dump(db)
             assert SECRET not in after and CSV_NAME not in after.replace(str(typed), ""), (page, key, label)
             # A path the page echoes back (maybe cut short) is the visitor's own text: compare without it.
-            seen[label] = re.sub(re.escape(str(tmp_path)) + r"[^\s'\"\\]*", "<TYPED>", text).replace(db.name, "<DB>")
+            plain = text.replace("\\", "")  # escapes that core.escape.markdown added to the echoed path
+            seen[label] = re.sub(re.escape(str(tmp_path)) + r"[^\s'\"]*", "<TYPED>", plain).replace(db.name, "<DB>")
         assert seen["folder"] == seen["missing"] == seen["file"], \
             f"{page} / {key}: an existing and a missing path read differently"
 

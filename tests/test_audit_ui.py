@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core import checks  # noqa: E402
 from core.store import Store  # noqa: E402
+from tests.support import shown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,12 +45,12 @@ def test_compare_uncertainty_toggle(app_db):
     assert not any("95% interval" in m.value for m in at.markdown)  # the paper's view is the default
     at.toggle(key="cmp-unc").set_value(True).run()
     assert not at.exception, at.exception
-    text = " ".join(m.value for m in at.markdown)
+    text = " ".join(shown(m.value) for m in at.markdown)
     assert "95% interval" in text and "places higher" in text and "Bonferroni-adjusted" in text
     assert "the 6 Llama-based reward models" in text and "10,000 draws" in text
     at.radio(key="cmp-corr").set_value("holm").run()
     assert not at.exception
-    assert "Holm-adjusted" in " ".join(m.value for m in at.markdown)
+    assert "Holm-adjusted" in " ".join(shown(m.value) for m in at.markdown)
 
 
 def test_paired_page(app_db):
@@ -76,7 +77,7 @@ def test_models_page_flags_a_failed_run(app_db):
                         "message": "scores change with cached, batch size 8 (max diff 0.07)",
                         "invariance": "[]", "coverage": "[]", "template_text": "<bos>hi"})
     at = _page("models.py")
-    assert any("my-rm" in e.value and "flagged" in e.value for e in at.error)
+    assert any("my-rm" in shown(e.value) and "flagged" in e.value for e in at.error)
 
 
 def test_report_builds_the_audit_download(app_db):

@@ -183,3 +183,47 @@ def test_shared_implicit_reward_import_reads_no_server_folder(tmp_path):
     after = Store(db)
     assert len(after.models()) == n_models
     assert "SECRETAPIKEY" not in after.query("SELECT * FROM vocab").to_csv()
+
+
+def test_hostile_data_is_plain_text_in_a_real_browser(tmp_path):
+    """Issue 25 (medium): a corpus whose words, categories and description hold links, images
+    and emphasis, and models named likewise: on Corpora, Compare and Words (shared mode, 1440 and
+    768 px) the browser shows the characters, builds no link or image from them, and never
+    requests anything from the planted host."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests import hostile
+    db = hostile.build(tmp_path / "hostile.duckdb")
+    requests = []
+    with running_app({"VALUEAUDIT_DB": db, "VALUEAUDIT_MODE": None}, tmp_path / "streamlit-hostile.log") as url:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            for width in (1440, 768):
+                page = browser.new_page(viewport={"width": width, "height": 1100})
+                page.on("request", lambda r: requests.append(r.url))
+                for path, picker, ready in (("corpora", "Corpus", "Log in again"),
+                                            ("compare", "Corpus", "Median rank of each category"),
+                                            ("words", "Corpus", "Optimal and pessimal words")):
+                    page.goto(f"{url}/{path}")
+                    sel = page.locator('[data-testid="stSelectbox"]').filter(has_text=picker).first
+                    expect(sel).to_be_attached(timeout=60_000)
+                    if width < 1000 and path == "compare":  # its picker is in the sidebar, folded when narrow
+                        page.locator('[data-testid="stExpandSidebarButton"]').click()
+                    sel.click()
+                    page.get_by_role("option", name="hostile", exact=True).click()
+                    if width < 1000 and path == "compare":
+                        page.keyboard.press("Escape")
+                    expect(page.get_by_text(ready).first).to_be_attached(timeout=120_000)
+                    page.wait_for_timeout(2500)  # plotly draws after the page
+                    page.screenshot(path=str(tmp_path / f"hostile-{path}-{width}.png"), full_page=True)
+                    assert page.locator('[data-testid="stException"]').count() == 0
+                    assert page.locator(f'a[href*="{hostile.EVIL}"]').count() == 0, path
+                    assert page.locator(f'img[src*="{hostile.EVIL}"]').count() == 0, path
+                    assert page.locator("svg a, svg image").count() == 0, path  # plotly builds links in svg
+                    assert page.locator("strong", has_text="boldx").count() == 0, path
+                    if path == "corpora":  # the description reads as typed (invisible word joiners aside)
+                        shown = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Log in again")
+                        assert hostile.DESCRIPTION in shown.first.inner_text().replace("\u2060", "")
+                page.close()
+            browser.close()
+    assert not [u for u in requests if hostile.EVIL in u]

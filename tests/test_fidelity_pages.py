@@ -12,6 +12,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core.store import Store  # noqa: E402
+from tests.support import shown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_compare_shows_average_ranks_beside_family_means_and_se_bars(published_d
     at.radio(key="cmp-interval").set_value("ci95").run()
     assert not at.exception
     assert any("95% interval" in c.value for c in at.caption)
-    assert any("reference levels as the paper codes them: Gemma, Agency, positive prompts" in m.value
+    assert any("reference levels as the paper codes them: Gemma, Agency, positive prompts" in shown(m.value)
                for m in at.markdown)
 
 

@@ -97,7 +97,7 @@ def panels(result: analysis.Figure1, sel: dict) -> None:
             st.dataframe(tests, hide_index=True, width="stretch")
             ak.downloads(tests, f"family_tests_{sel['corpus']}", "dl-tests")
         else:
-            st.caption(result.reason or "No tests.")
+            st.caption(md(result.reason or "No tests."))
         ak.downloads(med, f"median_ranks_{sel['corpus']}", "dl-med")
 
 

@@ -263,7 +263,7 @@ def ray_backend() -> dict:
         st.caption("Cluster resources: " + ", ".join(
             f"{k} {v / 2**30:.0f} GiB" if "memory" in k else f"{k} {v:g}" for k, v in sorted(res.items())))
     except Exception as e:  # noqa: BLE001 - any connection failure is one line here
-        st.error(f"Ray: {one_line(e)}")
+        st.error(f"Ray: {md(one_line(e))}")
     st.caption("Workers score shards (model x prompts); this app alone writes them to its database, shard "
                "by shard. Command-line equivalent: `python -m core score ... --backend ray`; see docs/cluster.md.")
     return {"backend": "ray", "ray_address": addr or None, "workers": workers}
@@ -292,7 +292,7 @@ def sweep_form() -> None:
     try:
         found = sweep.discover(run, revisions=sweep.parse_revisions(revs))
     except ValueAuditError as e:
-        st.error(one_line(e))
+        st.error(md(one_line(e)))
         return
     c1, c2 = st.columns([2, 3])
     pick = c1.radio("Checkpoints", ["all", "every", "steps"], horizontal=True, key="sw-pick",
@@ -306,7 +306,7 @@ def sweep_form() -> None:
     try:
         chosen = sweep.discover(run, revisions=sweep.parse_revisions(revs), every=every, steps=steps or None)
     except ValueAuditError as e:
-        st.error(one_line(e))
+        st.error(md(one_line(e)))
         return
     st.dataframe(pd.DataFrame([{"step": c.step, "checkpoint": c.name if not shared or c.revision else Path(c.name).name,
                                 "tokenizer": "run folder" if c.tokenizer else "its own",

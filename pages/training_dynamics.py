@@ -14,6 +14,7 @@ import streamlit as st
 import appkit as ak
 from core import charts, paperdata, settings, training, trajectory
 from core import family as _family
+from core.escape import markdown as md
 
 VIEWS = ["Over training (Figure 4a)", "Words that moved (Figure 5)", "Against data size (Figure 4b)"]
 
@@ -65,7 +66,7 @@ def your_runs_over_training() -> None:
         return
     trajs = trajectories(runs, keys, corpus)
     if not trajs:
-        st.info(f"The chosen runs have no scores on {corpus}; sweep them on this corpus (Score page).",
+        st.info(f"The chosen runs have no scores on {md(corpus)}; sweep them on this corpus (Score page).",
                 icon=":material/info:")
         return
     points = pd.concat([t.frame().assign(run=label) for label, t in trajs], ignore_index=True)
@@ -207,7 +208,7 @@ def movers_view() -> None:
             corpus = ak.corpus_picker("td-mv-corpus")
         t = ak.cached("trajectory", src.split(":", 1)[1], corpus, n)
         if t is None or not (t.movers["up"] or t.movers["down"]):
-            st.info(f"Nothing to compare on {corpus}: the run needs two checkpoints scored on positive prompts "
+            st.info(f"Nothing to compare on {md(corpus)}: the run needs two checkpoints scored on positive prompts "
                     "of this corpus.", icon=":material/info:")
             return
         mv = pd.DataFrame([{**m, "direction": d} for d in ("up", "down") for m in t.movers[d]])

@@ -118,7 +118,7 @@ def test_local_server_still_lets_the_person_at_the_machine_opt_in(setup):
             type_into(page, "…or another hub id / local folder", str(setup["evil"]))
             expect(page.get_by_role("button", name="Start scoring")).to_be_enabled(timeout=60_000)
             page.locator("summary").filter(has_text="Safe loading").click()
-            box = page.get_by_text("Run the Python code shipped in")
+            box = page.get_by_text("Run the Python code")  # "… in the folder …" for a local folder
             expect(box).to_be_visible(timeout=30_000)
             box.click()
             page.get_by_role("button", name="Start scoring").click()

@@ -12,7 +12,7 @@ import pytest
 from core import corpora, models, prompts, sweep, trajectory
 from core.request import ScoreRequest
 from core.store import SCHEMA, Store
-from tests.support import one_line_error, run_cli
+from tests.support import one_line_error, run_cli, shown
 
 # Six of the paper's prompts: three positive, three negative (framing given here, not by core).
 POSITIVE = ["greatest_ever_one", "best_world_single", "good_time_please"]
@@ -339,7 +339,7 @@ def test_shared_server_sweeps_only_hub_ids_with_revisions(tiny_run, tmp_path, mo
     assert not any("checkpoint" in d.value.columns for d in at.dataframe)  # the folder was not even listed
     at.text_input(key="sw-run").set_value("org/model").run()
     at.text_input(key="sw-revs").set_value("step-100, ../x").run()
-    assert any("not a branch, tag or commit" in e.value for e in at.error)
+    assert any("not a branch, tag or commit" in shown(e.value) for e in at.error)
     # the job itself is refused for a run folder, whatever the page does
     words, ps = ("love",), prompts.paper_prompts()[:1]
     with pytest.raises(Exception, match="a sweep takes a hub id"):

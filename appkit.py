@@ -117,6 +117,7 @@ def _trajectory(s: Store, run_key: str, corpus_name: str, n_movers: int = trajec
 
 _LOADERS = {
     "runs": lambda s: trajectory.runs(s),
+    "earlier_checkpoints": lambda s: trajectory.earlier_checkpoints(s),
     "trajectory": _trajectory,
     "unscored_words": _unscored_words,
     "rm_counts": _rm_counts,
@@ -435,6 +436,13 @@ def coverage_note(cov: pd.DataFrame, chosen) -> None:
         st.caption(md(note))
 
 
+def without_earlier_checkpoints(names: list) -> tuple[list, int]:
+    """The models minus the earlier checkpoints of swept runs (the family statistics' default)."""
+    earlier = cached("earlier_checkpoints")
+    kept = [m for m in names if m not in earlier]
+    return kept, len(names) - len(kept)
+
+
 def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str,
                    include: bool) -> list:
     """The models multiselect; ticking or unticking 'include incomplete' resets it to the
@@ -488,7 +496,11 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     with st.sidebar:
         include = include_incomplete_toggle(f"{prefix}-incomplete", cov, saved.get("include_incomplete", False))
         usable = names if include else [m for m in names if m not in set(_coverage.incomplete(cov))]
+        usable, n_earlier = without_earlier_checkpoints(usable)
         models_ = _models_picker(f"{prefix}-models", names, usable, label, saved, corpus_name, include)
+        if n_earlier:
+            st.caption(f"{n_earlier} earlier checkpoint(s) of swept training runs are not chosen by default (each "
+                       "run's last checkpoint is); Training dynamics follows them.")
         framing = st.multiselect("Framing", ["positive", "negative"], default=saved.get("framing", ["positive", "negative"]),
                                  key=f"{prefix}-framing",
                                  help="positive: best/greatest/good prompts; negative: worst/bad/terrible")

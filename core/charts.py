@@ -570,7 +570,8 @@ def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: s
         fam = fam_of.get(run)
         n_same = sum(1 for r in runs[:k] if fam_of.get(r) == fam)  # runs of one family: one colour, dashes differ
         dash = _RUN_DASHES[n_same % len(_RUN_DASHES)]
-        label = f"{_esc_str(_family.label(fam))} · {_esc_str(run)}"
+        fam_label = _family.label(fam)
+        label = _esc_str(run) if run == fam_label else f"{_esc_str(fam_label)} · {_esc_str(run)}"
         for i, fr in enumerate(frs):
             for j, cat in enumerate(cats):
                 g = points[(points["run"].astype(str) == run) & (points["framing"] == fr)
@@ -586,9 +587,10 @@ def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: s
     fig.update_yaxes(autorange="reversed")
     fig.update_yaxes(title_text=y_title, col=1)
     fig.update_xaxes(title_text=x_title, row=len(frs))
-    _style(fig, title, height=260 + 230 * len(frs))
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.12, x=0, xanchor="left"),
-                      margin=dict(t=80 if title else 50, b=90))
+    _style(fig, title, height=300 + 230 * len(frs))
+    # The legend at the very bottom of the figure, under the x-axis title (container units)
+    fig.update_layout(legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.01, x=0, xanchor="left"),
+                      margin=dict(t=80 if title else 50, b=110))
     return fig
 
 

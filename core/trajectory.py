@@ -69,6 +69,18 @@ def _no_checkpoints() -> pd.DataFrame:
     return pd.DataFrame(columns=["run_key", "run", "step", "model_key", "name", "revision", "family", "kind"])
 
 
+def earlier_checkpoints(store) -> set[str]:
+    """Names of swept checkpoints that are not their run's last: left out of the family
+    statistics by default (twenty checkpoints of one run are not twenty reward models), while
+    the run's final checkpoint stands for it. Training dynamics shows them all."""
+    ck = store.checkpoints()
+    if ck.empty:
+        return set()
+    last = ck.groupby("run_key")["step"].transform("max")
+    final = set(ck.loc[ck["step"] == last, "name"])
+    return set(ck.loc[ck["step"] < last, "name"]) - final
+
+
 def find_run(store, run: str) -> pd.DataFrame:
     """The stored checkpoints of `run` (a folder as given to `sweep`, or a hub id), by step."""
     from .sweep import run_key
@@ -196,21 +208,22 @@ def sentence(traj: Trajectory | dict) -> str:
     if len(cats) >= 2:
         c1, c2 = cats[0], cats[1]
         g0, g1 = a[c1] - a[c2], b[c1] - b[c2]   # > 0: c2 ranked better (a lower rank)
-        lead0 = c2 if g0 > 0 else c1
-        if round(abs(g0)) == 0:
-            text += f"; {c1} and {c2} started level and end {_places(g1)} apart"
-            if round(abs(g1)):
-                text += f" ({c2 if g1 > 0 else c1} ahead)"
-        elif g0 * g1 < 0:
-            text += (f"; the {lead0} lead of {_places(g0)} the first checkpoint had was reversed "
-                     f"({c2 if g1 > 0 else c1} ahead by {_places(g1)} at the end)")
+        lead0, lag0 = (c2, c1) if g0 > 0 else (c1, c2)
+        lead1 = c2 if g1 > 0 else c1
+        n0, n1 = round(abs(g0)), round(abs(g1))
+        if n0 == 0:
+            text += (f"; {c1} and {c2} started level and ended {_places(g1)} apart ({lead1} ahead)" if n1 else
+                     f"; {c1} and {c2} started and ended level")
+        elif n1 == 0:
+            text += f"; {lead0}'s lead over {lag0} of {_places(g0)} at the first checkpoint was gone at the last"
+        elif lead1 != lead0:
+            text += (f"; {lead0}'s lead over {lag0} of {_places(g0)} at the first checkpoint turned into a lead of "
+                     f"{_places(g1)} for {lead1} at the last")
         else:
             ratio = abs(g1) / abs(g0)
-            change = ("shrank by half" if 0.4 <= ratio <= 0.6 else "shrank" if ratio < 1 else
-                      "doubled" if 1.8 <= ratio <= 2.2 else "grew" if ratio > 1 else "stayed the same")
-            if abs(ratio - 1) < 0.05:
-                change = "stayed about the same"
-            text += f"; the {lead0} lead of {_places(g0)} the first checkpoint had {change} (to {_places(g1)})"
+            how = ("shrank by half" if 0.4 <= ratio <= 0.6 else "doubled" if 1.8 <= ratio <= 2.2 else
+                   "stayed about the same" if abs(ratio - 1) < 0.1 else "shrank" if ratio < 1 else "grew")
+            text += f"; {lead0}'s lead over {lag0} {how}, from {_places(g0)} at the first checkpoint to {n1} at the last"
     return text + "."
 
 

@@ -95,6 +95,8 @@ def headline() -> None:
     cov = ak.model_coverage("big2-nouns")
     include = ak.include_incomplete_toggle("home-incomplete", cov)
     chosen = None if include else cov.loc[cov["complete"].astype(bool), "model"].tolist() or None
+    if ak.cached("earlier_checkpoints"):  # a swept run counts once, by its last checkpoint
+        chosen = ak.without_earlier_checkpoints(chosen if chosen is not None else cov["model"].tolist())[0] or None
     result = ak.figure1("big2-nouns", chosen)
     if result is None or not result.family_means:
         ak.empty_state("No reward-model scores on the Big Two nouns yet.",

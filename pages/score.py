@@ -310,7 +310,8 @@ def sweep_form() -> None:
         return
     st.dataframe(pd.DataFrame([{"step": c.step, "checkpoint": c.name if not shared or c.revision else Path(c.name).name,
                                 "tokenizer": "run folder" if c.tokenizer else "its own",
-                                "kind": "LoRA/PEFT adapter" if c.adapter else "full weights"}
+                                "kind": ("seen when loaded" if c.revision else
+                                         "LoRA/PEFT adapter" if c.adapter else "full weights")}
                                for c in chosen.checkpoints]), hide_index=True, width="stretch")
     corpus = ak.corpus_picker("sw-corpus")
     plist = prompt_set("sw")

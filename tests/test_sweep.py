@@ -136,6 +136,20 @@ def test_trajectory_text_and_stored_names(swept, tiny_run, forty_words, capsys):
     one_line_error(rc, err, "no swept checkpoints stored")
 
 
+def test_family_statistics_count_a_run_once_by_its_last_checkpoint(swept, tiny_run, forty_words, capsys):
+    """Three checkpoints of one run are not three reward models: `analyze` (and the app's
+    default selection) leaves the earlier ones out unless they are named."""
+    db, _, _ = swept
+    rc, out, err = run_cli(capsys, "analyze", "--corpus", forty_words[0], "--db", db, "--json", "--permutations", "10")
+    assert rc == 0 and "2 earlier checkpoint(s) of swept training runs left out" in err
+    models_ = {m["model"] for m in json.loads(out)["median_ranks"]}
+    assert models_ == {str(tiny_run / "checkpoint-300")}
+    assert trajectory.earlier_checkpoints(Store(db)) == {str(tiny_run / f"checkpoint-{s}") for s in (100, 200)}
+    rc, out, err = run_cli(capsys, "analyze", "--corpus", forty_words[0], "--db", db, "--json", "--permutations", "10",
+                           "--models", ",".join(str(tiny_run / f"checkpoint-{s}") for s in (100, 300)))
+    assert rc == 0 and len({m["model"] for m in json.loads(out)["median_ranks"]}) == 2
+
+
 def test_a_run_is_tokenized_and_planned_once_not_per_checkpoint(tiny_run, six_prompts, forty_words, tmp_path,
                                                                  monkeypatch):
     """Three checkpoints, one tokenizer: each (prompt, word) is rendered and tokenized once and
@@ -244,8 +258,12 @@ def test_sentence_in_words():
            for s, c, v in [(1, "Agency", 140.0), (1, "Communion", 120.0), (9, "Agency", 128.0), (9, "Communion", 118.0)]]
     text = trajectory.sentence({"points": pts})
     assert text == ("Over training (steps 1 to 9), Agency words rose 12 places and Communion words rose 2 places on "
-                    "positive prompts; the Communion lead of 20 places the first checkpoint had shrank by half "
-                    "(to 10 places).")
+                    "positive prompts; Communion's lead over Agency shrank by half, from 20 places at the first "
+                    "checkpoint to 10 at the last.")
+    pts[2]["value"] = 110.0  # Agency ends 8 places ahead
+    assert trajectory.sentence({"points": pts}).endswith(
+        "; Communion's lead over Agency of 20 places at the first checkpoint turned into a lead of 8 places for "
+        "Agency at the last.")
 
 
 def test_lora_adapter_checkpoints_load_through_peft(tiny_llama_lm, six_prompts, tmp_path, capsys):

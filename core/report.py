@@ -107,7 +107,19 @@ def table_html(df: pd.DataFrame, max_rows: int = 500) -> str:
         if pd.api.types.is_float_dtype(d[c]):
             d[c] = d[c].map(lambda v: "" if pd.isna(v) else (f"{v:.3g}" if abs(v) < 0.01 and v != 0 else f"{v:.2f}"))
     more = f"<p>… {len(df) - max_rows} more rows in the CSV download.</p>" if len(df) > max_rows else ""
-    # Cells break only between words; a table wider than the page scrolls sideways in its own
-    # box (letting cells break anywhere squeezed columns to one letter: 'Corp us', '0.9 5').
-    return f'<div class="table-scroll" style="overflow-x:auto">{d.to_html(index=False, escape=True, border=0)}</div>{more}'
+    # A cell stays on one line (a name or number broken as 'Corp us', '0.9 5' or 'big2- nouns'
+    # reads wrong); only sentences wrap, in a readable width. A table wider than the page
+    # scrolls sideways in its own box.
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in d.columns)
+    rows = "".join("<tr>" + "".join(_cell(v) for v in r) + "</tr>" for r in d.itertuples(index=False))
+    return (f'<div class="table-scroll" style="overflow-x:auto"><table style="white-space:nowrap">'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>{more}")
+
+
+def _cell(value) -> str:
+    missing = value is None or (pd.api.types.is_scalar(value) and pd.isna(value))
+    text = "" if missing else str(value)
+    wrap = len(text) > 40 and " " in text.strip()
+    return (f'<td style="white-space:normal;min-width:18rem">{html.escape(text)}</td>' if wrap
+            else f"<td>{html.escape(text)}</td>")
 

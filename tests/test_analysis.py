@@ -156,6 +156,20 @@ def test_one_family_gives_message_not_exception():
     json.dumps(res.to_json(), allow_nan=False)
 
 
+def test_one_model_per_family_on_one_prompt_per_framing_says_why_no_mixed_model():
+    """Issue 21's road: two tiny models (one per family) scored on two prompts gave Compare a
+    'math domain error' — 8 medians for 8 fixed effects leave no residual degrees of freedom."""
+    words = pd.DataFrame({"word": list("abcdef"), "category": list("XXXYYY")})
+    scores = synthetic_scores({"g1": "gemma", "l1": "llama"}, list("abcdef"), ["best_ever_one", "worst_ever_one"])
+    res = analysis.figure1(scores, words, corpus="toy", permutations=100, bootstrap=50)
+    assert res.mixed_model.terms == [] and "no residual degrees of freedom" in res.mixed_model.note
+    assert res.family_tests is not None and len(res.median_ranks) == 2 * 2 * 2
+    from core import wording
+    assert "no family interaction term" in wording.mixed_model_sentence(res)
+    assert analysis.summary_text(res)
+    json.dumps(res.to_json(), allow_nan=False)
+
+
 def test_user_corpus_three_categories_three_families():
     cats = ["Alpha", "Beta", "Gamma"]
     words = pd.DataFrame({"word": [f"w{i}" for i in range(30)], "category": [cats[i % 3] for i in range(30)]})

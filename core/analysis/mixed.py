@@ -101,6 +101,7 @@ def reml_random_intercept(y: np.ndarray, X: np.ndarray, groups: np.ndarray) -> d
     def neg_reml(log_g):
         g = math.exp(log_g)
         beta, A, rss = solve(g)
+        rss = max(rss, 1e-12 * max(yty, 1.0))  # an exact fit (rss 0) would stop the search, not end it
         return 0.5 * ((n - p) * math.log(rss / (n - p)) + np.sum(np.log1p(g * n_i))
                       + np.linalg.slogdet(A)[1])
 
@@ -123,6 +124,9 @@ def mixed_model(med: pd.DataFrame) -> MixedModel:
     X, names, dropped = drop_aliased(X, names)
     y = d["median_rank"].to_numpy(float)
     groups = d["_key"].astype(str).to_numpy()
+    if len(y) <= X.shape[1]:  # e.g. one model per family on one prompt per framing: nothing left to estimate error
+        return MixedModel([], {}, list(dropped), f"not fitted: {len(y)} medians for {X.shape[1]} terms leave no "
+                          "residual degrees of freedom; score more prompts or models")
     fit = reml_random_intercept(y, X, groups)
     est, se = fit["beta"], fit["se"]
     df = nlme_df(X, names, groups)

@@ -618,6 +618,9 @@ def movers_figure(movers: pd.DataFrame, title: str | None = None, colors: dict |
             hovertemplate="<b>%{y}</b><br>" + _esc_str(c) + "<br>rank %{customdata[0]:.1f} → %{customdata[1]:.1f}"
                           "<br>change %{x:+.1f}<extra></extra>"))
     fig.add_vline(x=0, line_width=1, line_color="#444")
+    for text, side in (("preferred late in training →", "left"), ("← preferred early in training ", "right")):
+        fig.add_annotation(text=text, xref="x", x=0, yref="paper", y=1.0, yanchor="bottom", showarrow=False,
+                           xanchor=side, font=dict(size=11, color="#555"))
     fig.update_yaxes(categoryorder="array", categoryarray=order, autorange="reversed", title=None)
     fig.update_xaxes(title="Rank change (first − last checkpoint; > 0 = preferred later in training)")
     _style(fig, title, height=max(320, 40 + 24 * len(d)))

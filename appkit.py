@@ -139,6 +139,14 @@ def display_name(name) -> str:
     return cached("display_names").get(str(name)) or catalog.display_names([name])[str(name)]
 
 
+def models_help(names) -> str:
+    """A picker's help (the ? beside it): each short name with the full id behind it (a
+    server folder by its name only on a shared server)."""
+    full = report.public_model_name if settings.shared() else str
+    return "Full ids of the short names shown:\n\n" + "\n".join(
+        f"- {md(display_name(n))}: {md(full(n))}" for n in names)
+
+
 def model_label(name, family=None) -> str:
     """A model's short name with its family where the name does not say it ('my-rm (Llama)')."""
     return catalog.model_label(display_name(name), family)
@@ -454,10 +462,10 @@ def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict
     fmt = lambda m: model_label(m, label.get(m))  # noqa: E731
     if key in st.session_state:
         st.session_state[key] = [m for m in st.session_state[key] if m in names]
-        return st.multiselect("Reward models", names, format_func=fmt, key=key)
+        return st.multiselect("Reward models", names, format_func=fmt, key=key, help=models_help(names))
     same = saved.get("corpus") == corpus_name and saved.get("include_incomplete", False) == include
     default = [m for m in saved.get("models", usable) if m in names] if same else usable
-    return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key)
+    return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key, help=models_help(names))
 
 
 def offensive_filter(key: str, vocab, where: str = "this corpus",

@@ -116,5 +116,5 @@ def display_names(names) -> dict[str, str]:
 def model_label(short: str, family) -> str:
     """A short name with its base family where the name does not already say it:
     'GRM Gemma 2 2B', 'my-rm (Llama)'."""
-    fam = _family.label(family)
+    fam = _family.label(family) if _family.display(family) else "Unknown"  # None is no family, not 'None'
     return short if fam == "Unknown" or fam.casefold() in short.casefold() else f"{short} ({fam})"

@@ -20,7 +20,8 @@ def main() -> None:
                        "Import the paper's published results on the Home page, or score models.", "pages/home.py", "Home")
         return
     c1, c2 = st.columns(2)
-    a = c1.selectbox("Model A", sel["models"], format_func=ak.display_name, key="pair-a")
+    a = c1.selectbox("Model A", sel["models"], format_func=ak.display_name, key="pair-a",
+                     help=ak.models_help(sel["models"]))
     b = c2.selectbox("Model B", [m for m in sel["models"] if m != a], format_func=ak.display_name, key="pair-b")
     name_a, name_b = ak.display_name(a), ak.display_name(b)
     ranks = audit_ui.selection_ranks(sel)

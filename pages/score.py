@@ -336,7 +336,9 @@ def start_form() -> None:
     kind = st.radio("Kind", ["rm", "lm"], horizontal=True, key="score-kind",
                     format_func=lambda k: {"rm": "Reward models (score answers)",
                                            "lm": "Language models (log-probability of answers)"}[k])
-    names = st.multiselect("Models", model_choices(kind), key="score-models", format_func=ak.display_name,
+    choices = model_choices(kind)
+    names = st.multiselect("Models", choices, key="score-models", format_func=ak.display_name,
+                           help=ak.models_help(choices),
                            placeholder="choose from the paper's models or those you added")
     label = "…or another Hugging Face id" if settings.shared() else "…or another hub id / local folder"
     extra = st.text_input(label, key="score-extra", max_chars=200,

@@ -86,3 +86,19 @@ def test_report_builds_the_audit_download(app_db):
     assert not at.exception, at.exception
     assert at.session_state["audit-doc"].startswith(b"<!doctype html>")
     assert b"Provenance" in at.session_state["audit-doc"]
+
+
+def test_model_pickers_show_short_unique_names_with_the_full_ids_on_hover(app_db):
+    """Issue 21: three chips read 'Skywork/Skywork-…'. The sidebar picker labels each model by
+    its short name (the values stay the full ids) and its help lists the full id behind each."""
+    from tests.support import shown
+    at = _page("compare.py")
+    picker = at.multiselect(key="cmp-models")
+    labels = picker.options  # as the browser lists them (format_func applied)
+    assert len(set(labels)) == len(labels) == 10
+    assert len({lb[:17] for lb in labels}) == 10  # distinct within what a chip shows
+    assert "Skywork/Skywork-Reward-Gemma-2-27B-v0.2" in picker.value
+    assert "Skywork v0.2 Gemma 2 27B" in labels and not any("/" in lb for lb in labels)
+    help_text = shown(picker.help)
+    assert "- Skywork v0.2 Gemma 2 27B: Skywork/Skywork-Reward-Gemma-2-27B-v0.2" in help_text
+    assert "- Skywork Gemma 2 27B: Skywork/Skywork-Reward-Gemma-2-27B" in help_text

@@ -41,3 +41,4 @@ def test_display_names_are_short_unique_and_never_a_server_path():
     assert not any("/srv" in s for s in shown.values())
     assert catalog.model_label("solo-rm", "llama") == "solo-rm (Llama)"
     assert catalog.model_label("tiny-llama-rm (1)", "llama") == "tiny-llama-rm (1)"
+    assert catalog.model_label("solo-rm", None) == catalog.model_label("solo-rm", float("nan")) == "solo-rm"

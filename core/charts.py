@@ -279,7 +279,7 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
                       titles: tuple[str, str] = ("Most preferred", "Least preferred")) -> go.Figure:
     """Two horizontal bar charts side by side: the most and the least preferred words
     (`titles` for negative prompts, where rank 1 is the favourite answer to 'the worst thing')."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[wrap_title(t, 24) for t in titles], horizontal_spacing=0.18)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[wrap_title(t, 24) for t in titles], horizontal_spacing=0.06)
     col = color or "#0064E0"
     for i, (df, shade) in enumerate(((top, col), (bottom, "#9E9E9E")), 1):
         if df is None or df.empty:
@@ -290,6 +290,10 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
                       row=1, col=i)
     n = max(len(top) if top is not None else 0, len(bottom) if bottom is not None else 0)
     fig.update_xaxes(title_text=value.replace("_", " "))
+    # The second panel's words on its right: between the panels they ran into the first's bars
+    # on a narrow window. Each side's margin grows to its longest word.
+    fig.update_yaxes(automargin=True)
+    fig.update_yaxes(side="right", row=1, col=2)
     fig.update_annotations(font_size=14)
     _style(fig, title, height=max(320, 26 * n + 120))
     return fig.update_layout(margin=dict(t=fig.layout.margin.t + 20))  # room for a two-line panel title

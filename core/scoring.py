@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import pandas as pd
 
-from .engines import ENGINES, ScoringError, make_engine, with_oom_backoff  # noqa: F401 - public here too
+from .engines import ENGINES, Engine, ScoringError, make_engine, with_oom_backoff  # noqa: F401 - public here too
 from .engines.forward import (lm_forward, pooling_pad_id, reward_from_output, rm_forward,  # noqa: F401
                               text_config)
 from .engines.naive import NaiveEngine  # noqa: F401
@@ -64,6 +64,56 @@ class ScoreResult:
     check: dict | None = None  # the run's measurement checks (core.checks), when they ran
 
 
+# -- where a job writes ----------------------------------------------------------------------
+class ScoreSink(Protocol):
+    """What `run` writes to: the three methods of core.store.Store that scoring needs.
+    `Store` (the DuckDB file) is the sink of the CLI, the app and Ray; `MemorySink` keeps
+    rows in memory, for a notebook or a machine without duckdb (bench/gpu.py)."""
+
+    def upsert_model(self, model_key: str, name: str, kind: str, family: str | None,
+                     display_name: str | None = None, revision: str | None = None,
+                     source: str = "scored", n_params: int | None = None) -> None: ...
+
+    def existing(self, model_key: str, kind: str) -> set[tuple[str, str]]: ...
+
+    def add_scores(self, model_key: str, kind: str, rows: pd.DataFrame) -> int: ...
+
+
+class MemorySink:
+    """Scores in memory with the store's rules: keyed by (model key, kind, prompt text,
+    answer), the first write wins, so a rerun into the same sink adds only what is missing."""
+
+    def __init__(self):
+        self.models: dict[str, dict] = {}
+        self._rows: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+
+    def upsert_model(self, model_key, name, kind, family, display_name=None, revision=None, source="scored",
+                      n_params=None) -> None:
+        self.models[model_key] = dict(name=name, kind=kind, family=family, display_name=display_name,
+                                      revision=revision, source=source, n_params=n_params)
+
+    def existing(self, model_key: str, kind: str) -> set[tuple[str, str]]:
+        return {(p, r) for k, kd, p, r in self._rows if k == model_key and kd == kind}
+
+    def add_scores(self, model_key: str, kind: str, rows: pd.DataFrame) -> int:
+        added = 0
+        for pid, prompt, response, value in zip(rows["prompt_id"].astype(str), rows["prompt"].astype(str),
+                                                rows["response"].astype(str), rows["value"].astype(float)):
+            key = (model_key, kind, prompt, response)
+            if key not in self._rows:
+                self._rows[key] = (pid, float(value))
+                added += 1
+        return added
+
+    def scores(self) -> pd.DataFrame:
+        """Every row: model_key, kind, prompt_id, prompt, response, value."""
+        return pd.DataFrame([(k, kd, pid, p, r, v) for (k, kd, p, r), (pid, v) in self._rows.items()],
+                            columns=["model_key", "kind", "prompt_id", "prompt", "response", "value"])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 # -- the job -------------------------------------------------------------------------------
 COMMIT_SHARE = 0.05     # at most this share of a job's time goes to commits ...
 COMMIT_GAP_MAX = 5.0    # ... unless commits are so slow that work would wait longer than this (s)
@@ -100,18 +150,20 @@ def missing_pairs(store, key: str, kind: str, prompts: Sequence[Prompt], words: 
     return todo, cached
 
 
-def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[str], *,
-        engine: str = "cached", batch_size: int = 32, on_progress: Callable[[Progress], None] | None = None,
+def run(store: ScoreSink, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[str], *,
+        engine: str | Engine = "cached", batch_size: int = 32, on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None, commit_interval: float = 0.5,
         tokens=None) -> ScoreResult:
-    """Score every missing (prompt, word) pair and commit as batches finish.
+    """Score every missing (prompt, word) pair into `store` (a `ScoreSink`: the DuckDB
+    `Store`, or `MemorySink`) and commit as batches finish.
 
     `tokens` (an engines.tokens.TokenMemo) is shared by the checkpoints of a training run
     (core/sweep.py): their token ids and prefix plans are computed once per run.
 
     Rows are written in short transactions (batches finishing within `commit_interval`
     seconds share one), so a job stopped at any moment keeps all committed work and a
-    rerun computes only what is missing. A commit opens, writes and closes the file
+    rerun computes only what is missing. `engine` is a name from ENGINES or an engine
+    already made (e.g. `CachedEngine(loaded, self_check=False)`). A commit opens, writes and closes the file
     (tens of ms), so commits are also spaced to take at most ~5 % of the time
     (`commit_gap`): per batch they cost a fast engine a sixth of its time."""
     from . import limits
@@ -125,10 +177,12 @@ def run(store, loaded: LoadedModel, prompts: Sequence[Prompt], words: Sequence[s
                        loaded.revision, "scored", loaded.n_params)
     todo, cached = missing_pairs(store, loaded.key, loaded.kind, prompts, words)
     total = sum(len(v) for v in todo.values())
-    result = ScoreResult(new=0, cached=cached, skipped=skipped, engine=engine, model_key=loaded.key,
+    if not isinstance(engine, str):
+        eng = engine
+    else:
+        eng = make_engine(engine, loaded) if tokens is None else make_engine(engine, loaded, tokens)
+    result = ScoreResult(new=0, cached=cached, skipped=skipped, engine=eng.name, model_key=loaded.key,
                          model_name=loaded.name)
-    eng = make_engine(engine, loaded) if tokens is None else make_engine(engine, loaded, tokens)
-    result.engine = eng.name
     start = time.monotonic()
     if on_progress:  # a large corpus takes a while to prepare: show the total at once
         on_progress(Progress(0, total, 0, cached, 0.0, "preparing", eng.name, batch_size))

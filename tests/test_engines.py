@@ -204,6 +204,21 @@ def test_self_check_failure_falls_back_to_naive(request, fixture, kind):
     assert worst(got, collect(NaiveEngine(lm), PROMPTS[0].text, words, 4)) <= 1e-5
 
 
+def test_self_check_off_keeps_the_cached_values_and_a_job_takes_a_made_engine(tiny_llama_rm):
+    """CachedEngine(self_check=False) (diagnosis only) never recomputes with naive, so a wrong
+    cached path is not caught: its values come out as they are. scoring.run takes such an
+    engine instance as well as a name."""
+    lm = load(tiny_llama_rm, "rm")
+    words = words_for(12)
+    naive = collect(NaiveEngine(lm), PROMPTS[0].text, words, 4)
+    eng = CachedEngine(lm, runner=OffRunner(lm), self_check=False)
+    sink = scoring.MemorySink()
+    res = scoring.run(sink, lm, PROMPTS[:1], words, engine=eng, batch_size=4)
+    assert res.engine == "cached" and res.notes == [] and res.new == len(words)
+    got = dict(zip(sink.scores()["response"], sink.scores()["value"]))
+    assert max(abs(got[w] - naive[w] - 0.5) for w in words) <= 1e-5  # OffRunner's +0.5, unchecked
+
+
 def test_exception_in_cached_forward_falls_back(tiny_gemma_rm):
     lm = load(tiny_gemma_rm, "rm")
     eng = CachedEngine(lm, runner=BrokenRunner(lm))

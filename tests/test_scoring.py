@@ -96,6 +96,33 @@ def test_resume_after_interrupted_job(tiny_llama_rm, db):
         assert r.value == pytest.approx(ref[(r.prompt, r.response)], abs=1e-5)
 
 
+def test_memory_sink_takes_a_job_as_the_store_does(tiny_llama_rm):
+    """scoring.run into scoring.MemorySink (no database): every row once, values equal to the
+    plain scorer, a stopped job resumed into the same sink adds exactly what is missing."""
+    loaded = models.load(str(tiny_llama_rm), "rm", device="cpu")
+    ps = _prompt_subset(2)
+    sink = scoring.MemorySink()
+    calls = {"n": 0}
+
+    def stop_after_one_batch():
+        calls["n"] += 1
+        return True
+
+    first = scoring.run(sink, loaded, ps, WORDS, engine="cached", batch_size=4, should_stop=stop_after_one_batch)
+    assert first.stopped and 0 < first.new == len(sink) < len(ps) * len(WORDS)
+    second = scoring.run(sink, loaded, ps, WORDS, engine="cached", batch_size=4)
+    assert (second.new, second.cached) == (len(ps) * len(WORDS) - first.new, first.new)
+    assert scoring.run(sink, loaded, ps, WORDS, engine="naive", batch_size=3).new == 0
+    got = sink.scores()
+    assert set(got["model_key"]) == {loaded.key} and set(got["kind"]) == {"rm"}
+    assert sink.models[loaded.key]["name"] == loaded.name
+    ref = plain_rm_scores(tiny_llama_rm, [(p.text, w) for p in ps for w in WORDS])
+    assert sorted(zip(got.prompt, got.response)) == sorted(ref)
+    for r in got.itertuples():
+        assert r.value == pytest.approx(ref[(r.prompt, r.response)], abs=1e-5)
+        assert r.prompt_id == {p.text: p.prompt_id for p in ps}[r.prompt]
+
+
 def test_identity_is_path_plus_weights_hash(tiny_llama_rm, tmp_path):
     import shutil
     k1 = models.model_key(str(tiny_llama_rm))

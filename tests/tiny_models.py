@@ -41,27 +41,34 @@ SPECIALS = {
 }
 
 
-def _training_text() -> list[str]:
-    """Words and prompts so the tokenizer splits some words and keeps others whole."""
+def _training_text(corpus: Sequence[str] | None = None) -> list[str]:
+    """Words and prompts so the tokenizer splits some words and keeps others whole: every
+    other word of `corpus` (default: the Big Two nouns, through corpora.load)."""
     from core import prompts
     words = ["love", "freedom", "power", "kindness", "success", "family", "truth", "honor", "wisdom",
              "Cutting Knowledge Date December Today Date Jul", "system user assistant model"]
-    try:  # every other Big Two noun: the rest split into several tokens
-        from core import corpora
-        words += corpora.load("big2-nouns").vocabulary[::2]
-    except Exception:  # noqa: BLE001 - without paper data, the short list above will do
-        pass
+    if corpus is not None:
+        words += list(corpus)[::2]
+    else:
+        try:  # every other Big Two noun: the rest split into several tokens
+            from core import corpora
+            words += corpora.load("big2-nouns").vocabulary[::2]
+        except Exception:  # noqa: BLE001 - without paper data, the short list above will do
+            pass
     return [p.text for p in prompts.paper_prompts()] * 3 + words
 
 
 def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = None, pre_tokenize: bool = True,
-                   add_bos: bool = False, llama3_split: bool = False, extra_text: Sequence[str] = ()):
+                   add_bos: bool = False, llama3_split: bool = False, extra_text: Sequence[str] = (),
+                   corpus: Sequence[str] | None = None):
     """add_bos: a post-processor that prepends BOS when add_special_tokens=True, as Llama 3's
     and Gemma's real tokenizers do (so encoding a chat-templated text *with* special tokens
     doubles the BOS, the most common reward-model scoring bug). llama3_split: Llama 3's own
     pre-tokenizer (its split regex, then byte-level), so newlines, digits and the
     template/answer boundary split as in the real tokenizer; extra_text: more training
-    text (e.g. the template's fixed lines, so they take as few tokens as in Llama 3)."""
+    text (e.g. the template's fixed lines, so they take as few tokens as in Llama 3);
+    corpus: the answer words to learn every other one of (default: the Big Two nouns, which
+    corpora.load reads from the paper's data or downloads; bench/gpu.py, offline, passes its own)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     sp = SPECIALS[arch]
@@ -78,7 +85,7 @@ def make_tokenizer(arch: str, vocab_size: int = 1000, template: str | None = Non
     specials = [sp["bos"], sp["eos"], sp["pad"], *sp["extra"]]
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(_training_text() + list(extra_text), trainer)
+    tok.train_from_iterator(_training_text(corpus) + list(extra_text), trainer)
     if add_bos:
         bos = (sp["bos"], tok.token_to_id(sp["bos"]))
         tok.post_processor = processors.TemplateProcessing(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import gc
 import json
 import logging
@@ -201,6 +202,7 @@ def make_config(shape_name: str, tokenizer=None, dry: bool = False):
     return cls(**kw)
 
 
+@functools.lru_cache(maxsize=None)
 def param_counts(shape_name: str) -> dict:
     """Parameters of the RM (total and without the embedding), counted on the meta device."""
     import torch
@@ -225,13 +227,15 @@ def build_tokenizer(shape_name: str, words: list[str]):
 
 def build_model(shape_name: str, tokenizer, device: str, dtype, dry: bool):
     """A random-weight RM of the shape, built on the device. Weights: linear layers N(0, 1/fan_in),
-    so activations stay of order one through every layer (transformers' default std 0.02 makes
-    the answer's effect on the pooled token vanish); the score head gives rewards of spread ~4."""
+    so activations stay of order one through every layer at any width (transformers' std 0.02 is
+    that only near a width of 2,500: the dry run's narrow models would fade); embeddings of unit
+    scale as the model reads them; the score head 4x, for rewards of spread of a few units."""
     import torch
     from transformers import AutoModelForSequenceClassification
     cfg = make_config(shape_name, tokenizer, dry)
-    with torch.device(device):
+    with torch.device(device):  # built where it runs: 16 GB of weights never pass through the CPU
         model = AutoModelForSequenceClassification.from_config(cfg, dtype=dtype)
+    model.to(device)
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -622,6 +626,7 @@ def check_model(clock: Clock, rep: Report, args, shape_name: str, prompts, words
                       f"{o.get('rows_stored')}/{o.get('rows_expected')} rows stored"
                       + (f", error {o['error']}" if "error" in o else ""))
             rep.stage(clock, f"{shape_name}: oom {engine}")
+            made = None  # an engine holds the model: none may outlive this stage
     values.clear()
 
     # the real loader: save_pretrained, then core.models.load (safetensors, identity hash)
@@ -706,8 +711,53 @@ def projection(rep: Report, batch_size: int) -> dict:
 
 
 # -- the report ---------------------------------------------------------------------------------
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
+
+
 def _f(x, fmt="{:,.1f}", none="–"):
     return none if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def summary(d: dict) -> list[str]:
+    """The figures the issue asks for, one line each."""
+    out = []
+    for r in d.get("models", {}).values():
+        runs = r.get("runs", [])
+        best = {}
+        for run in runs:
+            kind = run["ran_as"]
+            if kind not in best or run["rows_per_s"] > best[kind]["rows_per_s"]:
+                best[kind] = run
+        parts = [f"{k} {v['rows_per_s']:,.0f} rows/s ({v['tokens_per_s']:,.0f} tokens/s, batch {v['batch_size']}, "
+                 f"peak {_f(v.get('peak_gib'), '{:.1f}')} GiB)" for k, v in sorted(best.items())]
+        line = f"- **{r['label']}**, {_n(len(r['prompts']), 'prompt')} x {r['words']} words: " + "; ".join(parts)
+        if "cached" in best and best["cached"].get("share_of_peak") is not None:
+            line += (f"; the cached engine reaches {best['cached']['share_of_peak']:.1%} of the bf16 peak "
+                     f"({best['cached']['share_of_gemm']:.1%} of the measured matrix-product rate)")
+        if r.get("speedup"):
+            line += f"; {r['speedup']:.1f}x over naive at batch {runs[0]['batch_size']}"
+        if r.get("load_s"):
+            line += f"; loaded from disk in {r['load_s']:.1f} s"
+        a = next((v for k, v in r.get("agreement", {}).items() if k.startswith("cached vs naive")), None)
+        if a and a.get("rows"):
+            line += (f"; cached vs naive max |difference| {a['max_abs']:.3g} (relative {a['max_rel']:.3g}: "
+                     f"{'within' if a['within_tolerance'] else 'OVER'} the 2e-2 tolerance)")
+        if any(run["engine"] == "cached" and run["ran_as"] != "cached" for run in runs):
+            line += "; **the cached engine's self-check fell back to naive**"
+        for o in r.get("oom", []):
+            line += (f"; OOM back-off {o['engine']}: " + ("FAILED" if "error" in o else
+                     f"{o['backoffs']} back-offs, {o['rows_stored']:,}/{o['rows_expected']:,} rows "
+                     f"{'ok' if o['ok'] else 'NOT OK'}"))
+        out.append(line)
+    pr = d.get("projection")
+    if pr and pr.get("total_s"):
+        big = d.get("projection_big_batch") or {}
+        out.append(f"- the paper's whole Big Two run (10 RMs x 14,202 rows) on this device: about "
+                   f"**{pr['total_s'] / 60:,.1f} min** at batch {pr['batch_size']}"
+                   + (f", {big['total_s'] / 60:,.1f} min at batch {big['batch_size']}" if big.get("total_s") else "")
+                   + " (loads included, downloads not)")
+    return out or ["- nothing measured yet"]
 
 
 def markdown(d: dict) -> str:
@@ -718,6 +768,7 @@ def markdown(d: dict) -> str:
     if d.get("dry_run"):
         L += ["Dry run: CPU, 2 narrow layers per model, few prompts, a simulated memory cap. It checks that the "
               "code path runs; its rates say nothing about a GPU.", ""]
+    L += ["## Summary", ""] + summary(d) + [""]
     L += ["## Machine", "", f"- device: {m.get('gpu', m.get('device'))}"
           + (f", {_f(m.get('gpu_memory_gib'))} GiB, compute capability {m.get('capability')}, CUDA {m.get('cuda')}"
              if m.get("gpu") else ""),
@@ -728,12 +779,13 @@ def markdown(d: dict) -> str:
     if data:
         L += ["## Data", "", f"- words: {data.get('words_note')}", f"- prompts: {data.get('prompts_note')}",
               f"- models: {data.get('models_note')}", ""]
-    for name, r in d.get("models", {}).items():
+    for r in d.get("models", {}).values():
         t = r.get("tokens", {})
         p = r.get("params", {})
-        L += [f"## {r['label']} ({len(r['prompts'])} prompts x {r['words']} words)", "",
+        L += [f"## {r['label']} ({_n(len(r['prompts']), 'prompt')} x {r['words']} words)", "",
               f"- {_f(p.get('total', 0) / 1e9, '{:.2f}')} B parameters ({_f(p.get('non_embedding', 0) / 1e9, '{:.2f}')} B "
-              f"without the embedding), {r.get('config', {}).get('layers')} layers, {_f(r.get('weights_gib'))} GiB; "
+              f"without the embedding), {r.get('config', {}).get('layers')} layers, {_f(r.get('weights_gib'))} GiB, "
+              f"attention {r.get('config', {}).get('attn_implementation')} (the model's default); "
               f"built in {_f(r.get('build_s'))} s; saved in {_f(r.get('save_s'))} s and loaded by `models.load` in "
               f"{_f(r.get('load_s'))} s",
               f"- tokens: {_f(t.get('full_per_row'))} per full row; the cached engine runs a {_f(t.get('prefix_per_prompt'))}"

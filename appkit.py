@@ -348,13 +348,13 @@ def family_legend(families) -> None:
 
 def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
     """CSV (spreadsheet-safe) and Parquet buttons for one table."""
-    c1, c2, _ = st.columns([1, 1, 4])
-    c1.download_button("CSV", export.to_csv_bytes(df), f"{stem}.csv", "text/csv", key=f"{key}-csv")
+    row = st.container(horizontal=True)  # buttons as wide as their labels, not 'Par…' in a narrow column
+    row.download_button("CSV", export.to_csv_bytes(df), f"{stem}.csv", "text/csv", key=f"{key}-csv")
     try:
-        c2.download_button("Parquet", export.to_parquet_bytes(df), f"{stem}.parquet",
-                           "application/octet-stream", key=f"{key}-pq")
+        row.download_button("Parquet", export.to_parquet_bytes(df), f"{stem}.parquet",
+                            "application/octet-stream", key=f"{key}-pq")
     except Exception:  # noqa: BLE001 - pyarrow missing: CSV is enough
-        c2.caption("Parquet needs pyarrow")
+        row.caption("Parquet needs pyarrow")
 
 
 def corpus_picker(key: str, label: str = "Corpus", default: str = "big2-nouns") -> str:

@@ -299,6 +299,17 @@ def top_bottom_figure(top: pd.DataFrame, bottom: pd.DataFrame, value: str = "ran
     return fig.update_layout(margin=dict(t=fig.layout.margin.t + 20))  # room for a two-line panel title
 
 
+def category_counts_figure(words: pd.DataFrame) -> go.Figure:
+    """Distinct words per category of a corpus, as horizontal bars (the Corpora page)."""
+    counts = words.groupby("category")["word"].nunique().sort_values()
+    fig = go.Figure(go.Bar(x=counts.values, y=_esc(list(counts.index)), orientation="h", marker_color="#0064E0",
+                           text=counts.values, textposition="outside", cliponaxis=False,
+                           hovertemplate="%{y}: %{x} words<extra></extra>"))
+    fig.update_layout(xaxis=dict(title="words", nticks=4), yaxis=dict(automargin=True))  # names never cut off
+    _style(fig, height=max(200, 36 * len(counts) + 80))
+    return fig.update_layout(margin=dict(l=10, r=40, t=20, b=50))
+
+
 def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None) -> go.Figure:
     """One word's mean rank per model (with the spread over prompts), coloured by family."""
     if ranks is None or ranks.empty:

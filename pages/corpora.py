@@ -2,29 +2,17 @@
 upload a CSV / LIWC .dic / .dicx with validation and a preview before saving it."""
 from __future__ import annotations
 
-import plotly.graph_objects as go
 import streamlit as st
 
 import appkit as ak
-from core import corpora, settings, wording
+from core import charts, corpora, settings, wording
 from core.errors import one_line
 from core.escape import markdown as md
-from core.escape import plotly as esc
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
 LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
 `.dicx` (`DicTerm` column plus one column per category marked `X`). UTF-8, at most
 {mb} MB. Wildcard entries such as `abus*` are dropped: only whole words can be answers."""
-
-
-def counts_chart(words):
-    counts = words.groupby("category")["word"].nunique().sort_values()
-    fig = go.Figure(go.Bar(x=counts.values, y=esc(counts.index), orientation="h", marker_color="#0064E0",
-                           text=counts.values, textposition="outside",
-                           hovertemplate="%{y}: %{x} words<extra></extra>"))
-    fig.update_layout(template="plotly_white", height=max(200, 36 * len(counts) + 80),
-                      margin=dict(l=10, r=30, t=30, b=30), xaxis_title="words")
-    return fig
 
 
 def browse() -> None:
@@ -33,19 +21,19 @@ def browse() -> None:
     st.markdown(f"**{md(name)}** — {md(desc) if desc else 'user corpus'} · "
                 f"{wording.plural(words['word'].nunique(), 'distinct word')}, "
                 f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
-    c1, c2 = st.columns([1, 2])
-    with c1:
-        ak.plot(counts_chart(words), key="corpus-counts")
-    with c2:
-        q = st.text_input("Search words", placeholder="type part of a word, e.g. free", key="corpus-q")
-        cats = st.multiselect("Categories", sorted(words["category"].unique()), key="corpus-cats")
-        view = words
-        if q:
-            view = view[view["word"].str.contains(q, case=False, regex=False)]
-        if cats:
-            view = view[view["category"].isin(cats)]
-        st.dataframe(view, hide_index=True, width="stretch", height=320)
-        st.caption(f"{len(view):,} of {len(words):,} rows")
+    # The counts above the list, full width: beside it, a third of a 768 px window cut the names.
+    ak.plot(charts.category_counts_figure(words), key="corpus-counts", filename=f"categories_{name}")
+    c1, c2 = st.columns(2)
+    q = c1.text_input("Search words", placeholder="type part of a word, e.g. free", key="corpus-q")
+    cats = c2.multiselect("Categories", sorted(words["category"].unique()), key="corpus-cats")
+    hide = ak.offensive_filter("corpus-hide-offensive", words["word"])
+    view = ak.without_offensive(words, "word") if hide else words
+    if q:
+        view = view[view["word"].str.contains(q, case=False, regex=False)]
+    if cats:
+        view = view[view["category"].isin(cats)]
+    st.dataframe(view, hide_index=True, width="stretch", height=320)
+    st.caption(f"{len(view):,} of {len(words):,} rows")
     if name not in corpora.BUILTINS and settings.allow_delete():
         with st.expander("Delete this saved corpus"):
             if st.button(f"Delete {md(name)}", key="corpus-del"):

@@ -122,11 +122,8 @@ def main() -> None:
               "**Family** is the base model a reward model was fine-tuned from — the thing whose values it inherits.")
     show_catalog()
     st.divider()
-    c1, c2 = st.columns(2)
-    with c1:
-        add_form()
-    with c2:
-        remove_form()
+    add_form()  # full width: beside the remove form its three fields shrank to empty boxes at 768 px
+    remove_form()
     st.divider()
     audit_ui.models_checks()  # measurement checks of every run (issue 15)
 

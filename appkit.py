@@ -6,13 +6,17 @@ and a hint, never a traceback)."""
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
+import re
+import secrets
 import traceback
 
 import pandas as pd
 import streamlit as st
 
-from core import analysis, catalog, corpora, export, models, prompts, published, ranks, report, settings, training
+from core import analysis, catalog, corpora, export, limits, models, prompts, published, ranks, report, settings
+from core import training
 from core import trajectory
 from core import words as _words
 from core import coverage as _coverage
@@ -221,6 +225,39 @@ def load_model(name: str, kind: str, revision=None, device="auto", dtype="auto",
 def shared() -> bool:
     """The server's mode (VALUEAUDIT_MODE): True when visitors use it (the default)."""
     return settings.shared()
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,64}")
+
+
+def visitor() -> str:
+    """This visitor's token: random (128 bits), kept in the page address (`?visitor=...`) so a
+    reload keeps it, and with it the right to cancel the jobs it submitted. Anyone given the
+    address gets that right too: it is a key, not a name. Called by the Score page only, so
+    other pages' addresses stay clean."""
+    token = st.session_state.get("visitor")
+    if not token:
+        given = st.query_params.get("visitor", "")
+        token = given if _TOKEN.fullmatch(given) else secrets.token_urlsafe(16)
+        st.session_state["visitor"] = token
+    if st.query_params.get("visitor") != token:
+        st.query_params["visitor"] = token
+    return token
+
+
+def operator() -> bool:
+    """Whether this session is the operator's: local mode, or a shared server opened with
+    `?operator=<VALUEAUDIT_OPERATOR_KEY>` (checked once, then removed from the address)."""
+    if not settings.shared() or st.session_state.get("operator"):
+        return True
+    key, given = settings.operator_key(), st.query_params.get("operator")
+    if given is None:
+        return False
+    del st.query_params["operator"]  # never left in the address bar, history or a copied link
+    if key and hmac.compare_digest(given.encode(), key.encode()):
+        st.session_state["operator"] = True
+        return True
+    return False
 
 
 def db_label() -> str:
@@ -522,10 +559,17 @@ def comparison_filters(prefix: str = "cmp") -> dict | None:
     return sel
 
 
+def check_categories(corpus_name: str) -> None:
+    """Refuse, in one line and before any statistics, a corpus with more categories than the
+    family statistics take (VALUEAUDIT_MAX_CATEGORIES; each category is a panel with tests)."""
+    limits.check_categories(corpus(corpus_name)[0]["category"].nunique(), corpus_name)
+
+
 def comparison_result(sel: dict, permutations: int = 10000) -> analysis.Figure1 | None:
     """Figure 1 statistics for the current selection (None when there is nothing to analyse)."""
     if not sel or not sel.get("models") or not sel.get("prompts"):
         return None
+    check_categories(sel["corpus"])
     return figure1(sel["corpus"], sel["models"], sel["prompts"], permutations)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
 import itertools
 import logging
 import threading
@@ -120,6 +121,7 @@ class Job:
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     tokens: Any = field(default=None, repr=False)  # a sweep's TokenMemo: one tokenization for the run
+    owner: str | None = field(default=None, repr=False)  # the visitor token of whoever submitted it
 
     @property
     def active(self) -> bool:
@@ -155,18 +157,33 @@ class Job:
 Loader = Callable[..., "_models.LoadedModel"]
 
 
+def may_cancel(job: Job, visitor: str | None, operator: bool = False) -> bool:
+    """Who may stop a job: in local mode anyone (the person at the machine), on a shared
+    server the operator (settings: VALUEAUDIT_OPERATOR_KEY) and the visitor whose token
+    submitted it — a token kept across reloads, so a reload does not orphan a job."""
+    from . import settings
+    if operator or not settings.shared():
+        return True
+    return bool(job.owner and visitor) and hmac.compare_digest(job.owner, visitor)
+
+
 class JobRegistry:
-    """All jobs of this server process. Thread-safe; jobs run one after another."""
+    """All jobs of this server process. Thread-safe; jobs run one after another, first come
+    first served, and a visitor has at most VALUEAUDIT_MAX_JOBS_PER_VISITOR of them queued or
+    running (shared mode), so nobody's job waits behind a queue of someone else's."""
 
     def __init__(self, loader: Loader | None = None):
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()  # one job on the accelerator at a time
+        self._turn = threading.Condition()  # the queue: ids of jobs waiting or running, oldest first
+        self._queue: list[int] = []
         self.loader = loader or _models.load
 
-    def submit(self, spec: JobSpec, loader: Loader | None = None) -> Job:
-        """Queue a job and start its worker thread; returns at once."""
+    def submit(self, spec: JobSpec, loader: Loader | None = None, owner: str | None = None) -> Job:
+        """Queue a job and start its worker thread; returns at once. `owner`: the visitor token
+        of the dashboard session submitting it (None: a script or test, no quota)."""
         if not spec.models:
             raise ValueError("choose at least one model to score")
         if not spec.words:
@@ -175,8 +192,12 @@ class JobRegistry:
             raise ValueError("choose at least one prompt")
         _check_allowed(spec)
         with self._lock:
-            job = Job(next(self._ids), spec, [ModelStatus(label, m.kind) for label, m in zip(spec.labels(), spec.models)])
+            check_quota(owner, [j for j in self._jobs.values() if j.active])
+            job = Job(next(self._ids), spec, [ModelStatus(label, m.kind) for label, m in zip(spec.labels(), spec.models)],
+                      owner=owner)
             self._jobs[job.id] = job
+            with self._turn:  # queued in the order of the ids
+                self._queue.append(job.id)
         t = threading.Thread(target=self._work, args=(job, loader or self.loader),
                              name=f"valueaudit-job-{job.id}", daemon=True)
         job._thread = t
@@ -206,28 +227,52 @@ class JobRegistry:
                 self._run_lock.release()
 
     # -- worker ------------------------------------------------------------------
-    def _work(self, job: Job, loader: Loader) -> None:
-        with self._run_lock:
-            if job.cancel_requested:
-                self._finish(job, "cancelled")
-                return
-            job.state = "running"
-            store = Store(job.spec.db_path) if job.spec.db_path else Store()
-            if job.spec.sweep is not None:
-                from .engines.tokens import TokenMemo
-                job.tokens = TokenMemo()
-            for i, (req, status) in enumerate(zip(job.spec.models, job.statuses)):
+    def _wait_turn(self, job: Job) -> bool:
+        """Wait until every job queued before this one has ended; False (and out of the queue
+        at once) when it is cancelled while it waits."""
+        with self._turn:
+            while self._queue[0] != job.id:
                 if job.cancel_requested:
-                    status.state = "cancelled"
-                    continue
-                self._score_one(job, req, status, store, loader, i)
-            failed = [s for s in job.statuses if s.state == "failed"]
+                    self._queue.remove(job.id)
+                    self._turn.notify_all()
+                    return False
+                self._turn.wait(0.2)  # a cancel is noticed within this
+            return True
+
+    def _work(self, job: Job, loader: Loader) -> None:
+        if not self._wait_turn(job):
+            self._finish(job, "cancelled")
+            return
+        try:
+            with self._run_lock:
+                self._run(job, loader)
+        finally:
+            with self._turn:
+                self._queue.remove(job.id)
+                self._turn.notify_all()
+
+    def _run(self, job: Job, loader: Loader) -> None:
+        """The job's models one after another (the caller holds the accelerator)."""
+        if job.cancel_requested:
+            self._finish(job, "cancelled")
+            return
+        job.state = "running"
+        store = Store(job.spec.db_path) if job.spec.db_path else Store()
+        if job.spec.sweep is not None:
+            from .engines.tokens import TokenMemo
+            job.tokens = TokenMemo()
+        for i, (req, status) in enumerate(zip(job.spec.models, job.statuses)):
             if job.cancel_requested:
-                self._finish(job, "cancelled")
-            elif failed and len(failed) == len(job.statuses):
-                self._finish(job, "failed", failed[0].message)
-            else:
-                self._finish(job, "done", f"{len(failed)} of {len(job.statuses)} models failed" if failed else "")
+                status.state = "cancelled"
+                continue
+            self._score_one(job, req, status, store, loader, i)
+        failed = [s for s in job.statuses if s.state == "failed"]
+        if job.cancel_requested:
+            self._finish(job, "cancelled")
+        elif failed and len(failed) == len(job.statuses):
+            self._finish(job, "failed", failed[0].message)
+        else:
+            self._finish(job, "done", f"{len(failed)} of {len(job.statuses)} models failed" if failed else "")
 
     def _score_one(self, job: Job, req: ModelRequest, status: ModelStatus, store: Store, loader: Loader,
                    index: int = 0) -> None:
@@ -289,6 +334,7 @@ def _check_allowed(spec: JobSpec) -> None:
     the dashboard builds these specs from a visitor's choices."""
     from . import limits, settings
     limits.check_request(spec.words, spec.prompts, spec.batch_size)
+    limits.check_job_rows(len(spec.models), len(spec.prompts), len(spec.words))
     for m in spec.models:
         _models.check_revision(m.revision)
     vocabscan.check_allowed(spec.corpus, spec.backend)
@@ -307,6 +353,19 @@ def _check_allowed(spec: JobSpec) -> None:
             settings.visitor_model(m.name)
         if spec.backend != "local":
             raise settings.SettingsError("this server is shared: scoring runs on the server's own device only")
+
+
+def check_quota(owner: str | None, active: list[Job]) -> None:
+    """A visitor's jobs queued or running within VALUEAUDIT_MAX_JOBS_PER_VISITOR (shared mode)."""
+    from . import limits, settings
+    cap = settings.limit("VALUEAUDIT_MAX_JOBS_PER_VISITOR")
+    if owner is None or cap is None:
+        return
+    mine = sum(1 for j in active if j.owner is not None and hmac.compare_digest(j.owner, owner))
+    if mine >= cap:
+        raise limits.LimitError(f"you already have {mine} job(s) queued or running on this server, the most one "
+                                f"visitor may have (VALUEAUDIT_MAX_JOBS_PER_VISITOR={cap}): wait for it to end or "
+                                "cancel it, then start this one")
 
 
 def _drop_placeholder(store: Store, name: str, key: str) -> None:

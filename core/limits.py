@@ -56,6 +56,42 @@ def check_checkpoints(n: int) -> None:
                          "choose every K-th checkpoint or fewer steps")
 
 
+# -- the amount of work a dashboard visitor may ask for (settings.limit: shared-mode defaults) --
+def job_rows(n_models: int, n_prompts: int, n_words: int) -> int:
+    """What a job costs, in rows to score: one per model, prompt and word."""
+    return n_models * n_prompts * n_words
+
+
+def check_job_rows(n_models: int, n_prompts: int, n_words: int) -> None:
+    """A dashboard job within VALUEAUDIT_MAX_JOB_ROWS, refused with its cost before it is
+    queued: a 470,000-word corpus x 54 prompts x 2 models is 50 million rows (hours, GBs)."""
+    cap = settings.limit("VALUEAUDIT_MAX_JOB_ROWS")
+    rows = job_rows(n_models, n_prompts, n_words)
+    if cap is not None and rows > cap:
+        raise LimitError(f"this job asks for {rows:,} rows ({n_models} model(s) x {n_prompts} prompts x "
+                         f"{n_words:,} words); this server scores at most {cap:,} per job "
+                         "(VALUEAUDIT_MAX_JOB_ROWS): choose fewer models, prompts or words")
+
+
+def check_categories(n_categories: int, corpus: str) -> None:
+    """At most VALUEAUDIT_MAX_CATEGORIES categories: every category is a panel of Figure 1
+    with its own tests (263 one-word categories took 215 s, then failed to draw)."""
+    cap = settings.limit("VALUEAUDIT_MAX_CATEGORIES")
+    if cap is not None and n_categories > cap:
+        raise LimitError(f"corpus {corpus!r} has {n_categories:,} categories; the family statistics take at most "
+                         f"{cap} (VALUEAUDIT_MAX_CATEGORIES): merge categories or choose another corpus")
+
+
+def check_saved_space(n_saved: int, n_new: int) -> None:
+    """All corpora saved from the dashboard within VALUEAUDIT_MAX_SAVED_WORDS words (rows):
+    saved corpora are kept for every visitor, and a shared server never deletes them."""
+    cap = settings.limit("VALUEAUDIT_MAX_SAVED_WORDS")
+    if cap is not None and n_saved + n_new > cap:
+        raise LimitError(f"saving {n_new:,} words would pass this server's space for saved corpora "
+                         f"({n_saved:,} of {cap:,} words used, VALUEAUDIT_MAX_SAVED_WORDS): save a smaller corpus "
+                         "or ask the operator")
+
+
 def check_request(words: Sequence[str], prompts: Sequence, batch_size: int = 32) -> None:
     """All checks that need no model: run before a model loads (CLI, app job submission)."""
     check_batch_size(batch_size)

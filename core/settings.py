@@ -47,6 +47,25 @@ SETTINGS: list[Setting] = [
     Setting("VALUEAUDIT_LOCK_WAIT", "120", "Seconds a process waits for another one to release the database."),
     Setting("VALUEAUDIT_MAX_WORD_CHARS", "100", "Longest answer word (characters) a corpus may hold."),
     Setting("VALUEAUDIT_MAX_PROMPT_CHARS", "1000", "Longest prompt (characters) a prompt set may hold."),
+    Setting("VALUEAUDIT_MAX_JOB_ROWS", "2000000",
+            "Rows (models x prompts x words) one dashboard job may ask for; a bigger job is refused, with its "
+            "cost, before it is queued. The default holds in shared mode; local mode has no limit unless this is "
+            "set. The command line is not limited."),
+    Setting("VALUEAUDIT_MAX_JOBS_PER_VISITOR", "1",
+            "Jobs one visitor may have queued or running at once, so no visitor holds another's job behind a "
+            "queue of their own (jobs run first come, first served). The default holds in shared mode; local "
+            "mode has no limit unless this is set."),
+    Setting("VALUEAUDIT_MAX_CATEGORIES", "50",
+            "Categories a corpus may have for the family statistics (Compare, Report, Paired, Implicit reward's "
+            "Figure 2; every category is a panel with its own tests) and to be saved from the dashboard; in both "
+            "modes."),
+    Setting("VALUEAUDIT_MAX_SAVED_WORDS", "200000",
+            "Words (rows) all corpora saved from the dashboard may hold together; a save past it is refused. The "
+            "default holds in shared mode; local mode has no limit unless this is set."),
+    Setting("VALUEAUDIT_OPERATOR_KEY", "",
+            "A secret of at least 16 characters: a dashboard session opened with `?operator=<key>` in its address "
+            "(over HTTPS) may cancel any visitor's job on a shared server; the key is removed from the address at "
+            "once. Unset: only local mode may (in shared mode a visitor cancels only their own jobs)."),
     Setting("VALUEAUDIT_VOCAB_SCANS", "",
             "Who may start a vocabulary scan (every word token of an RM's vocabulary x prompts: ~80k rows per "
             "prompt) from the dashboard: unset = local mode only; `allow` = visitors of a shared server too; "
@@ -98,6 +117,30 @@ def get_int(name: str) -> int:
     if value < 1:
         raise SettingsError(f"{name}={raw!r} must be at least 1")
     return value
+
+
+# Limits that hold in local mode only when the operator sets them (the person at the machine
+# may run as much as they like); the others hold in both modes.
+_LOCAL_UNLIMITED = {"VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_SAVED_WORDS"}
+
+
+def limit(name: str) -> int | None:
+    """A limit on the work the dashboard accepts: the variable when set, else its default
+    (none in local mode for the limits that protect a shared server from its visitors)."""
+    if os.environ.get(name, "").strip():
+        return get_int(name)
+    if name in _LOCAL_UNLIMITED and not shared():
+        return None
+    return int(_BY_NAME[name].default)
+
+
+def operator_key() -> str:
+    """VALUEAUDIT_OPERATOR_KEY, or '' when unset; a short key is refused (it could be guessed)."""
+    key = get("VALUEAUDIT_OPERATOR_KEY").strip()
+    if key and len(key) < 16:
+        raise SettingsError("VALUEAUDIT_OPERATOR_KEY is shorter than 16 characters; set a long random key "
+                            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))') or unset it")
+    return key
 
 
 def mode() -> str:

@@ -484,6 +484,11 @@ class Store:
     def corpus_words(self, name: str) -> pd.DataFrame:
         return self.query("SELECT word, category, subcategory, description FROM corpora WHERE name = ?", [name])
 
+    def saved_words(self) -> int:
+        """Rows of the corpora people saved (the word lists vocabulary scans save are not counted)."""
+        return int(self.query("SELECT count(*) AS n FROM corpora WHERE NOT starts_with(name, 'vocabulary:')")
+                   ["n"].iloc[0])
+
     def corpus_names(self) -> list[str]:
         return self.query("SELECT DISTINCT name FROM corpora ORDER BY name")["name"].tolist()
 

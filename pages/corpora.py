@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import appkit as ak
-from core import charts, corpora, settings, wording
-from core.errors import one_line
+from core import charts, corpora, limits, settings, wording
+from core.errors import ValueAuditError, one_line
 from core.escape import markdown as md
 
 FORMATS = """**Formats.** CSV with a header `word,category` (category may be empty) ·
@@ -71,13 +71,17 @@ def upload() -> None:
 
 def save(name: str, corpus, desc: str) -> None:
     saved = ak.cached("corpus_names")
+    store = ak.store()
     try:
         name = corpora.check_saved_name(name, saved, may_replace=settings.allow_delete())
-    except corpora.CorpusError as e:
+        limits.check_categories(corpus.words["category"].nunique(), name)
+        replaced = len(store.corpus_words(name)) if name in saved else 0
+        limits.check_saved_space(store.saved_words() - replaced, len(corpus.words))
+    except ValueAuditError as e:
         st.error(md(one_line(e)))
         return
     replacing = name in saved
-    ak.store().save_corpus(name, corpus.words, desc)
+    store.save_corpus(name, corpus.words, desc)
     st.session_state["corpus-saved-msg"] = (f"{'Replaced' if replacing else 'Saved'} corpus '{md(name)}'. Score it on "
                                             f"the Score page or from the command line: "
                                             f"`python -m core score --corpus {name} ...`")

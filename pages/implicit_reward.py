@@ -175,6 +175,7 @@ def figure2_section(models: pd.DataFrame, names: dict) -> None:
                       format_func=names.get, key="ir-f2-b")
     corpus = c3.selectbox("Words", [c for c in ak.cached("corpus_names") if not c.startswith("vocabulary:")],
                           key="ir-f2-corpus")
+    ak.check_categories(corpus)
     med, stats = _figure2(ak.version(), k1, k2, corpus)
     fam = dict(zip(models["model_key"], models["family"]))
     ak.plot(ic.figure2_violins(med, {k1: names[k1], k2: names[k2]}, fam, stats["tests"],

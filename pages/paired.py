@@ -26,6 +26,7 @@ def main() -> None:
     name_a, name_b = ak.display_name(a), ak.display_name(b)
     ranks = audit_ui.selection_ranks(sel)
     words = ak.corpus(sel["corpus"])[0]
+    ak.check_categories(sel["corpus"])
     summary = paired.paired_summary(ranks, words, a, b, reps=audit_ui.REPS, seed=audit_ui.SEED)
     if summary.empty:
         st.warning("These two models share no scored (prompt, word) cells in this selection.")

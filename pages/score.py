@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import jobs, models, prompts, settings, sweep, vocabscan
+from core import jobs, limits, models, prompts, settings, sweep, vocabscan
 from core.errors import ValueAuditError, one_line
 from core.escape import markdown as md
 
@@ -317,18 +317,44 @@ def sweep_form() -> None:
     plist = prompt_set("sw")
     opts = options("sw-opt")
     n = len(chosen.checkpoints)
-    st.caption(f"{n} checkpoint(s) x {len(ak.corpus_vocab(corpus)):,} words x {len(plist)} prompts; each "
-               "checkpoint is loaded once, the words are tokenized once for the whole run, and checkpoints "
+    st.caption("Each checkpoint is loaded once, the words are tokenized once for the whole run, and checkpoints "
                "already stored are not loaded again.")
+    allowed = cost(n, "checkpoint(s)", len(plist), len(ak.corpus_vocab(corpus)))
     busy = jobs.REGISTRY.active()
     if st.button("Start the sweep" if not busy else "Queue after the running job", type="primary",
-                 disabled=not plist, key="sw-start"):
-        spec = jobs.sweep_spec(chosen, "rm", plist, ak.corpus_vocab(corpus), corpus, str(ak.store().path), **opts)
-        job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
-        st.session_state["job_id"] = job.id
-        st.session_state.setdefault("my_jobs", set()).add(job.id)
-        st.toast(f"Job {job.id} started")
-        st.rerun()
+                 disabled=not (plist and allowed), key="sw-start"):
+        submit(jobs.sweep_spec(chosen, "rm", plist, ak.corpus_vocab(corpus), corpus, str(ak.store().path), **opts))
+
+
+def cost(n_models: int, what: str, n_prompts: int, n_words: int) -> bool:
+    """The job's size, said before it starts, and whether this server takes it from this
+    visitor (rows per job, jobs per visitor: settings); a refusal is one line."""
+    if not (n_models and n_prompts and n_words):
+        return False
+    cap = settings.limit("VALUEAUDIT_MAX_JOB_ROWS")
+    rows = limits.job_rows(n_models, n_prompts, n_words)
+    st.caption(f"Cost: {n_models} {what} × {n_prompts} prompts × {n_words:,} words = **{rows:,} rows** to score "
+               "at most (rows already stored are skipped)"
+               + (f"; this server takes up to {cap:,} rows per job." if cap else "."))
+    try:
+        limits.check_job_rows(n_models, n_prompts, n_words)
+        jobs.check_quota(ak.visitor(), jobs.REGISTRY.active())
+    except ValueAuditError as e:
+        st.error(md(one_line(e)))
+        return False
+    return True
+
+
+def submit(spec: jobs.JobSpec) -> None:
+    """Queue the job as this visitor's (their token: they can cancel it, also after a reload)."""
+    try:
+        job = jobs.REGISTRY.submit(spec, loader=ak.load_model, owner=ak.visitor())
+    except ValueAuditError as e:
+        st.error(md(one_line(e)))
+        return
+    st.session_state["job_id"] = job.id
+    st.toast(f"Job {job.id} started")
+    st.rerun()  # redraw with the job running, so the tables above refresh while it runs
 
 
 def start_form() -> None:
@@ -359,19 +385,15 @@ def start_form() -> None:
     if not scan:
         opts.update(ray_backend())
     words, ready = vocab_plan(names, plist, trust, pickle, opts) if scan else (None, True)
+    answer_words = (words or []) if scan else ak.corpus_vocab(corpus)
+    allowed = cost(len(names), "model(s)", len(plist), len(answer_words)) if names and plist and ready else False
     busy = jobs.REGISTRY.active()
     label = ("Start the vocabulary scan" if scan else "Start scoring") if not busy else "Queue after the running job"
-    if st.button(label, type="primary", disabled=not (names and plist and ready), key="score-start"):
-        spec = jobs.JobSpec(
+    if st.button(label, type="primary", disabled=not (names and plist and ready and allowed), key="score-start"):
+        submit(jobs.JobSpec(
             models=[jobs.ModelRequest(n, kind, trust_remote_code=trust.get(n, False), allow_pickle=pickle)
                     for n in names],
-            prompts=plist, words=words if scan else ak.corpus_vocab(corpus), corpus=corpus,
-            db_path=str(ak.store().path), **opts)
-        job = jobs.REGISTRY.submit(spec, loader=ak.load_model)
-        st.session_state["job_id"] = job.id
-        st.session_state.setdefault("my_jobs", set()).add(job.id)
-        st.toast(f"Job {job.id} started")
-        st.rerun()  # redraw with the job running, so the tables above refresh while it runs
+            prompts=plist, words=answer_words, corpus=corpus, db_path=str(ak.store().path), **opts))
     if not names:
         st.caption("Choose at least one model to start.")
 
@@ -411,8 +433,8 @@ def show_job(job: jobs.Job) -> None:
     if job.active:
         if job.cancel_requested:
             st.caption("Stopping after the current batch…")
-        elif settings.shared() and job.id not in st.session_state.get("my_jobs", set()):
-            st.caption("Started by another visitor: only they can cancel it.")
+        elif not jobs.may_cancel(job, st.session_state.get("visitor"), bool(st.session_state.get("operator"))):
+            st.caption("Started by another visitor: only they (or the server's operator) can cancel it.")
         elif st.button("Cancel", key=f"cancel-{job.id}"):
             job.cancel()
             st.rerun(scope="fragment")
@@ -445,6 +467,8 @@ def main() -> None:
               "as soon as its batch finishes, so stopping loses nothing and a rerun does only what is missing. "
               "Large models need a GPU; the command line does the same: "
               "`python -m core score --model ORG/NAME --kind rm --corpus big2-nouns`.")
+    ak.visitor()  # this visitor's token in the address before anything is submitted or shown
+    ak.operator()
     start_form()
     st.subheader("A training run's checkpoints")
     with st.expander("Sweep a run: score every checkpoint, then see it on Training dynamics (Figures 4a and 5)",

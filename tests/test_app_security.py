@@ -31,7 +31,18 @@ def test_shared_registry_refuses_remote_code_pickle_and_paths(monkeypatch, tiny_
     assert reg.jobs() == []
 
 
-def test_a_visitor_cannot_cancel_another_visitors_job(monkeypatch, tmp_path, paper_data):
+def _score_page(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "pages" / "score.py"), default_timeout=120)
+    at.query_params.update(query or {})
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_only_the_owner_and_the_operator_cancel_a_job_also_after_a_reload(monkeypatch, tmp_path, paper_data):
+    """Issue 25: ownership is a visitor token kept in the page address, so the owner's reload
+    (a new browser session) still cancels their job; another visitor cannot; the operator
+    (VALUEAUDIT_OPERATOR_KEY) can, and the key leaves the address at once."""
     monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
     monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "s.duckdb"))
     release = threading.Event()
@@ -40,19 +51,33 @@ def test_a_visitor_cannot_cancel_another_visitors_job(monkeypatch, tmp_path, pap
         release.wait(60)
         raise RuntimeError("stopped by the test")
 
-    job = jobs.REGISTRY.submit(_spec("org/someone-elses-model"), loader=slow_loader)
+    owner_page = _score_page()
+    owner = owner_page.query_params["visitor"]  # the owner's first visit got a random token in its address
+    assert len(owner) >= 22 and owner_page.session_state["visitor"] == owner
+    job = jobs.REGISTRY.submit(_spec("org/someone-elses-model"), loader=slow_loader, owner=owner)
+    cancel = f"cancel-{job.id}"
     try:
-        at = AppTest.from_file(str(ROOT / "pages" / "score.py"), default_timeout=120)
-        at.run()
-        assert not at.exception
-        assert not [b for b in at.button if b.key == f"cancel-{job.id}"]
-        assert any("Started by another visitor" in c.value for c in at.caption)
-        at.session_state["my_jobs"] = {job.id}  # the session that started it
-        at.run()
-        assert [b for b in at.button if b.key == f"cancel-{job.id}"]
+        other = _score_page()
+        assert other.query_params["visitor"] != owner
+        assert not [b for b in other.button if b.key == cancel]
+        assert any("Started by another visitor" in c.value for c in other.caption)
+        forged = _score_page({"visitor": "not a token!"})  # a malformed token is replaced, never adopted
+        assert forged.query_params["visitor"] != "not a token!" and not [b for b in forged.button if b.key == cancel]
+        reloaded = _score_page({"visitor": owner})  # the owner reloads: a new session, the same address
+        assert reloaded.query_params["visitor"] == owner
+        monkeypatch.setenv("VALUEAUDIT_OPERATOR_KEY", "k" * 24)
+        wrong = _score_page({"operator": "x" * 24})
+        assert "operator" not in wrong.query_params and not [b for b in wrong.button if b.key == cancel]
+        op = _score_page({"operator": "k" * 24})
+        assert "operator" not in op.query_params  # never left in the address bar or a copied link
+        assert [b for b in op.button if b.key == cancel]
+        [b for b in reloaded.button if b.key == cancel][0].click()
+        reloaded.run()
+        assert job.cancel_requested
     finally:
         release.set()
         job.wait(60)
+    assert job.state == "cancelled"
 
 
 def test_the_report_names_no_server_path():

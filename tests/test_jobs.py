@@ -37,3 +37,108 @@ def test_jobs_report_a_bad_model_without_raising(db):
     assert job.wait(60)
     assert job.state == "failed" and job.statuses[0].state == "failed"
     assert "not found" in job.statuses[0].message
+
+
+# -- issue 25: limits on work, a fair queue, ownership ------------------------------------
+def _gated(order: list, gates: dict):
+    """A loader that records which model it was asked for, waits for that model's gate,
+    then fails the model (nothing is scored): the test decides when each job ends."""
+    import threading
+
+    def load(name, *a, **k):
+        order.append(name)
+        gates.setdefault(name, threading.Event()).wait(60)
+        raise RuntimeError("ended by the test")
+    return load
+
+
+def _one(name: str, db, words=("love",), n_prompts: int = 1) -> jobs.JobSpec:
+    from core import prompts
+    return jobs.JobSpec([jobs.ModelRequest(name, "rm")], prompts.paper_prompts()[:n_prompts], list(words),
+                        db_path=str(db), device="cpu")
+
+
+def _wait_for(cond, timeout: float = 30) -> bool:
+    import time
+    deadline = time.time() + timeout
+    while not cond() and time.time() < deadline:
+        time.sleep(0.02)
+    return cond()
+
+
+def test_jobs_run_first_come_first_served_and_a_queued_cancel_ends_at_once(db):
+    import threading
+    order, gates = [], {n: threading.Event() for n in ("org/a", "org/b", "org/c", "org/d")}
+    reg = jobs.JobRegistry(loader=_gated(order, gates))
+    a, b, c, d = (reg.submit(_one(n, db)) for n in ("org/a", "org/b", "org/c", "org/d"))
+    assert _wait_for(lambda: order == ["org/a"])
+    c.cancel()
+    assert c.wait(5) and c.state == "cancelled"  # left the queue while org/a still runs
+    assert a.active and b.state == "queued"
+    for name, job in (("org/a", a), ("org/b", b), ("org/d", d)):
+        gates[name].set()
+        assert job.wait(30)
+    assert order == ["org/a", "org/b", "org/d"]  # in the order submitted, the cancelled one never loaded
+
+
+def test_a_visitor_has_at_most_the_quota_of_jobs_queued_or_running(db, monkeypatch):
+    import threading
+
+    import pytest
+    from core import limits
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    gates = {n: threading.Event() for n in ("org/a", "org/b", "org/c")}
+    reg = jobs.JobRegistry(loader=_gated([], gates))
+    first = reg.submit(_one("org/a", db), owner="visitor-one")
+    with pytest.raises(limits.LimitError, match="VALUEAUDIT_MAX_JOBS_PER_VISITOR=1"):
+        reg.submit(_one("org/b", db), owner="visitor-one")
+    other = reg.submit(_one("org/c", db), owner="visitor-two")  # another visitor is not held back
+    assert [j.owner for j in reg.jobs()] == ["visitor-two", "visitor-one"]
+    gates["org/a"].set()
+    assert first.wait(30)
+    again = reg.submit(_one("org/b", db), owner="visitor-one")  # the first ended: room again
+    monkeypatch.setenv("VALUEAUDIT_MAX_JOBS_PER_VISITOR", "3")
+    reg.submit(_one("org/a", db), owner="visitor-two")
+    for g in gates.values():
+        g.set()
+    assert other.wait(30) and again.wait(30)
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")  # the person at the machine: no quota unless set
+    monkeypatch.delenv("VALUEAUDIT_MAX_JOBS_PER_VISITOR")
+    local_gates = {n: threading.Event() for n in ("org/x", "org/y")}
+    held = jobs.JobRegistry(loader=_gated([], local_gates))
+    mine = [held.submit(_one("org/x", db), owner="me"), held.submit(_one("org/y", db), owner="me")]
+    for g in local_gates.values():
+        g.set()
+    assert all(j.wait(30) for j in mine)
+
+
+def test_a_job_over_the_row_limit_is_refused_with_its_cost_before_it_is_queued(db, monkeypatch):
+    import pytest
+    from core import limits
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    reg = jobs.JobRegistry(loader=lambda *a, **k: pytest.fail("nothing may load"))
+    words = [f"w{i}" for i in range(1000)]
+    monkeypatch.setenv("VALUEAUDIT_MAX_JOB_ROWS", "2999")
+    with pytest.raises(limits.LimitError) as e:
+        reg.submit(_one("org/a", db, words, n_prompts=3), owner="v")
+    assert "3,000 rows (1 model(s) x 3 prompts x 1,000 words)" in str(e.value) and "2,999" in str(e.value)
+    assert reg.jobs() == []
+    monkeypatch.delenv("VALUEAUDIT_MAX_JOB_ROWS")  # the shared default: 2,000,000
+    limits.check_job_rows(2, 54, 18_518)
+    with pytest.raises(limits.LimitError, match="50,760,000 rows"):
+        limits.check_job_rows(2, 54, 470_000)  # the issue's 470,000-word corpus
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    limits.check_job_rows(2, 54, 470_000)  # local mode: no limit unless the operator sets one
+
+
+def test_who_may_cancel_a_job(monkeypatch):
+    from core import prompts
+    spec = jobs.JobSpec([jobs.ModelRequest("org/a", "rm")], prompts.paper_prompts()[:1], ["love"])
+    job = jobs.Job(1, spec, [], owner="token-of-the-owner-123456")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    assert jobs.may_cancel(job, "token-of-the-owner-123456")
+    assert not jobs.may_cancel(job, "token-of-someone-else-1234") and not jobs.may_cancel(job, None)
+    assert jobs.may_cancel(job, None, operator=True)
+    assert not jobs.may_cancel(jobs.Job(2, spec, []), "token-of-the-owner-123456")  # a script's job: no owner
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    assert jobs.may_cancel(job, None)

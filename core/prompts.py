@@ -23,6 +23,7 @@ ADJECTIVES = {  # id -> (phrase, framing)
 SUPERLATIVES = {"ever": "ever", "world": "in the world", "time": "of all time"}
 CONCISION = ("one", "single", "please")
 MAX_BYTES = 1024 * 1024
+MAX_ID_CHARS = 100  # a prompt id names a column, a chart label and a stored row: a name, not a text
 
 
 class PromptError(ValueAuditError, ValueError):
@@ -77,6 +78,10 @@ def load(spec: str | Path) -> list[Prompt]:
 
 
 def parse(filename: str, data: bytes) -> list[Prompt]:
+    """A prompt file's bytes (an upload or a file) -> prompts, or one PromptError that says
+    where and how to fix it. Linear in the file's size: duplicate ids are found by hashing."""
+    if len(data) > MAX_BYTES:
+        raise PromptError(f"{filename} is larger than 1 MB; a prompt set should be a short list")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -94,7 +99,10 @@ def parse(filename: str, data: bytes) -> list[Prompt]:
     out = []
     for pid, txt in pairs:
         if pid in seen:
-            raise PromptError(f"{filename}: prompt id '{pid}' appears twice; ids must be unique")
+            raise PromptError(f"{filename}: prompt id '{pid[:60]}' appears twice; ids must be unique")
+        if len(pid) > MAX_ID_CHARS:
+            raise PromptError(f"{filename}: prompt id '{pid[:30]}…' is {len(pid):,} characters long; ids are at most "
+                              f"{MAX_ID_CHARS} (a short name such as greatest_ever_one)")
         seen.add(pid)
         out.append(Prompt(pid, txt, framing_of(pid, txt)))
     from .limits import LimitError, check_prompts
@@ -109,27 +117,29 @@ def _parse_yaml(text: str, name: str) -> list[tuple[str, str]]:
     """`id: text` lines, read node by node so that no prompt is silently dropped: YAML
     would merge keys that are equal as values (`1`, `01` and `true` are all 1) and keep
     only the last of a key written twice; both are refused with the line number. The id
-    is the key as written (`01` stays `01`)."""
-    loader = yaml.SafeLoader(text)
+    is the key as written (`01` stays `01`). Each key is looked up in two dicts (as written,
+    and as a YAML value: equal values hash alike), so 30,000 ids take one pass, not 450
+    million comparisons; libyaml's parser where PyYAML has it."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return []
         if not isinstance(root, yaml.MappingNode):
             raise PromptError(f"{name} must be a mapping of 'id: prompt text' lines")
-        pairs, seen = [], {}
+        pairs, by_raw, by_value = [], {}, {}
         for key_node, value_node in root.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 raise PromptError(f"{name} line {line}: each key must be a plain prompt id")
             raw = key_node.value.strip()
             value = loader.construct_object(key_node, deep=True)
-            for other, (other_raw, other_line) in seen.items():
-                if raw == other_raw or _same_key(value, other):
-                    same = "appears twice" if raw == other_raw else f"equals '{other_raw}' as a YAML value"
-                    raise PromptError(f"{name} line {line}: prompt id '{raw}' {same} (line {other_line}); "
-                                      "ids must be unique — quote ids like '01' or 'yes'")
-            seen[value] = (raw, line)
+            same = ("appears twice", by_raw[raw]) if raw in by_raw else (
+                (f"equals '{by_value[value][0]}' as a YAML value", by_value[value]) if value in by_value else None)
+            if same:
+                raise PromptError(f"{name} line {line}: prompt id '{raw[:60]}' {same[0]} (line {same[1][1]}); "
+                                  "ids must be unique — quote ids like '01' or 'yes'")
+            by_raw[raw] = by_value[value] = (raw, line)
             text_value = loader.construct_object(value_node, deep=True)
             if not isinstance(text_value, str) or not text_value.strip():
                 raise PromptError(f"{name} line {line}: prompt '{raw}' must have non-empty text")
@@ -140,28 +150,32 @@ def _parse_yaml(text: str, name: str) -> list[tuple[str, str]]:
     except TypeError:  # an unhashable key (a list or mapping as an id)
         raise PromptError(f"{name}: each key must be a plain prompt id") from None
     finally:
-        loader.dispose()
-
-
-def _same_key(a, b) -> bool:
-    """Equal as YAML would merge them (True == 1 == 1.0), compared safely across types."""
-    try:
-        return bool(a == b)
-    except Exception:  # noqa: BLE001
-        return False
+        getattr(loader, "dispose", lambda: None)()
 
 
 def _parse_csv(text: str, name: str) -> list[tuple[str, str]]:
+    """`prompt_id,prompt` rows. A row with more fields than the header (a prompt holding an
+    unquoted comma) is refused with its line number, never cut at the comma."""
+    reader = csv.reader(io.StringIO(text))
     try:
-        rows = list(csv.DictReader(io.StringIO(text)))
+        header = [h.strip() for h in next(reader, [])]
+        if not {"prompt_id", "prompt"} <= set(header):
+            raise PromptError(f"{name} needs the header 'prompt_id,prompt' and at least one row")
+        i_id, i_text = header.index("prompt_id"), header.index("prompt")
+        pairs = []
+        for row in reader:
+            if not any(f.strip() for f in row):
+                continue  # a blank line
+            if len(row) != len(header):
+                extra = " (a prompt holding a comma must be in double quotes)" if len(row) > len(header) else ""
+                raise PromptError(f"{name} line {reader.line_num}: {len(row)} field{'s' if len(row) != 1 else ''} "
+                                  f"where the header has {len(header)}{extra}")
+            pid, txt = row[i_id].strip(), row[i_text].strip()
+            if not pid or not txt:
+                raise PromptError(f"{name} line {reader.line_num}: every row needs both a prompt_id and a prompt")
+            pairs.append((pid, txt))
     except csv.Error as e:
-        raise PromptError(f"{name} is not a readable CSV ({e})") from None
-    if not rows or not {"prompt_id", "prompt"} <= set(rows[0]):
+        raise PromptError(f"{name} is not a readable CSV ({one_line(e)})") from None
+    if not pairs:
         raise PromptError(f"{name} needs the header 'prompt_id,prompt' and at least one row")
-    pairs = []
-    for r in rows:
-        pid, txt = (r.get("prompt_id") or "").strip(), (r.get("prompt") or "").strip()
-        if not pid or not txt:
-            raise PromptError(f"{name}: every row needs both a prompt_id and a prompt")
-        pairs.append((pid, txt))
     return pairs

@@ -48,12 +48,25 @@ def prompt_set(prefix: str = "score") -> list[prompts.Prompt]:
                              key=f"{prefix}-prompt-file")
         if f is None:
             return []
-        try:
-            return prompts.parse(f.name, f.getvalue())
-        except prompts.PromptError as e:
-            st.error(f"Cannot use this prompt file: {md(one_line(e))}")
+        if f.size > prompts.MAX_BYTES:  # refused before it is read, hashed or parsed
+            st.error(f"Cannot use this prompt file: {md(f.name)} is larger than 1 MB; a prompt set should be a "
+                     "short list")
             return []
+        plist, error = parsed_prompts(f.name, f.getvalue())
+        if error:
+            st.error(f"Cannot use this prompt file: {md(error)}")
+        return plist
     return list(ak.PAPER_PROMPTS)
+
+
+@st.cache_data(show_spinner="Reading the prompt file…", max_entries=16)
+def parsed_prompts(name: str, data: bytes) -> tuple[list[prompts.Prompt], str | None]:
+    """A prompt file parsed once per content (the cache key hashes the bytes), not again on
+    every rerun of the page; a refusal is kept too, as its one line."""
+    try:
+        return prompts.parse(name, data), None
+    except prompts.PromptError as e:
+        return [], one_line(e)
 
 
 def stored_counts(names: list[str], kind: str, corpus: str, plist: list[prompts.Prompt]) -> pd.DataFrame:

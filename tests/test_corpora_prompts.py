@@ -120,6 +120,74 @@ def test_malformed_prompts(tmp_path, name, text, fragment):
         prompts.load(f)
 
 
+def test_duplicate_ids_are_found_in_a_large_yaml_file(tmp_path):
+    """Issue 25: the parser hashes ids instead of comparing each with every earlier one
+    (timing: bench/prompt_parse_speed.py); it still finds an id written twice and ids YAML
+    reads as one value, however far apart, and keeps ids as written."""
+    body = "".join(f"p{i}: Best thing {i}?\n" for i in range(30_000))
+    ps = prompts.parse("big.yaml", body.encode())
+    assert len(ps) == 30_000 and ps[-1] == prompts.Prompt("p29999", "Best thing 29999?", "positive")
+    for extra, line, first in (("p7: again\n", 30_001, 8), ("01: a\n1: b\n", 30_002, 30_001),
+                               ("yes: a\nTrue: b\n", 30_002, 30_001), ("1.0: a\n1: b\n", 30_002, 30_001)):
+        with pytest.raises(prompts.PromptError, match=f"line {line}: .*\\(line {first}\\)"):
+            prompts.parse("big.yaml", (body + extra).encode())
+    assert [p.prompt_id for p in prompts.parse("q.yaml", b"'01': a\n'1': b\n")] == ["01", "1"]
+
+
+def test_a_prompt_csv_row_with_an_unquoted_comma_is_refused_with_its_line(tmp_path, capsys):
+    """Issue 25: `p1,What is the best thing, in one word?` was stored as 'What is the best thing'."""
+    data = 'prompt_id,prompt\np0,"Quoted, fine?"\np1,What is the best thing, in one word?\n'
+    with pytest.raises(prompts.PromptError, match=r"p\.csv line 3: 3 fields where the header has 2 \(a prompt "
+                                                   r"holding a comma must be in double quotes\)"):
+        prompts.parse("p.csv", data.encode())
+    assert prompts.parse("p.csv", data.split("p1,")[0].encode())[0].text == "Quoted, fine?"
+    with pytest.raises(prompts.PromptError, match="line 2: 1 field where"):
+        prompts.parse("p.csv", b"prompt_id,prompt\np1\n")
+    from tests.support import one_line_error, run_cli
+    f = tmp_path / "p.csv"
+    f.write_text(data)
+    rc, _, err = run_cli(capsys, "score", "--model", "org/name", "--kind", "rm", "--corpus", "big2-nouns",
+                         "--prompts", f, "--db", tmp_path / "c.duckdb")
+    one_line_error(rc, err, "line 3", "double quotes")
+
+
+@pytest.mark.parametrize("name,data", [("p.csv", "prompt_id,prompt\n{id},What is best?\n"),
+                                       ("p.yaml", "? {id}\n: What is best?\n")])  # an explicit key: any length
+def test_prompt_ids_are_short_names(name, data):
+    ok = "i" * prompts.MAX_ID_CHARS
+    assert prompts.parse(name, data.format(id=ok).encode())[0].prompt_id == ok
+    with pytest.raises(prompts.PromptError, match="130,000 characters long; ids are at most 100"):
+        prompts.parse(name, data.format(id="i" * 130_000).encode())
+
+
+def test_a_prompt_file_over_one_megabyte_is_refused_before_it_is_read():
+    with pytest.raises(prompts.PromptError, match="larger than 1 MB"):
+        prompts.parse("p.yaml", b"a: " + b"x" * prompts.MAX_BYTES)
+
+
+def test_the_score_page_parses_an_upload_once_not_on_every_rerun(monkeypatch, tmp_path, paper_data):
+    pytest.importorskip("streamlit")
+    from pathlib import Path
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "p.duckdb"))
+    st.cache_data.clear()
+    calls = []
+    real = prompts.parse
+    monkeypatch.setattr(prompts, "parse", lambda *a: calls.append(a[0]) or real(*a))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "score.py"), default_timeout=120)
+    at.run()
+    at.radio(key="score-prompts").set_value("Upload a prompt file").run()
+    at.file_uploader(key="score-prompt-file").set_value(("mine.yaml", b"a: What is best?\nb: What is worst?\n",
+                                                          "application/x-yaml"))
+    at.run()
+    for _ in range(3):
+        at.text_input(key="score-extra").set_value(f"org/m{_}").run()
+    assert not at.exception and calls == ["mine.yaml"]
+    assert any("2 prompts" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
 def test_a_saved_corpus_name_is_plain_new_and_not_built_in():
     from core import corpora
     assert corpora.check_saved_name(" my_values ", ["x"]) == "my_values"

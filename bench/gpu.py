@@ -232,9 +232,12 @@ def build_model(shape_name: str, tokenizer, device: str, dtype, dry: bool):
     scale as the model reads them; the score head 4x, for rewards of spread of a few units."""
     import torch
     from transformers import AutoModelForSequenceClassification
+    from core.models import attention_for
     cfg = make_config(shape_name, tokenizer, dry)
+    attn = attention_for(cfg.to_dict())  # Gemma 2: eager, as models.load gives it (soft-capping)
     with torch.device(device):  # built where it runs: 16 GB of weights never pass through the CPU
-        model = AutoModelForSequenceClassification.from_config(cfg, dtype=dtype)
+        model = AutoModelForSequenceClassification.from_config(cfg, dtype=dtype, **({"attn_implementation": attn}
+                                                                                      if attn else {}))
     model.to(device)
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
@@ -785,7 +788,7 @@ def markdown(d: dict) -> str:
         L += [f"## {r['label']} ({_n(len(r['prompts']), 'prompt')} x {r['words']} words)", "",
               f"- {_f(p.get('total', 0) / 1e9, '{:.2f}')} B parameters ({_f(p.get('non_embedding', 0) / 1e9, '{:.2f}')} B "
               f"without the embedding), {r.get('config', {}).get('layers')} layers, {_f(r.get('weights_gib'))} GiB, "
-              f"attention {r.get('config', {}).get('attn_implementation')} (the model's default); "
+              f"attention {r.get('config', {}).get('attn_implementation')} (as `models.load` picks it); "
               f"built in {_f(r.get('build_s'))} s; saved in {_f(r.get('save_s'))} s and loaded by `models.load` in "
               f"{_f(r.get('load_s'))} s",
               f"- tokens: {_f(t.get('full_per_row'))} per full row; the cached engine runs a {_f(t.get('prefix_per_prompt'))}"

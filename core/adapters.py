@@ -183,7 +183,8 @@ def load(name: str, kind: str, cfg: dict, *, revision: str | None = None, device
                                     None if models.is_local(name) else revision, trust_remote_code)
     else:
         tok = models.load_tokenizer(base, kind, base_rev, trust_remote_code)
-    model, info = models.load_weights(base, kind, base_rev, trust_remote_code, allow_pickle, torch_dtype)
+    model, info = models.load_weights(base, kind, base_rev, trust_remote_code, allow_pickle, torch_dtype,
+                                       config)
     gaps = uncovered(list(info.get("missing_keys") or []), adapter_keys(folder))
     models.check_loaded_weights(name, kind, {**info, "missing_keys": gaps})
     with warnings.catch_warnings(record=True) as caught:

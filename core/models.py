@@ -362,7 +362,7 @@ def load(name: str, kind: str, *, revision: str | None = None, device: str = "au
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype if dtype != "auto" or entry is None or dev == "cpu" else entry.dtype, dev)
     tok = load_tokenizer(tokenizer or name, kind, None if tokenizer else revision, trust_remote_code)
-    model, info = load_weights(name, kind, revision, trust_remote_code, allow_pickle, torch_dtype)
+    model, info = load_weights(name, kind, revision, trust_remote_code, allow_pickle, torch_dtype, config)
     check_loaded_weights(name, kind, info)
     model.to(dev).eval()
     fam = (family or (entry.family if entry else None) or _family.from_model_type(config.get("model_type"))).lower()
@@ -388,12 +388,33 @@ def load_tokenizer(name: str, kind: str, revision: str | None = None, trust_remo
     return tokenizer
 
 
+def attention_for(config: dict | None) -> str | None:
+    """The attention implementation a model must load with to compute what its config
+    defines, or None for transformers' default. Gemma 2 soft-caps its attention logits
+    (`attn_logit_softcapping`); PyTorch's sdpa kernel cannot, and transformers drops the
+    cap there silently (5.17 still runs Gemma 2 with sdpa by default, 5.25 forces eager):
+    such a model loads with eager attention, so its scores do not depend on the version."""
+    config = config or {}
+    for cfg in (config, config.get("text_config") or {}):
+        if isinstance(cfg, dict) and cfg.get("attn_logit_softcapping"):
+            return "eager"
+    return None
+
+
+def attention_of(model) -> str | None:
+    """The attention implementation a loaded model runs (recorded in a run's provenance)."""
+    return getattr(getattr(model, "config", None), "_attn_implementation", None)
+
+
 def load_weights(name: str, kind: str, revision: str | None, trust_remote_code: bool, allow_pickle: bool,
-                 torch_dtype):
-    """(model, loading info) from safetensors (pickle only when allowed), every failure one line."""
+                 torch_dtype, config: dict | None = None):
+    """(model, loading info) from safetensors (pickle only when allowed), every failure one line.
+    `config` (config.json as read by `preflight`) picks the attention (`attention_for`)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
     kwargs = dict(revision=revision, trust_remote_code=trust_remote_code, dtype=torch_dtype)
+    if attention_for(config):
+        kwargs["attn_implementation"] = attention_for(config)
     if not allow_pickle:
         kwargs["use_safetensors"] = True
     try:

@@ -78,8 +78,15 @@ def run_record(loaded, corpus: str, words, prompts, engine: str, batch_size: int
             "corpus": corpus, "corpus_sha256": corpus_hash(words), "prompts_sha256": prompts_hash(prompts),
             "n_prompts": len(prompts), "engine": engine, "batch_size": batch_size,
             "dtype": str(loaded.dtype).replace("torch.", ""), "device": str(loaded.device),
-            "cpu_threads": _cpu_threads(loaded.device),
+            "attention": _attention(loaded), "cpu_threads": _cpu_threads(loaded.device),
             "libraries": library_versions(), "app_commit": app_commit()}
+
+
+def _attention(loaded) -> str | None:
+    """The model's attention implementation (eager, sdpa, ...): Gemma 2's soft-capping is
+    computed by eager only (models.attention_for), so a reader can see which one ran."""
+    from .models import attention_of
+    return attention_of(getattr(loaded, "model", None))
 
 
 def _cpu_threads(device) -> int | None:

@@ -1,5 +1,8 @@
 """An independent, one-sequence-at-a-time scorer written straight from METHOD.md, with
-no code from core: the reference the engines are checked against."""
+no code from core: the reference the engines are checked against. Models run eager
+attention, the one implementation that computes every feature of the architectures
+(Gemma 2's logit soft-capping; PyTorch's sdpa kernel drops it, and transformers 5.17 picks
+sdpa for Gemma 2 by default)."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +12,8 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 def plain_rm_scores(path, pairs):
     """{(prompt, word): reward} for each pair, one unpadded forward each."""
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32,
+                                                               attn_implementation="eager").eval()
     out = {}
     with torch.inference_mode():
         for prompt, word in pairs:
@@ -24,7 +28,7 @@ def plain_lm_logprobs(path, pairs):
     """{(prompt, word): log p(word | prompt)}: chat prefix with generation prompt, then the
     word's tokens one by one (teacher forcing), log-softmax over the vocabulary."""
     tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager").eval()
     out = {}
     with torch.inference_mode():
         for prompt, word in pairs:

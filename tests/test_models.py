@@ -65,3 +65,25 @@ def test_the_logprob_dataset_revision_is_checked(tmp_path, monkeypatch):
         logprobs.download(["google/gemma-2-2b-it"], tmp_path)
     (tmp_path / logprobs.REVISION_FILE).write_text("abc123\n")
     assert logprobs.pinned_revision(tmp_path) == "abc123"
+
+
+# -- attention: what the config defines, whatever transformers' default ---------------------------
+def test_soft_capped_models_load_with_eager_attention():
+    """Gemma 2 soft-caps its attention logits; sdpa cannot, and transformers 5.17 picks sdpa
+    for Gemma 2 by default (5.25 forces eager): the loader asks for eager itself."""
+    gemma2 = {"model_type": "gemma2", "attn_logit_softcapping": 50.0}
+    assert models.attention_for(gemma2) == "eager"
+    assert models.attention_for({"model_type": "x", "text_config": gemma2}) == "eager"  # multimodal wrapper
+    assert models.attention_for({"model_type": "gemma2", "attn_logit_softcapping": None}) is None
+    assert models.attention_for({"model_type": "llama"}) is None and models.attention_for(None) is None
+
+
+def test_the_run_records_the_attention_that_ran(tiny_gemma_rm, tiny_llama_rm):
+    from core import provenance
+    gemma = models.load(str(tiny_gemma_rm), "rm", device="cpu")
+    llama = models.load(str(tiny_llama_rm), "rm", device="cpu")
+    assert gemma.model.config._attn_implementation == "eager"
+    ps = prompts.paper_prompts()[:1]
+    assert provenance.run_record(gemma, "c", ["love"], ps, "cached", 4)["attention"] == "eager"
+    assert provenance.run_record(llama, "c", ["love"], ps, "cached", 4)["attention"] == \
+        llama.model.config._attn_implementation == "sdpa"

@@ -283,10 +283,13 @@ def device_label() -> str:
 # Page scaffolding
 # ---------------------------------------------------------------------------------
 def guarded(body):
-    """Run a page body so that no traceback reaches the page: errors become st.error + hint."""
+    """Run a page body so that no traceback reaches the page: errors become st.error + hint.
+    A wrong server setting closes every page with one operator error (fail closed)."""
     @functools.wraps(body)
     def run():
         _ensure_navigation()
+        if not settings_ok():
+            return
         try:
             with store().held():  # one open of the database for the whole page run
                 body()
@@ -294,6 +297,24 @@ def guarded(body):
             # Streamlit's st.stop/st.rerun exceptions derive from BaseException and pass through.
             show_error(e)
     return run
+
+
+def settings_ok() -> bool:
+    """The server's settings, checked before any page: a wrong one (a typo in VALUEAUDIT_MODE)
+    is one error for the operator on every page, and nothing else runs. An unknown VALUEAUDIT_*
+    variable is logged once per server, and shown once per session to the person at a local one."""
+    settings.warn_unknown(log.warning)
+    try:
+        settings.check()
+    except settings.SettingsError as e:
+        st.error(f"This dashboard is closed until its operator fixes a server setting: {md(one_line(e))}.",
+                 icon=":material/error:")
+        return False
+    if not settings.shared() and not st.session_state.get("unknown-settings-shown"):
+        st.session_state["unknown-settings-shown"] = True
+        for line in settings.unknown():
+            st.warning(md(line))
+    return True
 
 
 def _ensure_navigation() -> None:

@@ -68,7 +68,10 @@ def coverage_by_corpus(store, vocabularies: dict[str, list[str]], n_prompts: int
 def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: str | None = None) -> dict:
     """Add a model to the catalogue to score later (the Models page). The name is checked as
     a visitor may give it (shared servers: a hub id or an operator model, never a path);
-    the family is read from config.json unless given. Returns key, family and display name."""
+    the family is read from config.json unless given. A model already stored (by this key or
+    this name) is left exactly as it is: its kind and family say what its scores mean, and
+    a visitor never changes them. Returns key, family, display name, kind and whether it
+    was `added` (False: the stored row's values)."""
     name = str(name or "").strip()
     if kind not in KINDS:
         raise models.ModelError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -83,8 +86,20 @@ def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: 
         key = models.model_key(path, revision)
     entry = models.registry_entry(name)
     display = entry.display_name if entry else Path(name).name
-    store.upsert_model(key, name, kind, fam, display, revision, source="added")
-    return {"model_key": key, "family": fam, "display_name": display}
+    if store.add_model(key, name, kind, fam, display, revision, source="added"):
+        return {"model_key": key, "family": fam, "display_name": display, "kind": kind, "added": True}
+    return stored_model(store, key, name)
+
+
+def stored_model(store, key: str, name: str) -> dict:
+    """The stored row of a model (by key, else by name): what `add_model` reports when it
+    changes nothing."""
+    m = store.models()
+    row = m[m["model_key"] == key]
+    row = row if not row.empty else m[m["name"] == name]
+    r = row.iloc[0]
+    return {"model_key": r["model_key"], "family": r["family"], "display_name": r["display_name"], "kind": r["kind"],
+            "added": False, "n_scores": int(r["n_scores"])}
 
 
 def display_names(names) -> dict[str, str]:

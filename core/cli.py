@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     handler = globals()["cmd_" + args.command.replace("-", "_")]
+    settings.warn_unknown(lambda line: print(f"warning: {line}", file=sys.stderr))
     try:
+        settings.mode()  # a typo in the mode is one error here too, as on every page of the dashboard
         return handler(args) or 0
     except BrokenPipeError:  # output piped into e.g. `head`: not an error
         sys.stderr.close()

@@ -79,6 +79,9 @@ def check_saved_name(name: str, existing=(), may_replace: bool = False) -> str:
     """A name to save a user corpus under: plain characters, not a built-in, and not an
     existing corpus unless the server lets visitors replace data."""
     name = str(name or "").strip()
+    if name.lower() == "vocabulary" or name.lower().startswith("vocabulary:"):
+        raise CorpusError(f"'{name[:40]}' names a scan of a model's own vocabulary (corpus 'vocabulary', saved as "
+                          "'vocabulary:<model>'); choose another name")
     if not SAVED_NAME.fullmatch(name):
         raise CorpusError("use a name of letters, digits, '.', '_' or '-' (at most 64 characters)")
     if name in BUILTINS:
@@ -274,12 +277,15 @@ def _parse_dic(text: str, name: str) -> pd.DataFrame:
         if not rest:  # no tab: the word is the first space-separated field
             word, _, rest = line.strip().partition(" ")
         word, cats = word.strip(), rest.split()
+        if not cats:  # LIWC lists each word's categories: none is a damaged line, not a category of its own
+            raise CorpusError(f"{name} line {n}: word {word[:30]!r} has no category id; write 'word<TAB>id id ...' "
+                              "with the ids of its categories")
         unknown = [c for c in cats if c not in ids]
         if unknown:
             raise CorpusError(f"{name} line {n}: category {unknown[0][:20]!r} of {word[:30]!r} is not an id from "
                               f"the category block ({', '.join(list(ids)[:8])}); write 'word<TAB>id id ...'")
-        for c in cats or [""]:
-            rows.append((word, ids.get(c, c), ""))
+        for c in cats:
+            rows.append((word, ids[c], ""))
     if section < 2:
         raise CorpusError(f"{name} is not a LIWC .dic file: it needs a category block between two '%' lines")
     return pd.DataFrame(rows, columns=["word", "category", "subcategory"])

@@ -12,6 +12,7 @@ their own machine sets `VALUEAUDIT_MODE=local` once to get those back; the comma
 is always the operator's own and is not limited by the mode."""
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -153,6 +154,42 @@ def mode() -> str:
 def shared() -> bool:
     """True when the dashboard serves visitors (the default)."""
     return mode() == "shared"
+
+
+def check() -> None:
+    """Every setting with a fixed form, read now; the first wrong one raises one SettingsError
+    that names it. The dashboard runs this before every page, so a typo (VALUEAUDIT_MODE=sahred)
+    closes every page with one operator error instead of some pages failing and others running."""
+    mode()
+    for name in ("VALUEAUDIT_VOCAB_SCANS", "VALUEAUDIT_LOGPROB_DOWNLOADS"):
+        _operator_switch(name)
+    for name in ("VALUEAUDIT_MAX_WORD_CHARS", "VALUEAUDIT_MAX_PROMPT_CHARS", "VALUEAUDIT_MAX_JOB_ROWS",
+                 "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_CATEGORIES", "VALUEAUDIT_MAX_SAVED_WORDS"):
+        get_int(name)
+    operator_key()
+
+
+def unknown() -> list[str]:
+    """A line for each VALUEAUDIT_* variable that is no setting (a typo such as
+    MODLES_DIR for MODELS_DIR is otherwise silently ignored), naming the closest setting."""
+    out, prefix = [], "VALUEAUDIT_"
+    for name in sorted(n for n in os.environ if n.startswith(prefix) and n not in _BY_NAME):
+        # compared without the common prefix, which would make every name look alike
+        close = difflib.get_close_matches(name[len(prefix):], [n[len(prefix):] for n in _BY_NAME], n=1, cutoff=0.6)
+        out.append(f"{name} is not a valueaudit setting and is ignored; "
+                   + (f"did you mean {prefix}{close[0]}?" if close else "see the settings table in README.md"))
+    return out
+
+
+_WARNED: set[str] = set()
+
+
+def warn_unknown(emit) -> None:
+    """Say each unknown variable once per process: `emit` is the CLI's stderr or the server's log."""
+    for line in unknown():
+        if line not in _WARNED:
+            _WARNED.add(line)
+            emit(line)
 
 
 # -- what a visitor may do ----------------------------------------------------------

@@ -177,7 +177,8 @@ def _refuse_foreign(path: Path) -> None:
     except OSError:
         return
     if head.startswith(b"SQLite format 3"):
-        raise StoreError(f"{path} is a SQLite database, not DuckDB; choose another database path (or move it aside)")
+        raise StoreError(f"{path.name} is a SQLite database, not DuckDB; choose another database path (or move it "
+                         "aside)")
 
 
 def _prepare_for_writes(path: Path, shared: _Shared) -> None:
@@ -240,7 +241,8 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise StoreError(f"cannot create {self.path.parent} ({e.strerror}); choose a writable database path") from None
+                raise StoreError(f"cannot create the folder of {self.path.name} ({e.strerror}); choose a writable "
+                                 "database path") from None
         shared = _acquire(self, write)
         try:
             cur = shared.cursor()
@@ -297,7 +299,7 @@ class Store:
                     raise StoreError(_explain(self.path, msg)) from None
                 if time.monotonic() > deadline:
                     raise StoreError(
-                        f"{self.path} is locked by another process for over {wait_s:.0f} s; "
+                        f"{self.path.name} is locked by another process for over {wait_s:.0f} s; "
                         "wait for it to finish or use another database path") from None
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
@@ -342,6 +344,17 @@ class Store:
                      revision = excluded.revision, source = excluded.source,
                      n_params = coalesce(excluded.n_params, models.n_params)""",
                 [model_key, name, kind, family, display_name, revision, source, n_params])
+
+    def add_model(self, model_key: str, name: str, kind: str, family: str | None,
+                  display_name: str | None = None, revision: str | None = None, source: str = "added") -> bool:
+        """A new catalogue row, or nothing: a stored row (and what its scores mean: kind,
+        family) is never rewritten from here. True when the row was added."""
+        with self.transaction() as con:
+            added = con.execute(
+                """INSERT INTO models (model_key, name, kind, family, display_name, revision, source)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_key) DO NOTHING RETURNING model_key""",
+                [model_key, name, kind, family, display_name, revision, source]).fetchall()
+        return bool(added)
 
     def models(self) -> pd.DataFrame:
         return self.query(
@@ -512,8 +525,18 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
 
 
+def _without_folder(path: Path, text: str) -> str:
+    """`text` with the database's folder left out: an error may reach a dashboard visitor,
+    who is never told where the server keeps its files (the operator set VALUEAUDIT_DB)."""
+    for folder in {str(path.parent.resolve()), str(path.parent)} - {"", "."}:
+        text = text.replace(folder.rstrip("/") + "/", "")
+    return text
+
+
 def _explain(path: Path, msg: str) -> str:
-    first = one_line(msg)
+    """A DuckDB error in one line that names the database by its file name only."""
+    first = _without_folder(path, one_line(msg))
+    path = Path(path.name)
     low = msg.lower()
     if "not a valid duckdb" in low or "corrupt" in low or "could not read enough bytes" in low or "magic" in low or "invalid" in low and "file" in low:
         return f"{path} is not a readable DuckDB database (corrupt or another format); move it aside or choose another database path"

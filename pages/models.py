@@ -88,6 +88,10 @@ def add_model(name: str, kind: str, family: str, revision: str | None) -> None:
             st.caption("Hint: pick the base family by hand to add it without reading its config; "
                        "the Score page checks the model when it loads it.")
         return
+    if not added["added"]:  # a stored model is never rewritten from here
+        st.info(f"{md(name.strip())} is already in the catalogue as a {catalog.KINDS.get(added['kind'], added['kind'])} "
+                f"of the {md(added['family'])} family; nothing was changed.", icon=":material/info:")
+        return
     st.success(f"Added {md(name.strip())} ({md(added['family'])} {kind}). Score it on the Score page.")
 
 

@@ -222,7 +222,11 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
                         f"{md((e.revision if e else None) or 'main (latest)')}")
             trust[n] = st.checkbox(what, key=f"trust-{n}", help="Some models (QRM, ArmoRM) define their own "
                                    "architecture in the repository; that code runs with your permissions.")
-            if needs and not trust[n]:
+            if trust[n]:  # said on the page, not only in the tooltip
+                st.warning(f"The Python code shipped with {md(ak.display_name(n))} will run on this machine, with "
+                           "your permissions, when the job loads it. Tick this only for a repository (and revision) "
+                           "you trust.", icon=":material/warning:")
+            elif needs:
                 st.caption(f"{md(n)} needs its own code; without this box it is refused before any code runs.")
         pickle = st.checkbox("Allow pickle (.bin/.pt) weights", key="allow-pickle")
         if pickle:

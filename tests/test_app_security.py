@@ -100,3 +100,68 @@ def test_family_legend_is_plain_markdown(monkeypatch):
     assert not kwargs.get("unsafe_allow_html")
     assert "<" not in args[0] and "img" not in args[0]
     assert args[0].count("●") == 3 and "Unknown" in args[0] and "Llama" in args[0]
+
+
+PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_mode_typo_closes_every_page_with_one_operator_error(page, monkeypatch, tmp_path, paper_data):
+    """Issue 25: a VALUEAUDIT_MODE typo failed closed on Home, Models and Score while Compare,
+    Corpora and Implicit reward kept running; now every page shows one error and nothing else."""
+    import streamlit as st
+    monkeypatch.setenv("VALUEAUDIT_MODE", "sahred")
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "t.duckdb"))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.value.count("VALUEAUDIT\\_MODE") for e in at.error] == [1], [e.value for e in at.error]
+    assert "closed until its operator fixes a server setting" in at.error[0].value
+    assert not at.get("plotly_chart") and not at.button and not at.selectbox and not at.title and not at.caption
+
+
+def test_local_mode_shows_the_remote_code_warning_when_the_box_is_ticked(monkeypatch, tmp_path, paper_data):
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "t.duckdb"))
+    at = _score_page()
+    at.multiselect(key="score-models").set_value(["nicolinho/QRM-Gemma-2-27B"]).run()
+    box = at.checkbox(key="trust-nicolinho/QRM-Gemma-2-27B")
+    assert not any("will run on this machine" in w.value for w in at.warning)
+    box.check().run()
+    assert any("will run on this machine, with your permissions" in w.value for w in at.warning)
+
+
+def test_an_unknown_setting_is_shown_once_to_the_person_at_a_local_server(monkeypatch, tmp_path, paper_data):
+    from core import settings
+    monkeypatch.setenv("VALUEAUDIT_" + "MODLES_DIR", "/srv/models")
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "t.duckdb"))
+    monkeypatch.setattr(settings, "_WARNED", set())
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    shared = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=120)
+    shared.run()
+    assert not [w for w in shared.warning if "MODLES" in w.value]  # visitors are not told; the log is
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    local = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=120)
+    local.run()
+    said = [w.value for w in local.warning if "MODLES" in w.value]
+    assert len(said) == 1 and "did you mean VALUEAUDIT\\_MODELS\\_DIR" in said[0]
+    local.run()
+    assert not [w for w in local.warning if "MODLES" in w.value]  # once per session
+
+
+def test_models_page_says_a_stored_model_is_left_as_it_is(monkeypatch, tmp_path, paper_data):
+    from core.store import Store
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "m.duckdb"))
+    Store(tmp_path / "m.duckdb").upsert_model("hub:org/old-rm@main", "org/old-rm", "rm", "gemma", source="scored")
+    at = AppTest.from_file(str(ROOT / "pages" / "models.py"), default_timeout=120)
+    at.run()
+    at.text_input(key="add-name").set_value("org/old-rm")
+    at.selectbox[[s.label for s in at.selectbox].index("Kind")].set_value("lm")
+    at.selectbox[[s.label for s in at.selectbox].index("Base family")].set_value("qwen")
+    [b for b in at.button if b.label == "Add model"][0].click().run()
+    assert any("already in the catalogue as a reward model of the gemma family; nothing was changed" in i.value
+               for i in at.info), [i.value for i in at.info]
+    row = Store(tmp_path / "m.duckdb").models().iloc[0]
+    assert (row["kind"], row["family"], row["source"]) == ("rm", "gemma", "scored")

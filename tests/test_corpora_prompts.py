@@ -195,3 +195,16 @@ def test_a_saved_corpus_name_is_plain_new_and_not_built_in():
         with pytest.raises(corpora.CorpusError, match=msg):
             corpora.check_saved_name(bad, ["x"])
     assert corpora.check_saved_name("x", ["x"], may_replace=True) == "x"
+
+
+def test_a_dic_word_without_a_category_is_refused_with_its_line():
+    """Issue 25: a .dic word line with no category id used to become 'Uncategorized'."""
+    with pytest.raises(corpora.CorpusError, match=r"liwc\.dic line 5: word 'lonely' has no category id"):
+        corpora.parse_upload("liwc.dic", b"%\n1\tCare\n%\nkind\t1\nlonely\n")
+
+
+@pytest.mark.parametrize("name", ["vocabulary", "Vocabulary", "vocabulary:org/model", "vocabulary:x"])
+def test_vocabulary_is_not_a_saved_corpus_name(name):
+    with pytest.raises(corpora.CorpusError, match="names a scan of a model's own vocabulary"):
+        corpora.check_saved_name(name)
+    assert corpora.check_saved_name("vocabulary-list") == "vocabulary-list"

@@ -366,3 +366,35 @@ def test_a_bad_lock_wait_is_one_line_that_names_the_setting(monkeypatch, tmp_pat
     assert "VALUEAUDIT_LOCK_WAIT" in str(e.value) and "\n" not in str(e.value)
     monkeypatch.setenv("VALUEAUDIT_LOCK_WAIT", "2.5")
     assert _store.lock_wait_s() == 2.5
+
+
+def test_a_wrong_setting_is_one_error_and_an_unknown_variable_one_warning(monkeypatch, capsys):
+    """Issue 25: settings.check reads every setting with a fixed form; a typo in the mode is
+    one line on the command line too; an unknown VALUEAUDIT_* variable names the closest
+    setting, once per process."""
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    settings.check()
+    for name, value, fragment in (("VALUEAUDIT_MODE", "sahred", "VALUEAUDIT_MODE='sahred' is not one of"),
+                                  ("VALUEAUDIT_VOCAB_SCANS", "alow", "VALUEAUDIT_VOCAB_SCANS='alow'"),
+                                  ("VALUEAUDIT_MAX_JOB_ROWS", "2e6", "VALUEAUDIT_MAX_JOB_ROWS='2e6' is not a whole"),
+                                  ("VALUEAUDIT_OPERATOR_KEY", "short", "shorter than 16")):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            with pytest.raises(settings.SettingsError, match=re.escape(fragment)):
+                settings.check()
+    from tests.support import one_line_error, run_cli
+    monkeypatch.setenv("VALUEAUDIT_MODE", "sahred")
+    rc, _, err = run_cli(capsys, "corpora")
+    one_line_error(rc, err, "VALUEAUDIT_MODE='sahred' is not one of local, shared")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    typo, other = "VALUEAUDIT_" + "MODLES_DIR", "VALUEAUDIT_" + "ZZZ"  # built here: no setting by these names
+    monkeypatch.setenv(typo, "/srv/models")
+    monkeypatch.setenv(other, "1")
+    assert settings.unknown() == [
+        f"{typo} is not a valueaudit setting and is ignored; did you mean VALUEAUDIT_MODELS_DIR?",
+        f"{other} is not a valueaudit setting and is ignored; see the settings table in README.md"]
+    monkeypatch.setattr(settings, "_WARNED", set())
+    first, again = run_cli(capsys, "corpora"), run_cli(capsys, "corpora")
+    assert first[0] == again[0] == 0
+    assert first[2].count(f"warning: {typo} is not a valueaudit setting") == 1
+    assert typo not in again[2]  # once per process

@@ -152,3 +152,20 @@ def test_damaged_database_refused_before_any_write(tmp_path, paper_data):
         published.import_published(Store(db))
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
     assert not db.with_name(db.name + ".wal").exists()
+
+
+def test_store_errors_name_the_database_file_never_its_folder(tmp_path):
+    """Issue 25: visitors saw the database's full path in errors; they see its file name only."""
+    secret = tmp_path / "srv-secret-folder"
+    secret.mkdir()
+    corrupt = secret / "corrupt.duckdb"
+    corrupt.write_bytes(b"\0" * 4096 + b"not a database" * 100)
+    sqlite = secret / "old.duckdb"
+    sqlite.write_bytes(b"SQLite format 3\0" + b"\0" * 100)
+    blocker = secret / "a-file"
+    blocker.write_text("x")
+    for db in (corrupt, sqlite, blocker / "sub" / "x.duckdb"):
+        with pytest.raises(StoreError) as e:
+            Store(db).save_corpus("c", pd.DataFrame({"word": ["a"], "category": ["A"], "subcategory": ""}))
+        msg = str(e.value)
+        assert db.name in msg and "srv-secret-folder" not in msg and str(tmp_path) not in msg, msg

@@ -319,9 +319,11 @@ def flops(params: dict, tokens: int, keys: int) -> float:
 
 
 # -- one scoring run ----------------------------------------------------------------------------
-def score(clock: Clock, loaded, prompts, words, engine, batch_size: int, tag: str, label: str | None = None) -> dict:
+def score(clock: Clock, loaded, prompts, words, engine, batch_size: int, tag: str, label: str | None = None,
+          done: list | None = None) -> dict:
     """`scoring.run` into a MemorySink, timed; values kept for the comparisons. `engine`: a
-    name, or an engine already made (then `label` names it in the report)."""
+    name, or an engine already made (then `label` names it in the report). `done`: a
+    one-item list kept at the rows done so far (the OOM check places each back-off by it)."""
     import torch
 
     from core import scoring
@@ -334,6 +336,8 @@ def score(clock: Clock, loaded, prompts, words, engine, batch_size: int, tag: st
     last = [time.perf_counter()]
 
     def progress(p):
+        if done is not None:
+            done[0] = p.done
         if time.perf_counter() - last[0] >= 10:
             last[0] = time.perf_counter()
             clock.say(f"  {tag} {label} bs={batch_size}: {p.done:,}/{p.total:,} rows, {p.rate:,.0f} rows/s")
@@ -394,12 +398,17 @@ def agreement(a, b, words_cat: dict[str, str]) -> dict:
 
 # -- out-of-memory back-off ---------------------------------------------------------------------
 class _Warnings(logging.Handler):
-    def __init__(self):
+    """The planning module's warnings, each with the rows done when it came (`done`)."""
+
+    def __init__(self, done: list | None = None):
         super().__init__(logging.WARNING)
         self.lines: list[str] = []
+        self.at: list[int] = []
+        self.done = done
 
     def emit(self, record):
         self.lines.append(record.getMessage())
+        self.at.append(self.done[0] if self.done else 0)
 
 
 class TokenCap:
@@ -428,7 +437,8 @@ def oom_backoff(clock: Clock, loaded, prompts, words, engine, batch_size: int, r
     (batch size or token budget halved, logged by core.engines.planning) and end with every
     row stored, values equal to the uncapped run's."""
     import torch
-    handler = _Warnings()
+    done = [0]
+    handler = _Warnings(done)
     plog = logging.getLogger("core.engines.planning")
     plog.addHandler(handler)
     info = {"engine": label, "batch_size": batch_size, "prompts": len(prompts)}
@@ -446,7 +456,7 @@ def oom_backoff(clock: Clock, loaded, prompts, words, engine, batch_size: int, r
             torch.cuda.empty_cache()
             torch.cuda.set_per_process_memory_fraction(cap / total)
             try:
-                run = score(clock, loaded, prompts, words, engine, batch_size, "oom-capped", label)
+                run = score(clock, loaded, prompts, words, engine, batch_size, "oom-capped", label, done)
             finally:
                 torch.cuda.set_per_process_memory_fraction(1.0)
                 torch.cuda.empty_cache()
@@ -457,7 +467,7 @@ def oom_backoff(clock: Clock, loaded, prompts, words, engine, batch_size: int, r
                 probe.cap = max(8, int(0.35 * probe.largest))
                 info.update(mechanism="simulated on CPU: a forward over a token count raises torch.OutOfMemoryError",
                             uncapped_largest_forward_tokens=probe.largest, cap_tokens=probe.cap)
-                run = score(clock, loaded, prompts, words, engine, batch_size, "oom-capped", label)
+                run = score(clock, loaded, prompts, words, engine, batch_size, "oom-capped", label, done)
             finally:
                 probe.remove()
     except Exception as e:  # noqa: BLE001 - reported, and the rest of the check goes on
@@ -466,11 +476,15 @@ def oom_backoff(clock: Clock, loaded, prompts, words, engine, batch_size: int, r
     finally:
         plog.removeHandler(handler)
     s = run["summary"]
-    backoffs = [ln for ln in handler.lines if "out of memory" in ln.lower()]
+    oom = [(ln, at) for ln, at in zip(handler.lines, handler.at) if "out of memory" in ln.lower()]
+    backoffs = [ln for ln, _ in oom]
+    # a back-off with every row of the first prompt done came on a later prompt: the job keeps
+    # the size that worked (planning.MemoryLimit), so only a longer prompt may need one
+    later = sum(at >= len(words) for _, at in oom)
     agree = agreement(run["values"], reference, {}) if reference is not None else {}
     info.update(rows_stored=s["rows"], rows_expected=s["rows_expected"], ran_as=s["ran_as"], notes=s["notes"],
-                backoffs=len(backoffs), backoff_messages=backoffs[:6], scoring_s=s["scoring_s"],
-                max_abs_vs_uncapped=agree.get("max_abs"),
+                backoffs=len(backoffs), backoffs_after_first_prompt=later, backoff_messages=backoffs[:6],
+                scoring_s=s["scoring_s"], max_abs_vs_uncapped=agree.get("max_abs"),
                 ok=bool(backoffs) and s["rows"] == s["rows_expected"] and agree.get("rows") == s["rows_expected"])
     return info
 
@@ -822,7 +836,9 @@ def markdown(d: dict) -> str:
             cap = (f"cap {o['cap_gib']:.2f} GiB (the {o['held_gib']:.2f} GiB held before + 35 % of the "
                    f"{o['uncapped_extra_gib']:.2f} GiB the first batch took uncapped)" if "cap_gib" in o
                    else f"cap {o.get('cap_tokens')} tokens per forward (uncapped: {o.get('uncapped_largest_forward_tokens')})")
-            L.append(f"- OOM back-off, {o['engine']} at batch size {o['batch_size']}, {cap}: {o['backoffs']} back-offs, "
+            L.append(f"- OOM back-off, {o['engine']} at batch size {o['batch_size']}, {cap}: {o['backoffs']} back-offs "
+                     f"({o.get('backoffs_after_first_prompt')} after the first of {_n(o['prompts'], 'prompt')}: the job "
+                     "keeps the size that worked), "
                      f"{o['rows_stored']:,}/{o['rows_expected']:,} rows stored, ran as {o['ran_as']}, max |difference| "
                      f"from the uncapped run {_f(o.get('max_abs_vs_uncapped'), '{:.3g}')}: **{'ok' if o['ok'] else 'NOT OK'}**")
         L.append("")

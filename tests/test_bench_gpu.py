@@ -65,6 +65,7 @@ def test_gpu_bench_dry_run_runs_every_stage_offline_without_duckdb(tmp_path):
     assert [o["engine"].split(",")[0] for o in oom] == ["cached", "naive"]
     for o in oom:  # the back-off ran, and every row was stored
         assert o["ok"] and o["backoffs"] >= 1 and o["rows_stored"] == o["rows_expected"] == 2 * 263, o
+        assert o["backoffs_after_first_prompt"] == 0, o  # the job kept the size that worked
     proj = rep["projection"]
     assert len(proj["models"]) == 10 and proj["total_s"] > 0
     assert {r["shape"] for r in proj["models"]} == {"Gemma 2 2B", "Gemma 2 27B", "Llama 3.1 8B", "Llama 3.2 3B"}

@@ -238,6 +238,56 @@ def test_out_of_memory_halves_and_retries(tiny_llama_rm):
     assert worst(got, collect(NaiveEngine(lm), PROMPTS[0].text, words, 4)) <= 1e-5
 
 
+class RowCap:
+    """A device too small for more than `cap` rows per forward: the model's first decoder
+    layer raises torch's out-of-memory above that (a forward pre-hook, as bench/gpu.py's
+    simulated cap); counts the refusals."""
+
+    def __init__(self, model, cap: int):
+        self.cap, self.refused = cap, 0
+
+        def hook(_module, args, kwargs):
+            x = args[0] if args else kwargs["hidden_states"]
+            if x.shape[0] > self.cap:
+                self.refused += 1
+                raise torch.OutOfMemoryError(f"fake: {x.shape[0]} rows")
+        self.handle = model.base_model.layers[0].register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_out_of_memory_back_off_holds_for_the_rest_of_the_job(tiny_llama_rm):
+    """Once batch size 8 ran out of memory (8 -> 4 -> 2), every later prompt of the job
+    starts from the size that worked: two refusals in the whole job, not two per prompt."""
+    lm = load(tiny_llama_rm, "rm")
+    words, ps = words_for(12), PROMPTS[:4]
+    free = scoring.MemorySink()
+    scoring.run(free, lm, ps, words, engine="naive", batch_size=8)
+    cap = RowCap(lm.model, 2)
+    try:
+        sink = scoring.MemorySink()
+        res = scoring.run(sink, lm, ps, words, engine="naive", batch_size=8)
+    finally:
+        cap.handle.remove()
+    assert cap.refused == 2 and res.new == len(words) * len(ps)
+    a, b = (dict(zip(zip(s.scores()["prompt"], s.scores()["response"]), s.scores()["value"])) for s in (sink, free))
+    assert a.keys() == b.keys() and max(abs(a[k] - b[k]) for k in b) <= 1e-5
+
+
+def test_cached_token_budget_back_off_holds_for_the_rest_of_the_job(tiny_llama_rm):
+    """The cached engine halves its packed batches on out-of-memory; later prompts start
+    from the budget that worked, so only the first prompt meets a refusal."""
+    lm = load(tiny_llama_rm, "rm")
+    runner = SmallMemoryRunner(lm)
+    eng = CachedEngine(lm, runner=runner)
+    words, ps = words_for(30), PROMPTS[:3]
+    per_prompt = []
+    for p in ps:
+        before = len(runner.sizes)
+        got = collect(eng, p.text, words, 4)
+        per_prompt.append(sum(n > 5 for n in runner.sizes[before:]))
+        assert worst(got, collect(NaiveEngine(lm), p.text, words, 4)) <= 1e-5
+    assert per_prompt[0] >= 1 and per_prompt[1:] == [0, 0] and eng.name == "cached"
+
+
 def test_remote_code_model_uses_naive(tiny_llama_rm):
     lm = load(tiny_llama_rm, "rm")
     model = lm.model

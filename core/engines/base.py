@@ -16,6 +16,8 @@ class ScoringError(ValueAuditError, RuntimeError):
 class Engine(Protocol):
     name: str          # the engine that actually ran ('naive' after a fallback)
     notes: list[str]   # one line per fallback or caveat, shown to the user
+    # optional: `memory`, a planning.MemoryLimit kept for the engine's job, so an
+    # out-of-memory back-off holds for the job's later prompts (with_oom_backoff)
 
     def score(self, prompt: str, words: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[float]]]:
         """Yield (words, values) batches covering every word exactly once, in any order."""

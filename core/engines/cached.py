@@ -14,7 +14,7 @@ tokens run against it with cascade attention (cascade.py). Same values as `naive
 A batch of suffixes is ONE packed sequence (no padding in the linear layers, each token at
 its own full-sequence position) of about the tokens of `batch_size` full sequences; the
 attention sees the prefix block once and each row's own tokens as a small padded block.
-Out-of-memory halves a batch and retries.
+Out-of-memory halves a batch and retries; the job keeps the halved size (`self.memory`).
 
 Safety: a model with its own Python code, whose attention does not go through
 transformers' AttentionInterface, or whose reward head is not a linear layer is scored by
@@ -170,6 +170,7 @@ class CachedEngine:
         self.naive = NaiveEngine(loaded, self.tokens)
         self.checked: set[str] = set()    # row kinds that passed the self-check
         self.stats = {"cached_rows": 0, "full_rows": 0, "prefix_tokens": 0, "suffix_tokens": 0}
+        self.memory = planning.MemoryLimit()  # the job's out-of-memory back-off, in rows and tokens
         self.runner = runner
         if runner is None:
             try:
@@ -254,7 +255,8 @@ class CachedEngine:
         lengths = [len(suffix[i]) for i in cached]
         budget = self._budget(batch_size, P, lengths)
         for idx, values in planning.run_batches(cached, lengths, budget,
-                                                lambda b: self.runner.rm_scores(block, [suffix[i] for i in b])):
+                                                lambda b: self.runner.rm_scores(block, [suffix[i] for i in b]),
+                                                memory=self.memory):
             self.stats["cached_rows"] += len(idx)
             self.stats["suffix_tokens"] += sum(len(suffix[i]) for i in idx)
             self._self_check("rm", idx, values, lambda sub: rm_forward(self.loaded, [seqs[i] for i in sub]))
@@ -298,7 +300,7 @@ class CachedEngine:
         def run(b):
             rest = self.runner.lm_logprobs(block, [wids[i][:-1] for i in b], [wids[i][1:] for i in b])
             return [float(first[wids[i][0]]) + v for i, v in zip(b, rest)]
-        for idx, values in planning.run_batches(multi, lengths, budget, run):
+        for idx, values in planning.run_batches(multi, lengths, budget, run, memory=self.memory):
             self.stats["cached_rows"] += len(idx)
             self.stats["suffix_tokens"] += sum(len(wids[i]) - 1 for i in idx)
             self._self_check("lm-suffix", idx, values, naive)

@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 from ..models import LoadedModel
 from .forward import lm_forward, rm_forward
+from .planning import MemoryLimit
 from .tokens import Tokenize
 
 
@@ -25,6 +26,7 @@ class NaiveEngine:
     def __init__(self, loaded: LoadedModel, tokens: Tokenize | None = None):
         self.loaded = loaded
         self.notes: list[str] = []
+        self.memory = MemoryLimit()  # the job's out-of-memory back-off (planning.with_oom_backoff)
         self.tokens = tokens or Tokenize()  # a TokenMemo: one tokenization for a whole training run
 
     def score(self, prompt: str, words: Sequence[str], batch_size: int) -> Iterator[tuple[list[str], list[float]]]:

@@ -106,37 +106,81 @@ def plan_batches(lengths: Sequence[int], token_budget: int, max_rows: int | None
     return out
 
 
-def run_batches(order: Sequence, lengths: Sequence[int], token_budget: int, fn: Callable[[list], list],
-                max_rows: int | None = None) -> Iterator[tuple[list, list]]:
-    """Yield (rows, fn(rows)) over `order` in planned batches. On out-of-memory the batch's
-    token budget is halved and the rest re-planned from the failed batch; a single row
-    that does not fit re-raises."""
+@dataclass
+class MemoryLimit:
+    """What a job has learnt about its device's memory: the largest batch to try, in rows
+    (an engine's batch size, `with_oom_backoff`) and in tokens (a packed cached batch,
+    `run_batches`). Each engine keeps one for its whole job, so after out-of-memory every
+    later batch and prompt starts from the halved size that worked: a GPU too small for the
+    batch size asked pays one failure per job, not one per prompt. No step back up: the
+    prompts of a job are about as long as each other, so a size that ran out of memory
+    would again, and each failure costs a forward and a flush of the allocator's cache,
+    while halving a batch that large costs a GPU little."""
+    rows: int | None = None
+    tokens: int | None = None
+    failures: int = 0
+
+    def fit_rows(self, n: int) -> int:
+        return n if self.rows is None else max(1, min(n, self.rows))
+
+    def fit_tokens(self, n: int) -> int:
+        return n if self.tokens is None else max(1, min(n, self.tokens))
+
+    def rows_failed(self, n: int) -> int:
+        """Record that a batch of n rows ran out of memory; the size to use from now on."""
+        self.failures += 1
+        self.rows = max(1, min(n, self.rows or n) // 2)
+        return self.rows
+
+    def tokens_failed(self, n: int) -> int:
+        self.failures += 1
+        self.tokens = max(1, min(n, self.tokens or n) // 2)
+        return self.tokens
+
+
+def _out_of_memory_cleanup() -> None:
     import torch
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_batches(order: Sequence, lengths: Sequence[int], token_budget: int, fn: Callable[[list], list],
+                max_rows: int | None = None, memory: MemoryLimit | None = None) -> Iterator[tuple[list, list]]:
+    """Yield (rows, fn(rows)) over `order` in planned batches of at most `token_budget` tokens
+    (less where `memory` learnt that less fits). On out-of-memory the failed batch's tokens
+    are halved, kept in `memory` for the rest of the job, and the rest re-planned from the
+    failed batch; a single row that does not fit re-raises."""
+    import torch
+    memory = memory if memory is not None else MemoryLimit()
     pos = 0
     while pos < len(order):
-        start, end = plan_batches(lengths[pos:], token_budget, max_rows)[0]
+        start, end = plan_batches(lengths[pos:], memory.fit_tokens(token_budget), max_rows)[0]
         rows = list(order[pos + start:pos + end])
         try:
             values = fn(rows)
         except torch.OutOfMemoryError:
             if len(rows) == 1:
                 raise
-            token_budget = max(1, sum(lengths[pos:pos + end]) // 2)
+            budget = memory.tokens_failed(sum(lengths[pos:pos + end]))
             max_rows = max(1, len(rows) // 2) if max_rows is not None else None
-            log.warning("out of memory in a cached batch of %d rows: token budget halved to %d",
-                        len(rows), token_budget)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            log.warning("out of memory in a cached batch of %d rows: token budget halved to %d for the rest "
+                        "of the job", len(rows), budget)
+            _out_of_memory_cleanup()
             continue
         pos += end
         yield rows, values
 
 
 def with_oom_backoff(engine, prompt: str, words: Sequence[str], batch_size: int):
-    """Run `engine.score`; on out-of-memory halve the batch size and go on from where it failed."""
+    """Run `engine.score`; on out-of-memory halve the batch size and go on from where it
+    failed. The size that worked is kept in the engine's `memory` (a MemoryLimit), so the
+    job's later prompts start from it; an engine without one starts each call afresh."""
     import torch
 
     from .base import ScoringError
+    memory = getattr(engine, "memory", None)
+    memory = memory if isinstance(memory, MemoryLimit) else MemoryLimit()
+    batch_size = memory.fit_rows(batch_size)
     remaining = list(words)
     while remaining:
         done: set[str] = set()  # by word, not position: an engine may score words in any order
@@ -150,10 +194,9 @@ def with_oom_backoff(engine, prompt: str, words: Sequence[str], batch_size: int)
             if batch_size == 1:
                 raise ScoringError("CUDA out of memory even at batch size 1; use a smaller model, "
                                    "dtype bfloat16, or device cpu") from None
-            batch_size = max(1, batch_size // 2)
-            log.warning("CUDA out of memory: batch size halved to %d", batch_size)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            batch_size = memory.rows_failed(batch_size)
+            log.warning("CUDA out of memory: batch size halved to %d for the rest of the job", batch_size)
+            _out_of_memory_cleanup()
 
 
 # -- the self-check ---------------------------------------------------------------------------

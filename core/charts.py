@@ -23,7 +23,7 @@ FONT = "Inter, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 # The narrowest plot a page gives a chart: a 768 px window with the sidebar open leaves about
 # 430 px for the chart. Titles and panel grids are sized so nothing overlaps down to that width.
 NARROW_PX = 430
-TITLE_CHARS = 52  # a 16 px title line that fits NARROW_PX
+TITLE_CHARS = 46  # a 16 px title line that fits NARROW_PX (in the reports' wider fallback font too)
 MAX_PANEL_COLS = 3  # panels per row: three ~110 px panels still fit NARROW_PX with their titles
 
 
@@ -43,6 +43,15 @@ def wrap_title(text: str, width: int = TITLE_CHARS) -> str:
     return "<br>".join(out)
 
 
+def two_way_title(left: str, middle: str, right: str, width: int = 48) -> str:
+    """An axis read both ways: '← left · middle · right →' on one line where it fits a narrow
+    chart, else the middle over one line per side (never a side cut in two)."""
+    one = " · ".join(x for x in (f"← {left}", middle, f"{right} →") if x)
+    if len(one) <= width:
+        return one
+    return "<br>".join(x for x in (middle, wrap_title(f"← {left}", width), wrap_title(f"{right} →", width)) if x)
+
+
 def _title_lines(title: str | None) -> int:
     return title.count("<br>") + 1 if title else 0
 
@@ -59,6 +68,7 @@ def _style(fig: go.Figure, title: str | None = None, height: int | None = None,
     fig.update_layout(template="plotly_white", font=dict(family=FONT, size=13),
                       margin=dict(l=60, r=20, t=max(top, 40), b=60),
                       legend=legend, hoverlabel=dict(font_size=12))
+    fig.update_xaxes(automargin=True)  # a two- or three-line axis title gets its room
     if title:  # the title sits at the very top, the legend between it and the plot; plotly anchors a
         # multi-line title by its first line, so the pad moves the block down by the extra lines
         fig.update_layout(title=dict(text=title, x=0, xanchor="left", y=1, yanchor="top", yref="container",
@@ -338,7 +348,7 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
                            customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
                            hovertemplate=f"<b>%{{y}}</b><br>{a} mean rank %{{customdata[0]:.1f}}"
                                          f"<br>{b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=wrap_title(f"← preferred by {a} · rank difference · preferred by {b} →", 48)),
+    fig.update_layout(xaxis=dict(title=two_way_title(f"preferred by {a}", "rank difference", f"preferred by {b}")),
                       yaxis=dict(tickfont=dict(size=11)))
     return _style(fig, title, height=max(360, 20 * len(d) + 120))
 
@@ -358,7 +368,7 @@ def paired_difference_figure(summary: pd.DataFrame, a: str, b: str) -> go.Figure
                      arrayminus=summary["mean_difference"] - summary["ci_low"]),
         hovertemplate="%{y}<br>mean difference %{x:.1f}<extra></extra>"))
     fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
-    fig.update_layout(xaxis_title=wrap_title(f"← {_esc(a)} ranks the category higher · {_esc(b)} ranks it higher →", 48))
+    fig.update_layout(xaxis_title=two_way_title(f"{_esc(a)} ranks the category higher", "", f"{_esc(b)} ranks it higher"))
     fig.update_yaxes(autorange="reversed", automargin=True)
     return _style(fig, f"Mean rank difference ({a} − {b}) with 95% intervals", height=170 + 60 * len(summary))
 
@@ -370,8 +380,7 @@ def paired_words_figure(differences: pd.DataFrame, a: str, b: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=differences["difference"], y=_esc(differences["word"]), orientation="h",
                            marker_color="#0064E0", hovertemplate="%{y}: %{x:.1f}<extra></extra>"))
     fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
-                      xaxis_title=wrap_title(f"← better rank in {_esc(a)} · rank difference · better rank in {_esc(b)} →",
-                                             48))
+                      xaxis_title=two_way_title(f"better rank in {_esc(a)}", "rank difference", f"better rank in {_esc(b)}"))
     return _style(fig, f"Rank in {a} − rank in {b}", height=170 + 22 * len(differences))
 
 
@@ -400,7 +409,7 @@ def mwlr_lollipop(table: pd.DataFrame, model1: str, model2: str, n: int = 15,
                                            + " %{customdata[0]:.2f}<br>log p " + _short(model2)
                                            + " %{customdata[1]:.2f}<extra></extra>"))
     fig.add_vline(x=0, line_color="#616161", line_width=1)
-    fig.update_layout(xaxis=dict(title=wrap_title(f"← prefers {_short(model2)} · MWLR · prefers {_short(model1)} →", 48)),
+    fig.update_layout(xaxis=dict(title=two_way_title(f"prefers {_short(model2)}", "MWLR", f"prefers {_short(model1)}")),
                       yaxis=dict(categoryorder="array", categoryarray=list(d["word"])))
     return _style(fig, title, height=max(420, 22 * len(d) + 120))
 

@@ -150,3 +150,11 @@ def test_a_chart_download_is_named_after_what_it_shows():
     assert report.plot_config(title)["toImageButtonOptions"]["filename"] == \
         "mean_rank_of_each_category_s_words_by_base_family_big_two_nouns"
     assert "toImageButtonOptions" not in report.plot_config(None)
+
+
+def test_a_two_way_axis_title_keeps_each_side_whole():
+    assert charts.two_way_title("A", "MWLR", "B") == "← A · MWLR · B →"
+    long = charts.two_way_title("better rank in Skywork v0.2 Gemma 2 27B", "rank difference",
+                                "better rank in GRM Llama 3.2 3B")
+    assert long.split("<br>") == ["rank difference", "← better rank in Skywork v0.2 Gemma 2 27B",
+                                  "better rank in GRM Llama 3.2 3B →"]

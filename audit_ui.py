@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import audit, checks, crossed, uncertainty
+from core import audit, checks, crossed, headline, uncertainty
 from core.escape import markdown as md
 from core.store import Store
 
@@ -28,29 +28,33 @@ def selection_ranks(sel: dict) -> pd.DataFrame:
     return r[r["model"].isin(sel["models"]) & r["prompt_id"].isin(sel["prompts"])]
 
 
-@st.cache_data(show_spinner="Resampling models, prompts and words (10,000 draws)…", max_entries=8)
-def _resamples(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> uncertainty.Resamples:
+@st.cache_data(show_spinner="Checking the result with a stricter analysis: models, prompts and words resampled "
+                            "10,000 times, and a mixed model of every word's rank (a few seconds)…", max_entries=8)
+def _stricter(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> headline.Stricter:
     sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
-    return uncertainty.resample(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
+    return headline.stricter(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
 
 
-def _gaps(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> pd.DataFrame:
-    return uncertainty.family_gaps(resamples=_resamples(ver, corpus, models, pids, reps, seed))
+def stricter_for(corpus: str, result) -> headline.Stricter | None:
+    """The stricter analysis of exactly the models and prompts of this Figure 1 result (cached
+    on the database version: Home, Compare and Report share one computation); None when the
+    result compares no families."""
+    if not result.family_tests:
+        return None
+    med = pd.DataFrame(result.median_ranks)
+    return _stricter(ak.version(), corpus, tuple(sorted(med["model"].unique())),
+                     tuple(sorted(med["prompt_id"].unique())), REPS, SEED)
 
 
-def _rank_intervals(ver, corpus: str, models: tuple, pids: tuple, framing: str, category: str) -> pd.DataFrame:
-    return uncertainty.rank_intervals(None, None, framing, category,
-                                      resamples=_resamples(ver, corpus, models, pids, REPS, SEED))
-
-
-@st.cache_data(show_spinner="Fitting the crossed mixed model on every word's rank…", max_entries=8)
-def _crossed(ver, corpus: str, models: tuple, pids: tuple) -> dict:
-    sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
-    return crossed.crossed_model(selection_ranks(sel), ak.corpus(corpus)[0])
-
-
-def _key(sel: dict) -> tuple:
-    return (ak.version(), sel["corpus"], tuple(sorted(sel["models"])), tuple(sorted(sel["prompts"])))
+def headline_box(corpus: str, result) -> headline.Headline:
+    """The one story: what the paper's analysis finds, what the stricter analysis finds, what
+    it means (core/headline.py writes the sentences; the same in the reports and the CLI)."""
+    head = headline.headline(result, stricter_for(corpus, result))
+    with st.container(border=True):
+        for key in ("paper", "stricter", "meaning"):
+            if text := getattr(head, key):
+                st.markdown(f"**{headline.LABELS[key]}.** " + md(text))
+    return head
 
 
 def correction_picker(key: str) -> str:
@@ -64,16 +68,22 @@ def correction_picker(key: str) -> str:
 # Compare: uncertainty section
 # ---------------------------------------------------------------------------------
 def compare_uncertainty(sel: dict, result) -> None:
-    """Intervals, corrected stars, rank intervals with ties and the crossed model (opt-in)."""
-    if not st.toggle("Show uncertainty (beyond the paper): intervals, ties, other corrections", key="cmp-unc"):
+    """The stricter analysis in detail (opt-in): intervals, corrected stars, rank intervals with
+    groups, and the stricter mixed model."""
+    if not st.toggle("Show the stricter analysis in detail: intervals, groups, other corrections, the mixed model "
+                     "of every word's rank", key="cmp-unc"):
+        return
+    strict = stricter_for(sel["corpus"], result)
+    if strict is None:
+        st.info(result.reason or "The stricter analysis compares families: it needs reward models from two families.")
         return
     with st.container(border=True):
         st.markdown("**Uncertainty.** Intervals come from a bootstrap that resamples the models within each "
-                    f"family, the prompts and the words ({REPS:,} draws, seed {SEED}) and recomputes every "
-                    "statistic: a family claim rests on a handful of models, and every model answers the same "
+                    f"family, the prompts and the words ({strict.reps:,} draws, seed {strict.seed}) and recomputes "
+                    "every statistic: a family claim rests on a handful of models, and every model answers the same "
                     "prompts about the same words. p-values come from the same draws as the intervals.")
         method = correction_picker("cmp-corr")
-        gaps = _gaps(*_key(sel), REPS, SEED)
+        gaps = strict.gaps
         tests = pd.DataFrame(result.family_tests or [])
         tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
         for s in audit.findings(gaps, tests, method):
@@ -82,31 +92,29 @@ def compare_uncertainty(sel: dict, result) -> None:
         if not tests.empty:
             cols = ["category", "framing", "welch_p", "p_adjusted", "stars", "correction"]
             st.dataframe(tests[[c for c in cols if c in tests]], hide_index=True, width="stretch")
-        rank_section(sel, gaps)
-        crossed_section(sel)
+        rank_section(strict)
+        crossed_section(strict.crossed)
 
 
-def rank_section(sel: dict, gaps: pd.DataFrame) -> None:
+def rank_section(strict: headline.Stricter) -> None:
     st.markdown("**Where each model stands — rank intervals and groups that cannot be told apart**")
-    panels = [(r.framing, r.category) for r in gaps.itertuples()] or [
-        (f, c) for f in sel["framing"] for c in sorted(ak.corpus(sel["corpus"])[0]["category"].unique())]
+    panels = list(strict.rank_intervals)
+    if not panels:
+        return
     fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="cmp-rank-panel")
-    ri = _rank_intervals(*_key(sel), fr, cat)
+    ri = strict.rank_intervals[(fr, cat)]
     ak.plot(audit.rank_interval_figure(ri, fr, cat), key="cmp-rank-fig")
     st.dataframe(ri, hide_index=True, width="stretch")
     st.caption(audit.GROUPS_CAPTION + " Positions are about these models (prompts and words resampled).")
 
 
-def crossed_section(sel: dict) -> None:
-    if not st.checkbox("Also fit the stricter mixed model on every word's rank (takes a few seconds)",
-                       key="cmp-crossed"):
-        return
-    res = _crossed(*_key(sel))
+def crossed_section(res: dict) -> None:
+    st.markdown("**The stricter mixed model** (every word's rank)")
     st.text(crossed.crossed_sentence(res))
     st.caption(crossed.WHAT_IT_ADDS)
     if "terms" in res:
-        st.caption(f"Model: {res['formula']} (REML; Satterthwaite degrees of freedom as R's lmerTest; "
-                   "reference levels as the paper: " + ", ".join(res["reference"].values()) + ").")
+        st.caption(f"Model: {md(res['formula'])} (REML; Satterthwaite degrees of freedom as R's lmerTest; "
+                   "reference levels as the paper: " + md(", ".join(res["reference"].values())) + ").")
         cols = ["term", "estimate", "se", "df", "p", "ci_low", "ci_high"]
         st.dataframe(pd.DataFrame(res["terms"])[cols], hide_index=True, width="stretch")
         st.dataframe(crossed.variance_table(res), hide_index=True, width="stretch")
@@ -161,7 +169,7 @@ def audit_download(sel: dict, result, figures=()) -> None:
         with st.spinner("Bootstrapping and writing the report…"):
             doc = audit.build(Store(ak.version()[0]), sel["corpus"], ak.corpus(sel["corpus"])[0],
                               ranks, result, ps, method=method, reps=REPS, seed=SEED,
-                              extra_figures=list(figures))
+                              extra_figures=list(figures), stricter=stricter_for(sel["corpus"], result))
         st.session_state["audit-doc"] = doc
     doc = st.session_state.get("audit-doc")
     if doc:

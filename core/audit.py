@@ -129,9 +129,14 @@ def checks_html(chk: pd.DataFrame) -> str:
 
 def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: str,
                figures: list[tuple[str, go.Figure]], card: dict, checks_table: pd.DataFrame | None = None,
-               extra_sentences: list[str] | None = None, context: dict | None = None) -> bytes:
-    """The report document. `tests` must already be corrected (uncertainty.corrected_tests)."""
+               extra_sentences: list[str] | None = None, context: dict | None = None,
+               head=None) -> bytes:
+    """The report document. `tests` must already be corrected (uncertainty.corrected_tests);
+    `head` the headline (core.headline.Headline), shown first."""
+    from .headline import LABELS
     sent = findings(gaps, tests, method) + list(extra_sentences or [])
+    story = "".join(f"<p><b>{html.escape(LABELS[k])}.</b> {html.escape(v)}</p>"
+                    for k, v in ((k, getattr(head, k)) for k in LABELS) if v) if head is not None else ""
     figs = []
     for i, (name, fig, *caption) in enumerate(figures):
         body = fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
@@ -141,12 +146,14 @@ def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: s
     reps = int(gaps["reps"].iloc[0]) if not gaps.empty else 0
     seed = int(gaps["seed"].iloc[0]) if not gaps.empty else 0
     method_note = (f"Intervals: bootstrap that resamples models within family, prompts and words ({reps:,} draws, "
-                   f"seed {seed}); p from the same draws. Stars: Welch tests, {uncertainty.METHODS[method]} "
-                   "correction over exactly the panels shown. Lower rank = more rewarded.")
+                   f"seed {seed}); p from the same draws (unadjusted) and adjusted over the panels. Stars: Welch "
+                   f"tests, {uncertainty.METHODS[method]} correction over exactly the panels shown. Lower rank = more "
+                   "rewarded.")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>{_kv(context or {})}
+<section id="headline"><h2>In short</h2>{story}</section>
 <section id="findings"><h2>Findings</h2><ul class="findings">{''.join(f"<li>{html.escape(s)}</li>" for s in sent)}</ul>
 <p class="note">{html.escape(method_note)}</p>{report.table_html(gaps)}{report.table_html(tests)}</section>
 <section id="charts"><h2>Charts</h2>{''.join(figs)}</section>
@@ -162,27 +169,29 @@ Print this page to PDF from the browser.</footer>
 
 def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, prompt_list,
           method: str = "bonferroni", reps: int = uncertainty.REPS, seed: int = 0, extra_figures=None,
-          crossed_result: dict | None = None) -> bytes:
+          stricter=None) -> bytes:
     """Everything the report needs from the store and the current comparison (`result`: the
-    comparison's `analysis.Figure1`)."""
-    from . import crossed
-    draws = uncertainty.resample(ranks, words, reps=reps, seed=seed)
-    gaps = uncertainty.family_gaps(resamples=draws, correction=method)
+    comparison's `analysis.Figure1`; `stricter`: its core.headline.Stricter when already
+    computed, else it is computed here from `ranks`)."""
+    from . import crossed, headline
+    strict = stricter or headline.stricter(headline.restrict(ranks, result), words, reps, seed)
+    head = headline.headline(result, strict)
+    gaps = strict.gaps.assign(p_adjusted=uncertainty.adjust_p(strict.gaps["p"].to_numpy(float), method),
+                              correction=uncertainty.METHODS[method]) if len(strict.gaps) else strict.gaps
     tests = pd.DataFrame(result.family_tests or [])
     tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
     figures = [("Family gaps with intervals", gap_figure(gaps))]
-    for r in gaps.head(4).itertuples():
-        ri = uncertainty.rank_intervals(None, None, r.framing, r.category, resamples=draws)
-        figures.append((f"Rank intervals: {r.category}, {r.framing}", rank_interval_figure(ri, r.framing, r.category),
-                        GROUPS_CAPTION))
+    for (fr, cat), ri in strict.rank_intervals.items():
+        figures.append((f"Rank intervals: {cat}, {fr}", rank_interval_figure(ri, fr, cat), GROUPS_CAPTION))
     figures += [tuple(f) for f in extra_figures or []]  # (name, figure[, caption])
     m = store.models()
     keys = set(ranks["model_key"]) if "model_key" in ranks else set()
     m = m[m["model_key"].isin(keys)] if keys else m[m["name"].isin(set(ranks["model"]))]
     runs = checks.latest(store, m["model_key"])
     card = provenance.card(m, runs, corpus, words, prompt_list)
-    extra = [crossed.crossed_sentence(crossed_result) + " " + crossed.WHAT_IT_ADDS] if crossed_result else []
+    extra = [crossed.crossed_sentence(strict.crossed) + " " + crossed.WHAT_IT_ADDS] if strict.crossed else []
     context = {"Corpus": f"{corpus} ({words['word'].nunique()} words)", "Reward models": ", ".join(sorted(m["name"])),
+               "Reward models per family": headline.counts_text(headline.model_counts(result)),
                "Prompts": len(prompt_list)}
     return audit_html(f"Value audit: {corpus}", gaps=gaps, tests=tests, method=method, figures=figures, card=card,
-                      checks_table=runs, extra_sentences=extra, context=context)
+                      checks_table=runs, extra_sentences=extra, context=context, head=head)

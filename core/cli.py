@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--prompts", default=None, help="restrict to these prompts ('paper' or a file)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
     a.add_argument("--permutations", type=int, default=10000)
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=int, default=0, help="seed of the permutation tests and of the stricter analysis")
+    a.add_argument("--uncertainty", action="store_true",
+                   help="add the stricter analysis (models, prompts and words as samples) and the headline")
+    a.add_argument("--reps", type=int, default=10_000, help="bootstrap draws of the stricter analysis")
 
     lg = sub.add_parser("logprobs", help="whole-vocabulary next-token log-probabilities of an LM (paper's CSV format)")
     lg.add_argument("--model", required=True, help="Hugging Face id or local folder")
@@ -371,10 +374,22 @@ def cmd_analyze(args) -> int:
                                          ranking=getattr(corpus, "ranking", "word"))
     if not result.median_ranks:
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
+    out = result.to_json()
+    lines = [analysis.summary_text(result)]
+    if args.uncertainty:
+        from . import headline
+        if not 100 <= args.reps <= 100_000:
+            raise UserError("--reps must be between 100 and 100000 (10000 is the default)")
+        strict = headline.stricter_from_store(store, result, corpus.words, corpus.name, reps=args.reps,
+                                              seed=args.seed)
+        head = headline.headline(result, strict)
+        out.update(strict.to_json())
+        out["headline"] = head.to_json()
+        lines += [""] + [f"{headline.LABELS[k]}: {v}" for k, v in head.to_json().items() if k in headline.LABELS and v]
     if args.json:
-        print(json.dumps(result.to_json(), allow_nan=False, default=float))
+        print(json.dumps(out, allow_nan=False, default=float))
     else:
-        print(analysis.summary_text(result))
+        print("\n".join(lines))
     return 0
 
 

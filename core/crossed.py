@@ -66,49 +66,89 @@ def random_design(d: pd.DataFrame, terms=TERMS) -> tuple[sparse.csr_matrix, list
 # REML from cross-products
 # ----------------------------------------------------------------------------------
 class _Factor:
-    """Cholesky factor of A = Lambda Z'Z Lambda + I in two blocks: b (the largest term: diagonal,
-    its levels never share a row) and s (the rest, dense). L = [[D^1/2, 0], [Lsb, Lss]]."""
+    """Cholesky factor of A = Lambda Z'Z Lambda + I, eliminated in stages: a term whose block
+    (of what is left) is diagonal is eliminated with a vector of square roots and a sparse
+    update; the levels left over (40 on Big Two: model × category × framing) take a dense
+    Cholesky. The plan (which term when) is made once from the sparsity pattern."""
 
     def __init__(self, cp: dict, lam: np.ndarray):
-        nb = cp["nb"]
-        lb, ls = lam[:nb], lam[nb:]
-        self.a_b = lb * lb * cp["g_b"] + 1.0
-        self.rb = 1.0 / np.sqrt(self.a_b)
-        self.Lsb = (sparse.diags(ls) @ cp["G_sb"] @ sparse.diags(lb * self.rb)).tocsr()
-        S = ls[:, None] * cp["G_ss"] * ls[None, :] + np.eye(len(ls)) - (self.Lsb @ self.Lsb.T).toarray()
-        self.Lss = linalg.cholesky(S, lower=True, check_finite=False)
-        self.logdet = float(np.sum(np.log(self.a_b)) + 2 * np.sum(np.log(np.diag(self.Lss))))
-        self.nb = nb
+        R = (sparse.diags(lam) @ cp["G"] @ sparse.diags(lam) + sparse.identity(len(lam))).tocsr()
+        self.stages, logdet = [], 0.0
+        for s, e in cp["stages"]:
+            k = e - s
+            d = R[:k, :k].diagonal()
+            r = 1.0 / np.sqrt(d)
+            Lr = (R[k:, :k] @ sparse.diags(r)).tocsr()
+            R = (R[k:, k:] - Lr @ Lr.T).tocsr()
+            self.stages.append((s, e, r, Lr))
+            logdet += float(np.sum(np.log(d)))
+        self.Lss = linalg.cholesky(R.toarray(), lower=True, check_finite=False)
+        self.logdet = logdet + 2 * float(np.sum(np.log(np.diag(self.Lss))))
+        self.nb = cp["nb"]
 
     def lower(self, v):
-        """L^{-1} v for a vector or a (q x m) array (dense, or sparse for the b rows)."""
-        vb, vs = v[:self.nb], v[self.nb:]
+        """L^{-1} v for a vector or a dense (q x m) array; for a sparse array, (the staged rows
+        as one sparse matrix, the dense rows)."""
         if sparse.issparse(v):
-            xb = sparse.diags(self.rb) @ vb
-            rhs = vs.toarray() - (self.Lsb @ xb).toarray() if sparse.issparse(vs) else vs - self.Lsb @ xb
-            return xb, linalg.solve_triangular(self.Lss, rhs, lower=True, check_finite=False)
-        xb = vb * (self.rb if v.ndim == 1 else self.rb[:, None])
-        xs = linalg.solve_triangular(self.Lss, vs - self.Lsb @ xb, lower=True, check_finite=False)
-        return np.concatenate([xb, xs])
+            rem, parts = v.tocsr(), []
+            for s, e, r, Lr in self.stages:
+                x = (sparse.diags(r) @ rem[:e - s]).tocsr()
+                rem = (rem[e - s:] - Lr @ x).tocsr()
+                parts.append(x)
+            xb = sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix((0, v.shape[1]))
+            return xb, linalg.solve_triangular(self.Lss, rem.toarray(), lower=True, check_finite=False)
+        out = np.empty(v.shape, dtype=float)
+        rem = np.asarray(v, float)
+        for s, e, r, Lr in self.stages:
+            x = rem[:e - s] * (r if v.ndim == 1 else r[:, None])
+            out[s:e] = x
+            rem = rem[e - s:] - Lr @ x
+        out[self.nb:] = linalg.solve_triangular(self.Lss, rem, lower=True, check_finite=False)
+        return out
+
+
+def _stage_plan(G: sparse.spmatrix, sizes: list[int]) -> tuple[list[int], list[int]]:
+    """Which terms to eliminate as diagonal stages, in order (the largest first among those whose
+    block of what is left is diagonal), and the terms left for the dense part. The pattern's
+    fill-in is followed exactly (values do not matter: no cancellation is assumed)."""
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    remaining = sorted(range(len(sizes)), key=lambda k: -sizes[k])
+    cur = np.concatenate([np.arange(starts[k], starts[k + 1]) for k in remaining]).astype(int)
+    P = ((abs(G) > 0).astype(float) + sparse.identity(G.shape[0])).tocsr()[cur][:, cur].tocsr()
+    stages = []
+    while remaining:
+        offsets, o = {}, 0
+        for k in remaining:
+            offsets[k] = (o, o + sizes[k])
+            o += sizes[k]
+        pick = next((k for k in remaining
+                     if P[offsets[k][0]:offsets[k][1], offsets[k][0]:offsets[k][1]].count_nonzero() == sizes[k]), None)
+        if pick is None:
+            break
+        s, e = offsets[pick]
+        keep = np.r_[0:s, e:P.shape[0]].astype(int)
+        cross = P[keep][:, s:e]
+        P = ((P[keep][:, keep] + cross @ cross.T) > 0).astype(float).tocsr()
+        remaining.remove(pick)
+        stages.append(pick)
+    return stages, remaining
 
 
 def _crossprods(y: np.ndarray, X: np.ndarray, Z: sparse.csr_matrix, sizes: list[int]) -> dict:
-    """The cross-products, with the largest term's levels moved first (block b)."""
-    k_big = int(np.argmax(sizes))
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    order = [k_big] + [k for k in range(len(sizes)) if k != k_big]
+    """The cross-products, with the random levels ordered as the factor eliminates them
+    (staged terms first, the dense rest last)."""
+    staged, dense = _stage_plan((Z.T @ Z).tocsr(), sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    order = staged + dense
     perm = np.concatenate([np.arange(starts[k], starts[k + 1]) for k in order]).astype(int)
     Zp = Z[:, perm].tocsc()
     G = (Zp.T @ Zp).tocsr()
-    nb = sizes[k_big]
-    g_b = G.diagonal()[:nb]
-    off = G[:nb, :nb] - sparse.diags(g_b)
-    if off.count_nonzero():
-        raise ValueError("the largest random term's levels share rows; cannot use the block factor")
+    bounds = np.concatenate([[0], np.cumsum([sizes[k] for k in staged])]).astype(int)
     blocks = np.concatenate([np.full(sizes[k], k) for k in order]).astype(int)
-    return {"n": len(y), "p": X.shape[1], "G": G, "nb": nb, "g_b": g_b, "G_sb": G[nb:, :nb].tocsr(),
-            "G_ss": G[nb:, nb:].toarray(), "B": np.asarray(Zp.T @ X), "Zy": np.asarray(Zp.T @ y).ravel(),
-            "XtX": X.T @ X, "Xy": X.T @ y, "yy": float(y @ y), "blocks": blocks, "K": len(sizes)}
+    return {"n": len(y), "p": X.shape[1], "G": G, "nb": int(bounds[-1]),
+            "stages": list(zip(bounds[:-1].tolist(), bounds[1:].tolist())), "B": np.asarray(Zp.T @ X),
+            "Zy": np.asarray(Zp.T @ y).ravel(), "XtX": X.T @ X, "Xy": X.T @ y, "yy": float(y @ y),
+            "blocks": blocks, "K": len(sizes)}
 
 
 def _solve(cp: dict, theta: np.ndarray) -> dict:
@@ -213,6 +253,88 @@ def _to_theta_sigma(theta: np.ndarray, sigma: float, der: dict) -> tuple[np.ndar
     return H, dC
 
 
+ANALYTIC_MAX_LEVELS = 3000  # above this many random levels the exact derivatives' q x q matrices
+# would take too much memory: the derivatives are then taken numerically, as lmerTest does
+
+
+def _dev_full(cp: dict, theta: np.ndarray, sigma: float) -> float:
+    """The REML deviance with sigma not profiled out (lmerTest's devfun_vp)."""
+    n, p = cp["n"], cp["p"]
+    s = _solve(cp, np.asarray(theta, float))
+    return (s["f"].logdet + 2 * np.sum(np.log(np.diag(s["RX"]))) + s["r2"] / sigma ** 2
+            + (n - p) * math.log(2 * math.pi * sigma ** 2))
+
+
+def _cov_beta(cp: dict, theta: np.ndarray, sigma: float) -> np.ndarray:
+    s = _solve(cp, np.asarray(theta, float))
+    return sigma ** 2 * linalg.cho_solve((s["RX"], True), np.eye(cp["p"]), check_finite=False)
+
+
+def _numeric(cp: dict, theta: np.ndarray, sigma: float, rel: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Hessian of the deviance and Jacobian of C in (theta, sigma) by central differences with
+    one Richardson step (steps h and h/2), as numDeriv does for lmerTest."""
+    x0 = np.append(theta, sigma)
+    k = len(x0)
+    base = rel * np.maximum(np.abs(x0), 1e-2)
+
+    def f(x):
+        return _dev_full(cp, x[:-1], x[-1])
+
+    def g(x):
+        return _cov_beta(cp, x[:-1], x[-1])
+
+    def once(h):
+        H = np.zeros((k, k))
+        f0 = f(x0)
+        e = np.eye(k) * h
+        fp = [f(x0 + e[i]) for i in range(k)]
+        fm = [f(x0 - e[i]) for i in range(k)]
+        for i in range(k):
+            H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
+            for j in range(i + 1, k):
+                H[i, j] = H[j, i] = (f(x0 + e[i] + e[j]) - f(x0 + e[i] - e[j]) - f(x0 - e[i] + e[j])
+                                     + f(x0 - e[i] - e[j])) / (4 * h[i] * h[j])
+        dC = np.array([(g(x0 + e[i]) - g(x0 - e[i])) / (2 * h[i]) for i in range(k)])
+        return H, dC
+
+    H1, d1 = once(base)
+    H2, d2 = once(base / 2)
+    return (4 * H2 - H1) / 3, (4 * d2 - d1) / 3
+
+
+def _polish_numeric(cp: dict, theta: np.ndarray, steps: int = 4, rel: float = 1e-3) -> np.ndarray:
+    """Newton steps on the profiled criterion over the free theta (not at zero), gradient and
+    Hessian by central differences; a step is kept only if it lowers the criterion."""
+    theta = np.asarray(theta, float)
+    for _ in range(steps):
+        free = np.flatnonzero(theta > 1e-7)
+        if not len(free):
+            break
+        h = rel * np.maximum(theta[free], 1e-2)
+
+        def f(dx):
+            t = theta.copy()
+            t[free] += dx
+            return _dev_theta(cp, t)
+        f0 = f(np.zeros(len(free)))
+        e = np.diag(h)
+        g = np.array([(f(e[i]) - f(-e[i])) / (2 * h[i]) for i in range(len(free))])
+        H = np.array([[(f(e[i] + e[j]) - f(e[i] - e[j]) - f(-e[i] + e[j]) + f(-e[i] - e[j])) / (4 * h[i] * h[j])
+                       for j in range(len(free))] for i in range(len(free))])
+        try:
+            step = np.linalg.solve(H, g)
+        except np.linalg.LinAlgError:
+            break
+        t = theta.copy()
+        t[free] = np.maximum(theta[free] - step, 0)
+        if not _dev_theta(cp, t) <= f0:
+            break
+        theta = t
+        if np.max(np.abs(step) / np.maximum(theta[free], 1e-8)) < 1e-9:
+            break
+    return theta
+
+
 def _pinv_hessian(H: np.ndarray, tol: float = 1e-8) -> np.ndarray:
     """Moore-Penrose inverse over the eigenvalues above tol, as lmerTest."""
     vals, vecs = np.linalg.eigh(H)
@@ -273,13 +395,23 @@ def _reml_fit(y: np.ndarray, X: np.ndarray, Z: sparse.csr_matrix, sizes: list[in
     K = cp["K"]
     # Optimise over rho = theta^2 (relative variances): the criterion is even in theta, so at
     # theta = 0 its theta-gradient vanishes and a bounded search can stall there; in rho the
-    # boundary has a true one-sided slope.
+    # boundary has a true one-sided slope. With exact derivatives, Newton steps finish the search.
+    exact = cp["G"].shape[0] <= ANALYTIC_MAX_LEVELS
     best = optimize.minimize(lambda r: _dev_theta(cp, np.sqrt(np.maximum(r, 0))), np.ones(K), method="L-BFGS-B",
-                             bounds=[(0, None)] * K, options={"ftol": 1e-12, "gtol": 1e-6, "maxiter": 2000})
+                             bounds=[(0, None)] * K,
+                             options={"ftol": 1e-9 if exact else 1e-14, "gtol": 1e-5 if exact else 1e-9, "maxiter": 2000})
     theta = np.sqrt(np.maximum(best.x, 0))
-    theta, s, der = _polish(cp, theta)
-    sigma = math.sqrt(der["sigma2"])
-    H, dC = _to_theta_sigma(theta, sigma, der)
+    if exact:
+        theta, s, der = _polish(cp, theta)
+        sigma = math.sqrt(der["sigma2"])
+        H, dC = _to_theta_sigma(theta, sigma, der)
+    else:
+        theta = _polish_numeric(cp, theta)
+        s = _solve(cp, theta)
+        sigma2 = s["r2"] / (cp["n"] - cp["p"])
+        beta = linalg.solve_triangular(s["RX"].T, s["cb"], lower=False, check_finite=False)
+        der = {"beta": beta, "C": _cov_beta(cp, theta, math.sqrt(sigma2)), "sigma2": sigma2}
+        H, dC = _numeric(cp, theta, math.sqrt(sigma2))
     A = 2 * _pinv_hessian(H)
     df = satterthwaite_df(np.eye(cp["p"]), der["C"], dC, A)
     var = der["sigma2"] * theta ** 2  # theta is in the order of `sizes` (only the factor reorders levels)

@@ -68,39 +68,6 @@ def term_in_words(term: str, ref_family: str = "Gemma") -> str:
     return ", ".join(bits) if bits else str(term)
 
 
-def lead_sentence(result) -> str:
-    """One sentence a policy reader can repeat: on positive prompts, which family ranks
-    which categories' words higher (significant panels only), and how many panels differ."""
-    result = _json(result)
-    tests = result.get("family_tests")
-    fm = result.get("family_means") or []
-    if not isinstance(tests, list) or not tests:
-        return ""
-    means = {(r["framing"], r["category"], r["family"]): r["mean_rank"] for r in fm}
-    favours: dict[str, list[str]] = {}
-    for t in tests:
-        p = t.get("welch_p_bonferroni")
-        if t.get("framing") != "positive" or p is None or p >= 0.05:
-            continue
-        fams = sorted({f for (fr, c, f) in means if fr == "positive" and c == t["category"]}, key=str.casefold)
-        if len(fams) != 2:
-            continue
-        a, b = (means[("positive", t["category"], f)] for f in fams)
-        winner = fams[0] if a < b else fams[1]  # lower mean rank = nearer the top = preferred
-        favours.setdefault(winner, []).append(t["category"])
-    n_sig = sum(1 for t in tests if t.get("welch_p_bonferroni") is not None and t["welch_p_bonferroni"] < 0.05)
-    tail = f"{n_sig} of {len(tests)} family comparisons differ significantly (Welch, Bonferroni-corrected)."
-    if not favours:
-        return "On positive prompts no family ranks any category's words significantly higher than another; " + tail
-    parts = [f"{fam}-based reward models favour {_join(cats)} words" for fam, cats in sorted(favours.items())]
-    return "On positive prompts, " + " and ".join(parts) + "; " + tail
-
-
-def _join(items: list[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _json(result) -> dict:
     """A Figure 1 result (`core.analysis.Figure1`) or its JSON form, as the JSON form: the
     sentences below read either (e.g. a result read back from `analyze --json`). Not

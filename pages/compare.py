@@ -31,15 +31,15 @@ def unscored_notice(sel: dict) -> None:
                    f"no score from the chosen models and {'is' if len(missing) == 1 else 'are'} not ranked: {md(shown)}.")
 
 
-def summary(result: analysis.Figure1) -> None:
+def summary(result: analysis.Figure1, sel: dict) -> None:
+    """The one story first (core/headline.py), then the paper's analysis panel by panel."""
+    audit_ui.headline_box(sel["corpus"], result)
     lines = analysis.summary_text(result).splitlines()
-    with st.container(border=True):
-        if lead := wording.lead_sentence(result):
-            st.markdown(f"#### {md(lead)}")
+    with st.expander("The paper's analysis, panel by panel", expanded=False):
         st.markdown("**What this shows.** " + md(lines[0]))
         for ln in lines[1:]:
             st.markdown("- " + md(ln))
-        st.markdown("**Mixed model.** " + md(wording.mixed_model_sentence(result)))
+        st.markdown("**The paper's mixed model.** " + md(wording.mixed_model_sentence(result)))
         for note in result.notes:
             st.caption(md(note))
 
@@ -154,7 +154,7 @@ def main() -> None:
         return
     coverage_notice(sel)
     panels(result, sel)
-    summary(result)
+    summary(result, sel)
     audit_ui.compare_uncertainty(sel, result)  # beyond the paper: intervals, ties, corrections (issue 15)
     st.divider()
     model_words(sel)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 import appkit as ak
+import audit_ui
 import pandas as pd
 
-from core import analysis, charts, published, wording
+from core import charts, published
 from core.escape import markdown as md
 
 INTRO = """
@@ -112,10 +113,7 @@ def headline() -> None:
                "a 95% interval over its models; small dots: single models (hover for names). Rank 1 = the most "
                "rewarded word, so higher on the chart = ranked nearer the top.")
     ak.coverage_note(cov, med["model"].unique() if chosen is None else chosen)
-    lines = analysis.summary_text(result).splitlines()
-    positive = [ln for ln in lines if ln.startswith("On positive prompts")] or lines[1:2]
-    st.markdown("**In plain words.** " + md(" ".join(positive)))
-    st.caption(md(wording.mixed_model_sentence(result)))
+    audit_ui.headline_box("big2-nouns", result)  # the one story: the paper's finding beside the stricter one
     ak.link("pages/compare.py", "See the full comparison, per model and prompt", ":material/bar_chart:")
 
 

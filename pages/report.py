@@ -9,7 +9,7 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, report, wording
+from core import analysis, charts, corpora, headline, report, wording
 from core.escape import markdown as md
 
 
@@ -85,8 +85,9 @@ def main() -> None:
     if result is None:
         st.warning("Nothing to report for this selection; widen the filters.")
         return
-    lead = wording.lead_sentence(result)
-    summary = (lead + "\n" if lead else "") + analysis.summary_text(result) + "\n" + wording.mixed_model_sentence(result)
+    head = headline.headline(result, audit_ui.stricter_for(sel["corpus"], result))  # the one story
+    summary = (head.text + "\n" + analysis.summary_text(result) + "\n"
+               + "The paper's mixed model: " + wording.mixed_model_sentence(result))
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result.n_words} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),

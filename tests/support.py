@@ -1,5 +1,6 @@
 """Helpers shared by several test files: the command line in a subprocess (`cli`,
-`last_line`) and in-process (`run_cli`, `one_line_error`). The tiny models live in
+`last_line`) and in-process (`run_cli`, `one_line_error`), the crossed model against an R run
+(`assert_crossed_equals_r`). The tiny models live in
 `tests/tiny_models.py`, the independent scorer in `tests/plain_scorer.py`, Ray's stand-in in
 `tests/fake_ray.py`, the browser tests' server in `tests/browser_server.py`."""
 from __future__ import annotations
@@ -9,6 +10,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from scipy import stats
 
 from core import cli as core_cli
 
@@ -41,6 +45,25 @@ def one_line_error(rc: int, err: str, *fragments: str) -> None:
     assert rc == 2 and len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err, err
     for f in fragments:
         assert f in errors[0], (f, errors[0])
+
+
+def assert_crossed_equals_r(fit: dict, ref: dict) -> None:
+    """core/crossed.py's fit (or `analyze --uncertainty --json`'s `crossed`) against an R
+    lme4 + lmerTest run: estimates 1e-3 relative, SEs 2e-3, df 1e-3, p within 0.002, variances
+    1e-3 (issue 22's bar)."""
+    assert [t["term"] for t in fit["terms"]] == [t["term"] for t in ref["terms"]]
+    for got, want in zip(fit["terms"], ref["terms"]):
+        assert got["estimate"] == pytest.approx(want["estimate"], rel=1e-3, abs=1e-9), got["term"]
+        assert got["se"] == pytest.approx(want["se"], rel=2e-3), got["term"]
+        assert got["df"] == pytest.approx(want["df"], rel=1e-3), got["term"]
+        assert abs(got["p"] - want["p"]) <= 0.002, got["term"]
+        # the interval is the t interval with those df, not +-1.96 SE
+        q = stats.t.ppf(0.975, want["df"])
+        assert got["ci_low"] == pytest.approx(want["estimate"] - q * want["se"], rel=2e-3, abs=1e-6)
+    assert set(fit["variances"]) == set(ref["variances"])
+    for k, v in ref["variances"].items():
+        assert fit["variances"][k] == pytest.approx(v, rel=1e-3, abs=1e-6), k
+    assert fit["reml"] == pytest.approx(ref["reml"], rel=1e-9)
 
 
 def synthetic_rm_scores(store, words, models: dict, prompt_ids, seed: int = 0) -> None:

@@ -42,7 +42,7 @@ def _page(name: str) -> AppTest:
 
 def test_compare_uncertainty_toggle(app_db):
     at = _page("compare.py")
-    assert not any("95% interval" in m.value for m in at.markdown)  # the paper's view is the default
+    assert not any("on average than the" in shown(m.value) for m in at.markdown)  # the details are opt-in
     at.toggle(key="cmp-unc").set_value(True).run()
     assert not at.exception, at.exception
     text = " ".join(shown(m.value) for m in at.markdown)

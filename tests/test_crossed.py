@@ -11,34 +11,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize, stats
+from scipy import optimize
 
 from core import corpora, crossed, uncertainty, words
 from tests.conftest import PAPER_DATA
 from tests.reference import inputs
+from tests.support import assert_crossed_equals_r as assert_equals_r
 
 HERE = Path(__file__).parent / "reference"
 
 
 def _corpus_of(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[["response", "category"]].drop_duplicates().rename(columns={"response": "word"})
-
-
-def assert_equals_r(fit: dict, ref: dict) -> None:
-    """Estimates 1e-3 relative, SEs 2e-3, df 1e-3, p within 0.002, variances 1e-3 (the issue's bar)."""
-    assert [t["term"] for t in fit["terms"]] == [t["term"] for t in ref["terms"]]
-    for got, want in zip(fit["terms"], ref["terms"]):
-        assert got["estimate"] == pytest.approx(want["estimate"], rel=1e-3, abs=1e-9), got["term"]
-        assert got["se"] == pytest.approx(want["se"], rel=2e-3), got["term"]
-        assert got["df"] == pytest.approx(want["df"], rel=1e-3), got["term"]
-        assert abs(got["p"] - want["p"]) <= 0.002, got["term"]
-        # the interval is the t interval with those df, not +-1.96 SE
-        q = stats.t.ppf(0.975, want["df"])
-        assert got["ci_low"] == pytest.approx(want["estimate"] - q * want["se"], rel=2e-3, abs=1e-6)
-    assert set(fit["variances"]) == set(ref["variances"])
-    for k, v in ref["variances"].items():
-        assert fit["variances"][k] == pytest.approx(v, rel=1e-3, abs=1e-6), k
-    assert fit["reml"] == pytest.approx(ref["reml"], rel=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +49,21 @@ def test_crossed_model_equals_lmer_on_a_subset_of_the_published_scores(big2_stor
     ref = json.loads((HERE / "crossed_subset.json").read_text())
     assert len(rows) == ref["n_rows"]
     assert_equals_r(crossed.crossed_model(rows, _corpus_of(rows)), ref)
+    crossed.ANALYTIC_MAX_LEVELS, keep = 0, crossed.ANALYTIC_MAX_LEVELS  # the numerical derivatives too
+    try:
+        assert_equals_r(crossed.crossed_model(rows, _corpus_of(rows)), ref)
+    finally:
+        crossed.ANALYTIC_MAX_LEVELS = keep
 
 
+@pytest.mark.parametrize("exact", [True, False], ids=["exact-derivatives", "numerical-derivatives"])
 @pytest.mark.parametrize("name", ["crossed_sim", "crossed_sim_singular"])
-def test_crossed_model_equals_lmer_on_simulated_data(name):
+def test_crossed_model_equals_lmer_on_simulated_data(name, exact, monkeypatch):
     """Committed inputs; in `crossed_sim_singular` lme4 puts a variance at zero and the df come
-    from the pseudo-inverse of the Hessian, as lmerTest's."""
+    from the pseudo-inverse of the Hessian, as lmerTest's. Both derivative paths: exact (up to
+    ANALYTIC_MAX_LEVELS random levels) and numerical (above it)."""
+    if not exact:
+        monkeypatch.setattr(crossed, "ANALYTIC_MAX_LEVELS", 0)
     rows = pd.read_csv(HERE / f"{name}.csv")
     pd.testing.assert_frame_equal(rows, inputs.simulated_rows(inputs.SIMULATED[name]), check_exact=False, rtol=1e-9)
     ref = json.loads((HERE / f"{name}.json").read_text())

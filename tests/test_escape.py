@@ -178,7 +178,7 @@ def test_no_page_renders_markup_from_data(page, hostile_db, monkeypatch, paper_d
 
 def test_report_and_audit_html_have_no_live_link_or_image_from_data(hostile_db, monkeypatch):
     """The downloaded reports: data escaped in text, tables and the embedded figures."""
-    from core import analysis, audit, charts, corpora, report, wording
+    from core import analysis, audit, charts, corpora, headline, report, wording
     store = Store(hostile_db)
     corpus = corpora.resolve("hostile", store, files=False)
     result = analysis.figure1_from_store(store, corpus.words, "hostile", None, None, permutations=100, seed=0)
@@ -186,7 +186,7 @@ def test_report_and_audit_html_have_no_live_link_or_image_from_data(hostile_db, 
     tests = wording.tests_table(result)
     figures = [("Mean rank by family", charts.family_dots_figure(med), "caption"),
                ("Median ranks", charts.compare_figure(med, tests, title=f"Median rank — {DESCRIPTION}"), "")]
-    summary = (wording.lead_sentence(result) or "") + "\n" + analysis.summary_text(result)
+    summary = headline.headline(result, None).text + "\n" + analysis.summary_text(result)
     doc = report.report_html(f"Value audit: {DESCRIPTION}", summary, figures, [("Median ranks", med)],
                              {"Corpus": DESCRIPTION}).decode()
     assert EVIL in doc  # the data is there ...

@@ -29,22 +29,6 @@ def test_summary_never_prints_zero_or_none_p():
     assert "p < 1e-15" in text and "0.00" not in text and "None" not in text
 
 
-def test_lead_sentence_names_each_family_s_significant_categories():
-    fm = [{"framing": "positive", "category": c, "family": f, "mean_rank": m}
-          for c, f, m in (("Agency", "Gemma", 132.5), ("Agency", "Llama", 128.3),
-                          ("Communion", "Gemma", 131.1), ("Communion", "Llama", 135.3),
-                          ("Care", "Gemma", 20.0), ("Care", "Llama", 21.0))]
-    tests = [{"framing": "positive", "category": "Agency", "welch_p_bonferroni": 0.002},
-             {"framing": "positive", "category": "Communion", "welch_p_bonferroni": 0.004},
-             {"framing": "positive", "category": "Care", "welch_p_bonferroni": 0.4},
-             {"framing": "negative", "category": "Agency", "welch_p_bonferroni": 0.01}]
-    from core.wording import lead_sentence
-    s = lead_sentence({"family_means": fm, "family_tests": tests})
-    assert s == ("On positive prompts, Gemma-based reward models favour Communion words and Llama-based reward "
-                 "models favour Agency words; 3 of 4 family comparisons differ significantly (Welch, "
-                 "Bonferroni-corrected).")
-
-
 def test_p_values_in_table_cells_read_as_a_reader_would_write_them():
     from core.wording import p_cell
     assert [p_cell(p) for p in (9e-14, 0.0009999, 0.001, 0.01234, 0.09996, 0.1, 0.456, 0.99999, float("nan"), None)] == \

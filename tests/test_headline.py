@@ -1,0 +1,127 @@
+"""The one story (core/headline.py): the paper's finding, the stricter analysis's and what it
+means — the same sentences in the app (Home, Compare, Report), the reports and the CLI; and
+`analyze --uncertainty --json` on the published Big Two scores against R (crossed model) and
+the issue's checks (intervals resample models and agree with their p)."""
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import headline, uncertainty
+from tests.conftest import PAPER_DATA
+from tests.support import assert_crossed_equals_r, cli, run_cli, shown
+
+FM = [{"framing": "positive", "category": c, "family": f, "mean_rank": m}
+      for c, f, m in (("Agency", "Gemma", 132.5), ("Agency", "Llama", 128.3),
+                      ("Communion", "Gemma", 131.1), ("Communion", "Llama", 135.3),
+                      ("Care", "Gemma", 20.0), ("Care", "Llama", 21.0))]
+TESTS = [{"framing": "positive", "category": "Agency", "welch_p_bonferroni": 0.002},
+         {"framing": "positive", "category": "Communion", "welch_p_bonferroni": 0.004},
+         {"framing": "positive", "category": "Care", "welch_p_bonferroni": 0.4},
+         {"framing": "negative", "category": "Agency", "welch_p_bonferroni": 0.01}]
+MED = [{"model": m, "family": f, "prompt_id": "p1", "median_rank": 1.0}
+       for m, f in (("g1", "Gemma"), ("g2", "Gemma"), ("l1", "Llama"), ("l2", "Llama"), ("l3", "Llama"))]
+RESULT = {"family_means": FM, "family_tests": TESTS, "median_ranks": MED}
+
+
+def _gaps(p_adjusted: list[float]) -> pd.DataFrame:
+    rows = [{"framing": "positive", "category": c, "family_a": "Gemma", "family_b": "Llama", "gap": -4.0,
+             "ci_low": -9.0 if pa >= 0.05 else -9.0, "ci_high": 2.0 if pa >= 0.05 else -1.0,
+             "p": pa / 4, "p_adjusted": pa, "correction": "Holm", "n_models_a": 2, "n_models_b": 3}
+            for c, pa in zip(("Agency", "Communion", "Care", "Loyalty"), p_adjusted)]
+    return pd.DataFrame(rows)
+
+
+def test_the_paper_sentence_names_each_family_s_categories_and_the_model_counts():
+    h = headline.headline(RESULT, None)
+    assert h.paper == ("The paper's analysis of the 2 Gemma-based and 3 Llama-based reward models, reproduced exactly "
+                       "(one median rank per model and prompt; Welch tests, Bonferroni-corrected over the 4 panels), "
+                       "finds that on positive prompts Gemma-based models rank Communion words 4.2 places higher "
+                       "than Llama-based ones, and Llama-based models rank Agency words 4.2 places higher than "
+                       "Gemma-based ones; its tests give p < 0.05 on 3 of 4 panels.")
+    assert h.stricter == "" and h.meaning == ""
+
+
+@pytest.mark.parametrize("p_adjusted, meaning", [
+    ([0.6, 0.9, 1.0, 1.0], "The direction matches the paper; with 2 Gemma and 3 Llama models these gaps could "
+                           "still be chance."),
+    ([0.01, 0.02, 0.03, 0.04], "Both analyses agree: even treating the 2 Gemma and 3 Llama models and the words "
+                               "as samples, these gaps are larger than chance would plausibly give."),
+    ([0.01, 0.5, 1.0, 1.0], "The direction matches the paper; with 2 Gemma and 3 Llama models only the gap for "
+                            "Agency on positive prompts is larger than chance would plausibly give."),
+])
+def test_the_meaning_follows_the_stricter_analysis_and_never_says_significant(p_adjusted, meaning):
+    strict = headline.Stricter(_gaps(p_adjusted), {}, {}, 10_000, 0)
+    h = headline.headline(RESULT, strict)
+    assert h.meaning == meaning
+    assert all("significant" not in s.lower() for s in h.sentences)
+    assert "2 Gemma and 3 Llama" in h.meaning  # the model counts wherever a family claim is made
+    again = headline.headline(json.loads(json.dumps(RESULT)), json.loads(json.dumps(strict.to_json())))
+    assert again == h  # a result saved as JSON renders the same text
+
+
+@pytest.fixture(scope="module")
+def cli_json(big2_store):
+    store, _ = big2_store
+    proc = cli("analyze", "--corpus", "big2-nouns", "--db", store.path, "--uncertainty", "--json")
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.r_reference("crossed_big2.json")  # skipped without it, except under CI (conftest)
+def test_analyze_uncertainty_json_crossed_terms_equal_r(cli_json):
+    ref = json.loads((PAPER_DATA / "reference" / "crossed_big2.json").read_text())
+    assert_crossed_equals_r(cli_json["crossed"], ref)
+    assert {"term", "estimate", "se", "df", "p"} <= set(cli_json["crossed"]["terms"][-1])
+
+
+def test_analyze_uncertainty_json_family_gaps_resample_models_and_agree_with_their_p(cli_json):
+    gaps = pd.DataFrame(cli_json["family_gaps"])
+    assert len(gaps) == 4 and (gaps["n_models_a"] == 4).all() and (gaps["n_models_b"] == 6).all()
+    assert (gaps["reps"] == 10_000).all() and {"gap", "ci_low", "ci_high", "p", "p_adjusted"} <= set(gaps.columns)
+    neg_agency = gaps[(gaps["framing"] == "negative") & (gaps["category"] == "Agency")].iloc[0]
+    assert neg_agency["ci_high"] - neg_agency["ci_low"] > 30  # models resampled (fixed models: 26 ranks wide)
+    for r in gaps.itertuples():
+        assert (r.ci_low <= 0 <= r.ci_high) == (r.p >= 0.05)
+        assert r.ci_low <= r.gap <= r.ci_high
+    from statsmodels.stats.multitest import multipletests
+    assert list(gaps["p_adjusted"]) == pytest.approx(list(multipletests(gaps["p"], method="holm")[1]))
+    assert (gaps["correction"] == "Holm").all()
+    ri = cli_json["rank_intervals"]
+    assert len(ri) == 4 and all(len(r["models"]) == 10 and r["n_pairs"] == 45 for r in ri)
+    assert all(m["group"] and m["position_low"] <= m["position"] <= m["position_high"] for r in ri for m in r["models"])
+    h = cli_json["headline"]
+    assert h["sentences"] == [h["paper"], h["stricter"], h["meaning"]]
+    assert "4 Gemma" in h["paper"] and "4 Gemma and 6 Llama models" in h["meaning"]
+    assert "could still be chance" in h["meaning"] and "significant" not in " ".join(h["sentences"]).lower()
+
+
+def test_the_headline_is_the_same_text_in_the_app_the_reports_and_the_cli(cli_json, big2_store, capsys, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support import ROOT
+    store, _ = big2_store
+    want = cli_json["headline"]["sentences"]
+    assert len(want) == 3
+    rc, out, _ = run_cli(capsys, "analyze", "--corpus", "big2-nouns", "--db", store.path, "--uncertainty")
+    assert rc == 0
+    for s, label in zip(want, headline.LABELS.values()):
+        assert f"{label}: {s}" in out.splitlines()  # the CLI's text
+    monkeypatch.setenv("VALUEAUDIT_DB", str(store.path))
+    st.cache_data.clear()
+    for page in ("home.py", "compare.py", "report.py"):
+        at = AppTest.from_file(str(ROOT / "pages" / page), default_timeout=300)
+        at.run()
+        assert not at.exception, (page, at.exception)
+        seen = [shown(m.value) for m in at.markdown]
+        for s, label in zip(want, headline.LABELS.values()):
+            assert any(x == f"**{label}.** {s}" or x == s for x in seen), (page, label, seen)
+        if page == "report.py":
+            at.button(key="rep-audit").click().run()
+            doc = at.session_state["audit-doc"].decode()
+            for s in want:  # the audit report
+                assert html.escape(s) in doc

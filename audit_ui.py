@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import audit, checks, crossed, headline, uncertainty
+from core import audit, checks, crossed, headline, uncertainty, wording
 from core.escape import markdown as md
 from core.store import Store
 
@@ -90,8 +90,10 @@ def compare_uncertainty(sel: dict, result) -> None:
             st.markdown("- " + md(s))
         ak.plot(audit.gap_figure(gaps), key="cmp-gap-fig")
         if not tests.empty:
-            cols = ["category", "framing", "welch_p", "p_adjusted", "stars", "correction"]
-            st.dataframe(tests[[c for c in cols if c in tests]], hide_index=True, width="stretch")
+            st.dataframe(pd.DataFrame({"framing": tests["framing"], "category": tests["category"],
+                                       "the paper's Welch p": tests["welch_p"].map(wording.p_cell),
+                                       f"{uncertainty.METHODS[method]}-adjusted": tests["p_adjusted"].map(wording.p_cell),
+                                       "stars": tests["stars"]}), hide_index=True, width="stretch")
         rank_section(strict)
         crossed_section(strict.crossed)
 
@@ -103,8 +105,9 @@ def rank_section(strict: headline.Stricter) -> None:
         return
     fr, cat = st.selectbox("Panel", panels, format_func=lambda p: f"{p[1]} words, {p[0]} prompts", key="cmp-rank-panel")
     ri = strict.rank_intervals[(fr, cat)]
+    ri = ri.assign(model=ri["model"].map(ak.display_name))  # the short names every page shows
     ak.plot(audit.rank_interval_figure(ri, fr, cat), key="cmp-rank-fig")
-    st.dataframe(ri, hide_index=True, width="stretch")
+    st.dataframe(uncertainty.rank_table(ri), hide_index=True, width="stretch")
     st.caption(audit.GROUPS_CAPTION + " Positions are about these models (prompts and words resampled).")
 
 
@@ -115,9 +118,8 @@ def crossed_section(res: dict) -> None:
     if "terms" in res:
         st.caption(f"Model: {md(res['formula'])} (REML; Satterthwaite degrees of freedom as R's lmerTest; "
                    "reference levels as the paper: " + md(", ".join(res["reference"].values())) + ").")
-        cols = ["term", "estimate", "se", "df", "p", "ci_low", "ci_high"]
-        st.dataframe(pd.DataFrame(res["terms"])[cols], hide_index=True, width="stretch")
-        st.dataframe(crossed.variance_table(res), hide_index=True, width="stretch")
+        st.dataframe(crossed.terms_table(res), hide_index=True, width="stretch")
+        st.dataframe(crossed.variance_table(res).round({"variance": 1}), hide_index=True, width="stretch")
 
 
 # ---------------------------------------------------------------------------------

@@ -37,8 +37,10 @@ def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
                      arrayminus=gaps["gap"] - gaps["ci_low"], thickness=2)))
     fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
     fa, fb = _esc(str(gaps["family_a"].iloc[0])), _esc(str(gaps["family_b"].iloc[0]))
+    counts = (f" ({int(gaps['n_models_a'].iloc[0])} {fa}, {int(gaps['n_models_b'].iloc[0])} {fb} models)"
+              if {"n_models_a", "n_models_b"} <= set(gaps.columns) else "")
     fig.update_layout(title=_esc(title) or f"Family gap in mean rank ({fb} − {fa}) with "
-                      f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals",
+                      f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals{counts}",
                       xaxis_title=f"← {fb} ranks the category higher · {fa} ranks it higher →",
                       height=140 + 60 * len(gaps), margin=dict(l=170, r=30, t=60, b=60),
                       plot_bgcolor="white", showlegend=False)
@@ -60,21 +62,27 @@ GROUPS_CAPTION = ("Models that share a letter cannot be told apart: no two model
 
 
 def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Figure:
-    """Each model's position with its interval; the group letters in the hover and labels."""
+    """Each model's position with its interval, coloured by family (a legend names them); the
+    group letters after each name and in the hover."""
     if ri.empty:
         return charts.empty_figure("No models to rank.")
-    labels = [f"{m} ({g})" for m, g in zip(ri["model"], ri["group"])]
-    fig = go.Figure(go.Scatter(
-        x=ri["position"], y=_esc(labels), mode="markers",
-        marker=dict(size=10, color=[_family.color(f) for f in ri["family"]]),
-        error_x=dict(type="data", symmetric=False, array=ri["position_high"] - ri["position"],
-                     arrayminus=ri["position"] - ri["position_low"]),
-        text=[f"group {g}" for g in ri["group"]], hovertemplate="%{y}: position %{x}, %{text}<extra></extra>"))
+    fig = go.Figure()
+    for fam in _family.order(ri["family"]):
+        d = ri[ri["family"] == fam]
+        color = _family.color(fam)
+        fig.add_trace(go.Scatter(
+            x=d["position"], y=_esc([f"{m} ({g})" for m, g in zip(d["model"], d["group"])]), mode="markers",
+            name=_esc(str(fam)), marker=dict(size=10, color=color),
+            error_x=dict(type="data", symmetric=False, array=d["position_high"] - d["position"],
+                         arrayminus=d["position"] - d["position_low"], color=color, thickness=1.5),
+            text=[f"group {g}" for g in d["group"]], hovertemplate="%{y}: position %{x}, %{text}<extra></extra>"))
     fig.update_layout(title=_esc(rank_chart_title(framing, category)),
                       xaxis_title="position (95% interval); letters: groups that cannot be told apart",
-                      height=140 + 32 * len(ri), margin=dict(l=300, r=30, t=60, b=50), plot_bgcolor="white",
-                      showlegend=False)
-    fig.update_yaxes(autorange="reversed")
+                      height=170 + 32 * len(ri), margin=dict(l=300, r=30, t=60, b=50), plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.12, x=0.5, xanchor="center"))
+    fig.update_yaxes(autorange="reversed", categoryorder="array",
+                     categoryarray=_esc([f"{m} ({g})" for m, g in zip(ri["model"], ri["group"])]))
+    fig.update_xaxes(dtick=1)
     return fig
 
 

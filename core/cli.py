@@ -385,7 +385,7 @@ def cmd_analyze(args) -> int:
         head = headline.headline(result, strict)
         out.update(strict.to_json())
         out["headline"] = head.to_json()
-        lines += [""] + [f"{headline.LABELS[k]}: {v}" for k, v in head.to_json().items() if k in headline.LABELS and v]
+        lines += [""] + head.labelled
     if args.json:
         print(json.dumps(out, allow_nan=False, default=float))
     else:

@@ -460,6 +460,20 @@ def crossed_model(ranks: pd.DataFrame, words: pd.DataFrame, terms=TERMS, level: 
     return out
 
 
+def terms_table(result: dict) -> pd.DataFrame:
+    """The fixed effects as a reader's table: R's term, what it compares, estimate, SE, df, p
+    (as a reader writes it: '< 0.001') and the t interval, rounded."""
+    from .wording import p_cell, term_in_words
+    if "terms" not in result:
+        return pd.DataFrame()
+    ref = (result.get("reference") or {}).get("family", "Gemma")
+    pct = f"{result.get('level', 0.95) * 100:.0f}%"
+    return pd.DataFrame([{"term": t["term"], "compares": term_in_words(t["term"], ref),
+                          "estimate": round(t["estimate"], 2), "SE": round(t["se"], 2), "df": round(t["df"], 1),
+                          "p": p_cell(t["p"]), f"{pct} CI": f"{t['ci_low']:.1f} to {t['ci_high']:.1f}"}
+                         for t in result["terms"]])
+
+
 def variance_table(result: dict) -> pd.DataFrame:
     """The variance components in words, largest first."""
     v = result.get("variances") or {}

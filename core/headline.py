@@ -153,6 +153,12 @@ class Headline:
     def text(self) -> str:
         return "\n".join(self.sentences)
 
+    @property
+    def labelled(self) -> list[str]:
+        """'What the paper's analysis finds: …' lines, as the CLI and the report print them."""
+        return [f"{LABELS[k]}: {v}" for k, v in (("paper", self.paper), ("stricter", self.stricter),
+                                                   ("meaning", self.meaning)) if v]
+
     def to_json(self) -> dict:
         return {"paper": self.paper, "stricter": self.stricter, "meaning": self.meaning,
                 "sentences": self.sentences}

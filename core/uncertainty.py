@@ -414,6 +414,17 @@ def rank_intervals(ranks: pd.DataFrame | None, words: pd.DataFrame | None, frami
     return out
 
 
+def rank_table(ri: pd.DataFrame) -> pd.DataFrame:
+    """rank_intervals as a reader's table: position, model, family, mean rank (1 decimal), the
+    95% range of positions ('1–5') and the group letters."""
+    if ri.empty:
+        return pd.DataFrame(columns=["position", "model", "family", "mean rank", "positions (95%)", "group"])
+    return pd.DataFrame({"position": ri["position"], "model": ri["model"], "family": ri["family"],
+                         "mean rank": ri["mean_rank"].round(1),
+                         "positions (95%)": [f"{a}–{b}" for a, b in zip(ri["position_low"], ri["position_high"])],
+                         "group": ri["group"]})
+
+
 def group_letters(differ: np.ndarray) -> list[str]:
     """Letters for models in their order: each maximal run of consecutive models in which no
     pair differs gets a letter (the 'underline' display); a model may carry two letters."""

@@ -86,8 +86,8 @@ def main() -> None:
         st.warning("Nothing to report for this selection; widen the filters.")
         return
     head = headline.headline(result, audit_ui.stricter_for(sel["corpus"], result))  # the one story
-    summary = (head.text + "\n" + analysis.summary_text(result) + "\n"
-               + "The paper's mixed model: " + wording.mixed_model_sentence(result))
+    summary = "\n".join([*head.labelled, "The paper's analysis, panel by panel:", analysis.summary_text(result),
+                         "The paper's mixed model: " + wording.mixed_model_sentence(result)])
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result.n_words} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),

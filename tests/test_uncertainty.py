@@ -215,3 +215,11 @@ def test_family_gap_bootstrap_draws_prompts_and_words_independently():
     assert r.gap == pytest.approx(delta)
     assert (r.ci_low, r.ci_high) == tuple(np.quantile(exact, [0.025, 0.975]))  # (-3.5, 6.5): 7/108 at each end
     assert r.p == pytest.approx(p_exact, abs=0.03)  # Monte Carlo SE of p over 20,000 draws: 0.007
+
+
+def test_rank_table_reads_as_a_reader_would_write_it():
+    ri = pd.DataFrame({"position": [1, 2], "model": ["a", "b"], "family": ["Gemma", "Llama"],
+                       "mean_rank": [119.49, 125.17], "position_low": [1, 1], "position_high": [5, 7],
+                       "group": ["a", "ab"]})
+    t = uncertainty.rank_table(ri)
+    assert list(t["positions (95%)"]) == ["1–5", "1–7"] and list(t["mean rank"]) == [119.5, 125.2]

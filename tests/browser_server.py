@@ -42,22 +42,30 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 @contextlib.contextmanager
 def running_app(env: dict, log_path: Path) -> Iterator[str]:
     """The app served with os.environ updated by `env` (a None value removes a variable);
-    yields its URL. config.toml binds 127.0.0.1, so no address flag is needed."""
+    yields its URL. config.toml binds 127.0.0.1, so no address flag is needed. A port taken
+    between free_port() and streamlit's bind (another test process, under xdist) is one retry."""
     full = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for k, v in env.items():
         if v is None:
             full.pop(k, None)
         else:
             full[k] = str(v)
-    port = free_port()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
+        for attempt in range(3):
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                 "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                cwd=ROOT, env=full, stdout=log, stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_healthy(url, proc)
+                break
+            except RuntimeError:
+                log.flush()
+                if attempt == 2 or "already in use" not in Path(log_path).read_text():
+                    raise
         try:
-            wait_healthy(url, proc)
             yield url
         finally:
             proc.terminate()

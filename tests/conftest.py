@@ -8,6 +8,7 @@ The R re-runs in reference/ are not in the paper's repository: tests that need o
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def _paper_data() -> Path:
 
 
 PAPER_DATA: Path = Path()   # set by pytest_configure, before any test module is imported
+# One torch thread per process (before torch is imported; inherited by the CLI runs, dashboard
+# servers and xdist workers the tests start): the tiny models gain nothing from more, and with
+# parallel workers on every core a second thread only waits at torch's barriers, burning CPU
+# (core/engines/threads.py says why). Tests of the thread choice set their counts themselves.
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+if "torch" in sys.modules:   # imported before this file (by a plugin): the variables came too late for it
+    sys.modules["torch"].set_num_threads(1)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.pop("VALUEAUDIT_DB", None)  # tests never touch the user's database

@@ -96,16 +96,16 @@ def test_a_bad_setting_is_one_line_that_names_it_before_any_model_loads(bad, mon
 
 
 def test_a_run_uses_the_set_threads_records_them_and_restores_torch(tiny_llama_rm, tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUEAUDIT_THREADS", "1")
+    """A count other than torch's default (the test session runs torch with one thread: conftest)."""
+    wanted = threads.torch_default() + 1
+    monkeypatch.setenv("VALUEAUDIT_THREADS", str(wanted))
     before = torch.get_num_threads()
     seen = []
     req = request.ScoreRequest(model=str(tiny_llama_rm), kind="rm", words=("love", "power", "truth"),
                                prompts=tuple(prompts.paper_prompts()[:2]), corpus="mini", db=str(tmp_path / "t.duckdb"),
                                batch_size=2, device="cpu", engine="naive")
     result = runner.score(req, on_progress=lambda p: seen.append(torch.get_num_threads()))
-    assert seen and set(seen) == {1}
+    assert seen and set(seen) == {wanted}
     assert torch.get_num_threads() == before
-    assert json.loads(result.check["provenance"])["cpu_threads"] == 1
-    if threads.torch_default() != 1:
-        assert any(n.startswith("1 CPU thread instead of torch's") and n.endswith("(VALUEAUDIT_THREADS=1)")
-                   for n in result.notes)
+    assert json.loads(result.check["provenance"])["cpu_threads"] == wanted
+    assert f"{wanted} CPU threads instead of torch's {wanted - 1} (VALUEAUDIT_THREADS={wanted})" in result.notes

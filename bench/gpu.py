@@ -100,7 +100,6 @@ PROMPTS_8B = ["best_ever_one", "greatest_world_single", "good_time_please", "wor
 BIG2_ROWS = 263 * 54
 ENGINES = ("cached", "naive")
 UNCHECKED = "cached, self-check off"
-BF16_TOLERANCE = 2e-2  # core.engines.planning.tolerance(torch.bfloat16), relative to max(1, |value|)
 
 log = logging.getLogger("bench.gpu")
 
@@ -226,27 +225,22 @@ def build_tokenizer(shape_name: str, words: list[str]):
 
 
 def build_model(shape_name: str, tokenizer, device: str, dtype, dry: bool):
-    """A random-weight RM of the shape, built on the device. Weights: linear layers N(0, 1/fan_in),
-    so activations stay of order one through every layer at any width (transformers' std 0.02 is
-    that only near a width of 2,500: the dry run's narrow models would fade); embeddings of unit
-    scale as the model reads them; the score head 4x, for rewards of spread of a few units."""
+    """A random-weight RM of the shape, built on the device. Weights: tests.tiny_models.fan_in_init
+    (linear layers N(0, 1/fan_in), so activations stay of order one through every layer at any
+    width: the dry run's narrow models would fade at transformers' std 0.02; the score head 4x,
+    for rewards of spread of a few units)."""
     import torch
     from transformers import AutoModelForSequenceClassification
+
     from core.models import attention_for
+    from tests.tiny_models import fan_in_init
     cfg = make_config(shape_name, tokenizer, dry)
     attn = attention_for(cfg.to_dict())  # Gemma 2: eager, as models.load gives it (soft-capping)
     with torch.device(device):  # built where it runs: 16 GB of weights never pass through the CPU
         model = AutoModelForSequenceClassification.from_config(cfg, dtype=dtype, **({"attn_implementation": attn}
                                                                                       if attn else {}))
     model.to(device)
-    gen = torch.Generator(device=device).manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and "embed_tokens" in name:
-                std = cfg.hidden_size ** -0.5 if SHAPES[shape_name]["arch"] == "gemma2" else 1.0  # Gemma scales by sqrt(hidden)
-                p.normal_(0, std, generator=gen)
-            elif p.dim() == 2:
-                p.normal_(0, (4.0 if name.startswith("score") else 1.0) * p.shape[1] ** -0.5, generator=gen)
+    fan_in_init(model, torch.Generator(device=device).manual_seed(0))
     model.to(device).eval()
     return model
 
@@ -377,8 +371,9 @@ def add_rates(run: dict, acc: dict, params: dict, peak_tflops: float | None, gem
 # -- agreement ----------------------------------------------------------------------------------
 def agreement(a, b, words_cat: dict[str, str]) -> dict:
     """Values of the same rows from two runs: differences (absolute, and relative to
-    max(1, |value|) as planning.tolerance), and what the paper's statistic sees: each
-    prompt's word ranks and median rank per category."""
+    max(1, |value|) as planning.tolerance: the largest and the rms, which the bf16 rule
+    bounds: `judge`), and what the paper's statistic sees: each prompt's word ranks and
+    median rank per category."""
     import numpy as np
     m = a.merge(b, on=["prompt", "response"], suffixes=("_a", "_b"))
     if m.empty:
@@ -391,9 +386,35 @@ def agreement(a, b, words_cat: dict[str, str]) -> dict:
     m["category"] = m["response"].map(words_cat)
     med = m.groupby(["prompt", "category"])[["rank_a", "rank_b"]].median()
     return {"rows": int(len(m)), "max_abs": float(d.max()), "p99_abs": float(d.quantile(0.99)),
-            "max_rel": float(rel.max()), "within_tolerance": bool(rel.max() <= BF16_TOLERANCE), "value_sd": float(m["value_b"].std()),
+            "max_rel": float(rel.max()), "rms_rel": float(np.sqrt((rel ** 2).mean())), "value_sd": float(m["value_b"].std()),
             "min_spearman": float(np.nanmin(rho)) if len(rho) else float("nan"), "max_rank_shift": float((m["rank_a"] - m["rank_b"]).abs().max()),
             "max_median_rank_shift": float((med["rank_a"] - med["rank_b"]).abs().max())}
+
+
+def judge(res: dict, bs: int) -> None:
+    """The bf16 rule (core/engines/precision.py) on every comparison of a model: two
+    computations in bf16 may differ, in rms relative terms, by NOISE_FACTOR x the dtype's
+    noise on this model, never less than the fixed tolerance. The noise: naive bf16 against
+    the same weights in fp32 on the fp32 sample, else what the cached engine's self-check
+    measured on its rows."""
+    import torch
+
+    from core.engines import planning, precision
+    fixed = planning.tolerance(torch.bfloat16)
+    sample = res["agreement"].get(f"naive bf16 vs naive fp32, batch {bs}", {})
+    checks = [c for r in res["runs"] for c in r.get("self_checks", []) if c.get("noise") is not None]
+    if sample.get("rows"):
+        noise, source = sample["rms_rel"], f"naive bf16 vs fp32 on the fp32 sample ({sample['rows']} rows)"
+    elif checks:
+        noise, source = checks[0]["noise"], f"the cached engine's self-check ({checks[0]['rows']} rows)"
+    else:
+        return
+    bound = max(fixed, precision.NOISE_FACTOR * noise)
+    res["bf16_rule"] = {"noise": noise, "noise_from": source, "factor": precision.NOISE_FACTOR, "fixed": fixed,
+                        "bound": bound}
+    for a in res["agreement"].values():
+        if a.get("rows"):
+            a["within_rule"] = bool(a["rms_rel"] <= bound)
 
 
 # -- out-of-memory back-off ---------------------------------------------------------------------
@@ -580,8 +601,12 @@ def check_model(clock: Clock, rep: Report, args, shape_name: str, prompts, words
                 if clock.left() < est + args.reserve_s:
                     rep.skip(clock, f"{label} {tag}", f"{clock.left():.0f} s left of the budget, needs ~{est:.0f} s")
                     continue
-            made = CachedEngine(lm, self_check=False) if engine == UNCHECKED else engine
+            made = CachedEngine(lm, self_check=False) if engine == UNCHECKED else \
+                CachedEngine(lm) if engine == "cached" else engine   # made here: its self-checks are reported
             run = score(clock, lm, prompts, words, made, bs, label, engine)
+            if engine == "cached":
+                run["summary"]["self_checks"] = made.self_checks
+            made = None  # an engine holds the model: none may outlive its run
             add_rates(run["summary"], acc, params, peak, gemm)
             res["runs"].append(run["summary"])
             values[tag] = run["values"]
@@ -623,6 +648,7 @@ def check_model(clock: Clock, rep: Report, args, shape_name: str, prompts, words
         rep.stage(clock, f"{shape_name}: fp32 sample")
     else:
         rep.skip(clock, f"{label} fp32 sample", "budget")
+    judge(res, bs)
 
     # out-of-memory back-off under a forced cap, both engines (the 2B only, unless asked)
     if shape_name in args.oom_models:
@@ -757,9 +783,16 @@ def summary(d: dict) -> list[str]:
         if r.get("load_s"):
             line += f"; loaded from disk in {r['load_s']:.1f} s"
         a = next((v for k, v in r.get("agreement", {}).items() if k.startswith("cached vs naive")), None)
-        if a and a.get("rows"):
-            line += (f"; cached vs naive max |difference| {a['max_abs']:.3g} (relative {a['max_rel']:.3g}: "
-                     f"{'within' if a['within_tolerance'] else 'OVER'} the 2e-2 tolerance)")
+        rule = r.get("bf16_rule")
+        if a and a.get("rows") and rule:
+            line += (f"; cached vs naive max |difference| {a['max_abs']:.3g}, rms relative {a['rms_rel']:.3g}: "
+                     f"{'within' if a.get('within_rule') else 'OVER'} the bf16 rule's {rule['bound']:.3g} "
+                     f"({rule['factor']:g} x bf16's noise {rule['noise']:.3g} on this model)")
+        checks = [c for run in runs for c in run.get("self_checks", [])]
+        if checks:
+            line += (f"; self-check {'passed' if all(c['passed'] for c in checks) else 'FAILED'} on "
+                     f"{sum(c['rows'] for c in checks)} rows (exact arithmetic max difference "
+                     f"{max(c.get('exact_max_difference', c['max_difference']) for c in checks):.2g})")
         if any(run["engine"] == "cached" and run["ran_as"] != "cached" for run in runs):
             line += "; **the cached engine's self-check fell back to naive**"
         for o in r.get("oom", []):
@@ -821,14 +854,30 @@ def markdown(d: dict) -> str:
             L.append(f"- {r['speedup_engine']} vs naive at the default batch size: **{r['speedup']:.1f}x** "
                      f"({r['speedup'] / t['ideal_speedup']:.0%} of the ideal token ratio)")
         if r.get("agreement"):
-            L += ["", "| values compared | rows | max abs | p99 abs | max rel | within 2e-2 | reward sd | "
-                  "min Spearman per prompt | max rank shift | max median-rank shift |",
-                  "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+            rule = r.get("bf16_rule") or {}
+            L += ["", "| values compared | rows | max abs | p99 abs | max rel | rms rel | within the bf16 rule | "
+                  "reward sd | min Spearman per prompt | max rank shift | max median-rank shift |",
+                  "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
             for k, a in r["agreement"].items():
                 if a.get("rows"):
                     L.append(f"| {k} | {a['rows']:,} | {a['max_abs']:.3g} | {a['p99_abs']:.3g} | {a['max_rel']:.3g} | "
-                             f"{'yes' if a['within_tolerance'] else 'NO'} | {a['value_sd']:.3g} | "
+                             f"{a['rms_rel']:.3g} | {'–' if 'within_rule' not in a else 'yes' if a['within_rule'] else 'NO'} | "
+                             f"{a['value_sd']:.3g} | "
                              f"{a['min_spearman']:.4f} | {a['max_rank_shift']:.0f} | {a['max_median_rank_shift']:.1f} |")
+        rule = r.get("bf16_rule")
+        if rule:
+            L.append(f"- the bf16 rule on this model: bf16's noise {rule['noise']:.3g} (rms relative, {rule['noise_from']}); "
+                     f"two bf16 computations may differ by {rule['bound']:.3g} rms = max({rule['fixed']:g}, "
+                     f"{rule['factor']:g} x noise)")
+        for run in r.get("runs", []):
+            for c in run.get("self_checks", []):
+                how = (f"exact arithmetic: max difference {c['exact_max_difference']:.2g} (tolerance "
+                       f"{c['exact_tolerance']:g}); {c['dtype']}: cached vs naive {c['rms_difference']:.3g} rms "
+                       f"(max {c['max_difference']:.3g}), bound {c['bound']:.3g} = max({c['fixed']:g}, "
+                       f"{c['factor']:g} x the noise {c['noise']:.3g} measured on these rows)" if "noise" in c
+                       else f"max difference {c['max_difference']:.2g} (tolerance {c['tolerance']:g})")
+                L.append(f"- self-check of the {run['engine']} run at batch {run['batch_size']}, {c['kind']}, "
+                         f"{c['batch']} batch, {c['rows']} rows: {how}: **{'passed' if c['passed'] else 'FAILED'}**")
         for o in r.get("oom", []):
             if "error" in o:
                 L.append(f"- OOM back-off, {o['engine']}: FAILED: {o['error']}")
@@ -869,13 +918,23 @@ def markdown(d: dict) -> str:
 
 
 TOLERANCE = (
-    "bf16 keeps 8 significant bits: each rounding is off by up to 2^-9 relative (0.2 %). The two engines round "
-    "different intermediates (the cached engine computes a prompt's keys and values once over the prefix and merges "
-    "two softmax parts in fp32; the naive engine runs whole padded rows through other kernel tilings), so two correct "
-    "engines differ by a few bf16 roundings of the hidden state, carried through every layer. The project's self-check "
-    "accepts 2e-2 x max(1, |value|) for bf16 (`planning.tolerance`), and that is the bound here for cached vs naive and "
-    "for bf16 vs fp32 (the same bf16-rounded weights computed in fp32). What the paper's statistic reads are ranks: the "
-    "rank columns show how far the rounding moves a word within its prompt and a category's median rank.")
+    "bf16 keeps 8 significant bits: each rounding is off by up to 2^-9 (0.2 %) relative, and a model carries its "
+    "roundings through every layer. Two computations of a reward that are equal in real arithmetic but round "
+    "differently (the cached engine's prefix block and merged softmax; the naive engine's padded rows; another batch "
+    "size) therefore differ by bf16's *noise on that model*: on random-weight models of these shapes a few per cent of "
+    "max(1, |value|) on single rows, more than any fixed tolerance that would still catch a bug (the self-check's old "
+    "2e-2 sent correct bf16 runs to naive, or passed them by luck on 4 rows). The rule (core/engines/precision.py, "
+    "docs/engines.md 'Half precision'), used by the engine's self-check and by every run's measurement checks, has two "
+    "parts. Logic: the checked rows are computed again by both engines in exact arithmetic (float32 on the same "
+    "weights, `precision.float32_arithmetic`), where they must agree within float32's tolerance (1e-3 relative; "
+    "they agree to ~1e-6): a wrong mask, merge or position shows there at full size, whatever bf16 does. Rounding: in "
+    "bf16 the two may differ by at most 5 x bf16's noise on the model — the naive engine's rms relative distance from "
+    "exact arithmetic on the same rows — in rms over the rows, and never less than 2e-2. The factor 5 was measured: "
+    "over 6,000 draws of 12-16 rows on random-weight Gemma 2 / Llama models of 2-32 layers, correct engines differed by "
+    "at most 4.7 x that noise (p99 3.1). Below, each model's noise is measured on the fp32 sample (the same weights in "
+    "float32) and the comparisons are judged by that rule; the self-check's own figures are listed per run. What the "
+    "paper's statistic reads are ranks: the rank columns show how far the rounding moves a word within its prompt and "
+    "a category's median rank.")
 
 
 # -- main ---------------------------------------------------------------------------------------

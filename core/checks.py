@@ -8,7 +8,11 @@ A run whose invariance check fails is stored with status 'failed' and reported l
 never silently as good.
 
 (a) invariance: stored value vs naive/cached engines at batch sizes 1 and k, and a
-    left-padded batch (position ids from the mask); a second BOS is never added.
+    left-padded batch (position ids from the mask); a second BOS is never added. In half
+    precision each way is also re-scored in exact arithmetic (core/engines/precision.py),
+    where it must equal the naive engine to float32's tolerance, and in the dtype it may
+    differ from the stored value by the dtype's measured noise on this model: bf16's own
+    rounding is not flagged, a wrong mask or a batch-dependent value is.
 (b) tokenization coverage: per word, tokens alone and after a space; dropped (no tokens)
     or changed (decodes to other text: leading space, case, normalisation).
 (c) the chat-template text actually sent for one (prompt, word)."""
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import provenance, scoring
+from .engines import precision
 from .store import SCHEMA
 from .errors import one_line
 
@@ -35,7 +40,8 @@ EngineFactory = Callable[[str, object], object]
 
 
 def tolerance(dtype) -> tuple[float, float]:
-    """(absolute, relative) tolerance: float32 math differs by ~1e-6; half precision by ~1e-2."""
+    """(absolute, relative) tolerance: float32 math differs by ~1e-6; half precision by ~1e-2
+    (the least allowed: `invariance` widens it to the dtype's measured noise on the model)."""
     return (1e-4, 1e-4) if "32" in str(dtype) or "64" in str(dtype) else (5e-2, 2e-2)
 
 
@@ -114,6 +120,13 @@ def run_variants(engine: str, batch_size: int, n_words: int) -> list[tuple[str, 
     return [(engine, 1), (other, max(2, min(batch_size, n_words)))]
 
 
+def _scores(engine, prompt: str, words: Sequence[str], batch_size: int) -> dict[str, float]:
+    got = {}
+    for ws, vs in engine.score(prompt, list(words), batch_size):
+        got.update(zip(ws, vs))
+    return got
+
+
 def invariance(loaded, prompts: Sequence, words: Sequence[str], stored: dict | None = None, *,
                variants: Sequence[tuple[str, int]] = (("naive", 1), ("naive", 4), ("cached", 1), ("cached", 4)),
                left_padding: bool = True, make_engine: EngineFactory = scoring.make_engine,
@@ -121,34 +134,70 @@ def invariance(loaded, prompts: Sequence, words: Sequence[str], stored: dict | N
     """Re-score the sample each way in `variants` ((engine, batch size) pairs, each engine
     built once) and compare with the reference (the stored values when given, else the first
     variant). `make_engine(name, loaded)` builds each engine — pass your own to check an
-    engine of yours."""
+    engine of yours. Half precision (unless `tol` is given): each way is also re-scored in
+    exact arithmetic and must equal the naive engine's exact values within float32's
+    tolerance; in the dtype a way passes within `tol`, or within NOISE_FACTOR x the dtype's
+    noise on this sample in rms (precision.rounding_bound)."""
     atol, rtol = tol or tolerance(loaded.dtype)
+    half = tol is None and precision.is_half(loaded.dtype)
     scored: dict[str, dict] = {}
+    exact: dict[str, dict] = {}
+    oracle: dict[str, dict] = {"naive": {}, "exact": {}}
     engines = {name: make_engine(name, loaded) for name in dict.fromkeys(n for n, _ in variants)}
+    # separate engines for exact arithmetic: a cached engine's self-check must see its own dtype
+    exact_engines = {name: make_engine(name, loaded) for name in engines} if half else {}
+    naive = scoring.NaiveEngine(loaded)  # the oracle of the noise, never an engine under test
     for p in prompts:
         for eng_name, bs in variants:
-            got = {}
-            for ws, vs in engines[eng_name].score(p.text, list(words), bs):
-                got.update(zip(ws, vs))
-            scored.setdefault(f"{eng_name}, batch size {bs}", {}).update(
-                {(p.text, w): float(v) for w, v in got.items()})
+            name = f"{eng_name}, batch size {bs}"
+            scored.setdefault(name, {}).update(
+                {(p.text, w): float(v) for w, v in _scores(engines[eng_name], p.text, words, bs).items()})
+            if half:
+                with precision.float32_arithmetic():
+                    got = _scores(exact_engines[eng_name], p.text, words, bs)
+                exact.setdefault(name, {}).update({(p.text, w): float(v) for w, v in got.items()})
         if left_padding:
             vals = left_padded_scores(loaded, p.text, list(words))
             scored.setdefault("naive, left padding", {}).update(
                 {(p.text, w): float(v) for w, v in zip(words, vals)})
+            if half:
+                with precision.float32_arithmetic():
+                    vals = left_padded_scores(loaded, p.text, list(words))
+                exact.setdefault("naive, left padding", {}).update(
+                    {(p.text, w): float(v) for w, v in zip(words, vals)})
+        if half:
+            oracle["naive"].update({(p.text, w): float(v) for w, v in _scores(naive, p.text, words, len(words)).items()})
+            with precision.float32_arithmetic():
+                got = _scores(naive, p.text, words, len(words))
+            oracle["exact"].update({(p.text, w): float(v) for w, v in got.items()})
+    noise = bound = None
+    if half:
+        keys = list(oracle["exact"])
+        noise, bound = precision.rounding_bound(rtol, [oracle["naive"][k] for k in keys],
+                                                [oracle["exact"][k] for k in keys])
     ref_name = "stored" if stored else f"{variants[0][0]}, batch size {variants[0][1]}"
     ref = {k: v for k, v in (stored or scored[ref_name]).items() if k[1] in set(words)}
     rows, worst = [], 0.0
+    eatol, ertol = tolerance("float32")  # exact arithmetic: float32 rounding only
     for name, vals in scored.items():
         common = [k for k in vals if k in ref]
         diffs = np.array([abs(vals[k] - ref[k]) for k in common]) if common else np.array([np.inf])
         bounds = np.array([atol + rtol * abs(ref[k]) for k in common]) if common else np.array([0.0])
         ok = bool(np.all(diffs <= bounds))
         worst = max(worst, float(diffs.max()))
-        rows.append({"variant": name, "vs": ref_name, "n": len(common), "max_abs_diff": float(diffs.max()),
-                     "passed": ok})
+        row = {"variant": name, "vs": ref_name, "n": len(common), "max_abs_diff": float(diffs.max()), "passed": ok}
+        if half:
+            rms = precision.rms_relative([vals[k] for k in common], [ref[k] for k in common]) if common else np.inf
+            x = oracle["exact"]
+            shared = [k for k in exact.get(name, {}) if k in x]
+            ediff = np.array([abs(exact[name][k] - x[k]) for k in shared]) if shared else np.array([np.inf])
+            exact_ok = bool(shared) and bool(np.all(ediff <= np.array([eatol + ertol * abs(x[k]) for k in shared])))
+            row.update(rms_rel=float(rms), rounding_bound=bound, exact_max_abs_diff=float(ediff.max()),
+                       exact_passed=exact_ok, passed=exact_ok and (ok or bool(rms <= bound)))
+        rows.append(row)
     bos = [bos_count(loaded, p.text, words[0]) for p in prompts] if words else [0]
     return {"variants": rows, "max_abs_diff": worst, "tolerance_abs": atol, "tolerance_rel": rtol,
+            "noise": noise, "rounding_bound": bound, "dtype": str(loaded.dtype).replace("torch.", ""),
             "n_sampled": len(prompts) * len(words), "bos_ok": max(bos) <= 1, "bos_count": max(bos),
             "passed": all(r["passed"] for r in rows) and max(bos) <= 1}
 
@@ -255,13 +304,19 @@ def _message(inv: dict) -> str:
     bad = [v for v in inv["variants"] if not v["passed"]]
     parts = []
     if bad:
-        parts.append("scores change with " + ", ".join(f"{v['variant']} (max diff {v['max_abs_diff']:.3g})"
-                                                          for v in bad))
+        parts.append("scores change with " + ", ".join(
+            f"{v['variant']} (max diff {v['exact_max_abs_diff']:.3g} in exact arithmetic)" if v.get("exact_passed") is False
+            else f"{v['variant']} (max diff {v['max_abs_diff']:.3g})" for v in bad))
     if not inv["bos_ok"]:
         parts.append(f"{inv['bos_count']} BOS tokens at the start of the input (a second BOS was added)")
     if not parts:
-        return (f"scores unchanged across {len(inv['variants'])} ways of computing them "
-                f"(max diff {inv['max_abs_diff']:.2g} on {inv['n_sampled']} sampled pairs); one BOS")
+        line = (f"scores unchanged across {len(inv['variants'])} ways of computing them "
+                f"(max diff {inv['max_abs_diff']:.2g} on {inv['n_sampled']} sampled pairs")
+        if inv.get("noise") is not None:
+            line += (f"; equal in exact arithmetic, and within {inv['dtype']} rounding: rms at most "
+                     f"{inv['rounding_bound']:.2g} = max({inv['tolerance_rel']:g}, {precision.NOISE_FACTOR:g} x its "
+                     f"noise {inv['noise']:.2g} on this model)")
+        return line + "); one BOS"
     return "; ".join(parts)
 
 

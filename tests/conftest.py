@@ -118,6 +118,14 @@ def tiny_gemma_lm(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bf16_gemma_rm(tmp_path_factory) -> Path:
+    """A Gemma 2 RM at the scale of bench/gpu.py's models (fan-in weights, 8 layers): loaded in
+    bfloat16, rounding alone moves its rewards by several per cent between correct engines."""
+    return make_tiny(tmp_path_factory.mktemp("models") / "gemma-rm-fan-in", "gemma2", "rm", seed=6, layers=8,
+                     init="fan_in")
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_llama_rm) -> Path:
     """A training run of three checkpoints (checkpoint-100/200/300, trainer_state.json, the
     tokenizer at the run's root only) moving away from the tiny Llama RM (tests/tiny_models.py)."""

@@ -58,6 +58,12 @@ def test_gpu_bench_dry_run_runs_every_stage_offline_without_duckdb(tmp_path):
             assert r["tokens_per_s"] > 0 and r["tflops"] > 0
         cmp = m["agreement"]["cached vs naive, bf16, batch 32"]
         assert cmp["rows"] == rows and cmp["max_abs"] >= 0
+        # exact in real arithmetic: bf16's rounding must not send the cached engine to naive
+        assert all(r["ran_as"] == "cached" for r in m["runs"] if r["engine"] == "cached"), m["runs"]
+        checks = [c for r in m["runs"] for c in r.get("self_checks", [])]
+        assert checks and all(c["passed"] and c["exact_max_difference"] <= 1e-4 for c in checks), checks
+        rule = m["bf16_rule"]
+        assert rule["bound"] >= rule["fixed"] and cmp["within_rule"] and cmp["rms_rel"] <= rule["bound"]
         assert m["agreement"]["naive bf16 vs naive fp32, batch 32"]["rows"] == 24
         assert m["load_s"] > 0 and m["save_s"] > 0  # save_pretrained + core.models.load
         assert f"## {m['label']}" in md
@@ -70,4 +76,5 @@ def test_gpu_bench_dry_run_runs_every_stage_offline_without_duckdb(tmp_path):
     assert len(proj["models"]) == 10 and proj["total_s"] > 0
     assert {r["shape"] for r in proj["models"]} == {"Gemma 2 2B", "Gemma 2 27B", "Llama 3.1 8B", "Llama 3.2 3B"}
     assert {r["engine"] for r in proj["models"] if "QRM" in r["model"] or "ArmoRM" in r["model"]} == {"naive"}
-    assert "whole Big Two run" in md and "## Tolerance" in md
+    assert "whole Big Two run" in md and "## Tolerance" in md and "exact arithmetic" in md
+    assert "the cached engine's self-check fell back" not in md and "self-check passed" in md

@@ -75,6 +75,36 @@ def test_batch_dependent_engine_is_flagged(llama_rm, tmp_path):
     assert bad and all("batch size 1" not in v["variant"] for v in bad)  # batch size 1 is unshifted
 
 
+def test_bf16_rounding_passes_and_a_wrong_mask_fails(bf16_gemma_rm, tmp_path):
+    """In bfloat16 the stored values and their re-scorings differ by the dtype's rounding
+    (here more than the fixed 5e-2 + 2e-2 |value|): the check passes them, having found every
+    way equal in exact arithmetic. An engine with a wrong mask is flagged, by exact arithmetic."""
+    from core.engines.cached import CachedEngine, CascadeRunner, PrefixBlock
+
+    class NoFirstPrefixKey(CascadeRunner):
+        def prefix(self, ids):
+            block = super().prefix(ids)
+            return PrefixBlock(block.length, [(k[:, :, 1:], v[:, :, 1:]) for k, v in block.layers], block.next_logp)
+
+    def wrong_mask(name, loaded):
+        return CachedEngine(loaded, runner=NoFirstPrefixKey(loaded), self_check=False) if name == "cached" \
+            else scoring.make_engine(name, loaded)
+    lm = models.load(str(bf16_gemma_rm), "rm", device="cpu", dtype="bfloat16")
+    store = Store(tmp_path / "c.duckdb")
+    ps = prompts.paper_prompts()[:2]
+    scoring.run(store, lm, ps, WORDS, batch_size=5)
+    rec = checks.run_checks(store, lm, ps, WORDS, "mini", "cached", 5)
+    inv = json.loads(rec["invariance"])
+    fixed = [v for v in inv if v["max_abs_diff"] > 5e-2 + 2e-2 * 1.0]
+    assert fixed, "the premise: bf16 rounding alone exceeds the fixed tolerance somewhere"
+    assert rec["status"] == "passed", rec["message"]
+    assert all(v["exact_passed"] and v["exact_max_abs_diff"] < 1e-4 for v in inv)
+    assert "bfloat16 rounding" in rec["message"]
+    bad = checks.run_checks(store, lm, ps, WORDS, "mini", "cached", 5, make_engine=wrong_mask)
+    assert bad["status"] == "failed" and "cached, batch size 1" in bad["message"]
+    assert "exact arithmetic" in bad["message"], bad["message"]
+
+
 def test_a_second_bos_is_detected(llama_rm):
     import copy
     import dataclasses

@@ -14,7 +14,7 @@ import torch
 
 from core import corpora, models, prompts, scoring
 from core.engines import cascade, make_engine, planning
-from core.engines.cached import CachedEngine, CascadeRunner
+from core.engines.cached import CachedEngine, CascadeRunner, PrefixBlock
 from core.engines.naive import NaiveEngine
 from core.store import Store
 from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
@@ -288,6 +288,97 @@ def test_cached_token_budget_back_off_holds_for_the_rest_of_the_job(tiny_llama_r
     assert per_prompt[0] >= 1 and per_prompt[1:] == [0, 0] and eng.name == "cached"
 
 
+class NoFirstPrefixKey(CascadeRunner):
+    """A wrong mask: the suffix queries never see the prefix's first key (BOS), in every layer."""
+    def prefix(self, ids):
+        block = super().prefix(ids)
+        return PrefixBlock(block.length, [(k[:, :, 1:], v[:, :, 1:]) for k, v in block.layers], block.next_logp)
+
+
+class LongSuffixOff(CascadeRunner):
+    """Wrong only for the longest suffixes (the last batch of a prompt): a first batch alone
+    never shows it."""
+    def rm_scores(self, block, suffixes):
+        out = super().rm_scores(block, suffixes)
+        return [v + 0.5 if len(s) >= 5 else v for v, s in zip(out, suffixes)]
+
+
+def _bf16(path):
+    return models.load(str(path), "rm", device="cpu", dtype="bfloat16")
+
+
+def test_bf16_rounding_is_not_taken_for_a_bug(bf16_gemma_rm):
+    """In bfloat16 correct engines differ by the dtype's rounding, here by more than the old
+    fixed 2e-2: the self-check finds both paths equal in exact arithmetic and their bf16
+    difference within the dtype's noise on this model, so the engine keeps its speed. And
+    the cached values are as close to the model's exact values (a float32 copy of the same
+    weights, computed by transformers alone) as the naive engine's are."""
+    import copy
+    import dataclasses
+    lm = _bf16(bf16_gemma_rm)
+    words = words_for(30)
+    ps = [PROMPTS[40].text]
+    eng = CachedEngine(lm)
+    got = {p: collect(eng, p, words, 4) for p in ps}
+    naive = {p: collect(NaiveEngine(lm), p, words, 4) for p in ps}
+    assert eng.name == "cached" and eng.notes == [], eng.notes
+    rel = [abs(got[p][w] - naive[p][w]) / max(1.0, abs(naive[p][w])) for p in ps for w in words]
+    assert max(rel) > 2e-2, "the premise: bf16 rounding alone exceeds the old fixed tolerance"
+    assert {c["batch"] for c in eng.self_checks} == {"first", "longest suffixes"}
+    assert eng.self_checks[0]["rows"] == planning.SELF_CHECK_ROWS, eng.self_checks
+    assert all(c["passed"] and c["exact_max_difference"] <= 1e-4 for c in eng.self_checks), eng.self_checks
+    exact = dataclasses.replace(lm, model=copy.deepcopy(lm.model).float(), dtype=torch.float32)
+    x = {p: collect(NaiveEngine(exact), p, words, 4) for p in ps}
+    rms = {name: (sum((v[p][w] - x[p][w]) ** 2 / max(1.0, abs(x[p][w])) ** 2 for p in ps for w in words)
+                  / (len(ps) * len(words))) ** 0.5 for name, v in (("cached", got), ("naive", naive))}
+    assert 0 < rms["cached"] <= 2 * rms["naive"], rms
+
+
+def test_bf16_wrong_mask_still_falls_back(bf16_gemma_rm):
+    """A real bug (a key missing from the mask) is caught in bfloat16 too, by the exact-
+    arithmetic half of the check, and the values come from naive."""
+    lm = _bf16(bf16_gemma_rm)
+    words = words_for(20)
+    eng = CachedEngine(lm, runner=NoFirstPrefixKey(lm))
+    got = collect(eng, PROMPTS[0].text, words, 4)
+    assert eng.name == "naive" and "exact arithmetic" in eng.notes[0], eng.notes
+    assert worst(got, collect(NaiveEngine(lm), PROMPTS[0].text, words, 4)) == 0
+
+
+def test_the_self_check_sees_the_longest_suffixes_too(tiny_llama_rm):
+    """Rows are batched by suffix length: the first batch holds the shortest. The last batch
+    of the first prompt is checked too, so a fault of long suffixes only is caught, and no
+    wrong value is yielded (the check runs before its batch is)."""
+    lm = load(tiny_llama_rm, "rm")
+    words = words_for(60)
+    eng = CachedEngine(lm, runner=LongSuffixOff(lm))
+    got = collect(eng, PROMPTS[0].text, words, 2)
+    assert eng.name == "naive" and "longest suffixes" in eng.notes[0], eng.notes
+    assert [c["batch"] for c in eng.self_checks] == ["first", "longest suffixes"]
+    assert worst(got, collect(NaiveEngine(lm), PROMPTS[0].text, words, 2)) <= 1e-5
+
+
+def test_float32_arithmetic_is_the_model_in_float32(bf16_gemma_rm):
+    """precision.float32_arithmetic computes a bf16 model as a float32 copy of its weights
+    would, without touching the model; an LM-head-sized weight is upcast in slices."""
+    import copy
+    import dataclasses
+
+    from core.engines import precision
+    from core.engines.forward import rm_forward
+    lm = _bf16(bf16_gemma_rm)
+    seqs = scoring.rm_ids_batch(lm.tokenizer, PROMPTS[0].text, words_for(8))
+    copy32 = dataclasses.replace(lm, model=copy.deepcopy(lm.model).float(), dtype=torch.float32)
+    want = rm_forward(copy32, seqs)
+    for chunk in (precision.LINEAR_CHUNK, 1000):
+        with precision.float32_arithmetic(linear_chunk=chunk):
+            got = rm_forward(lm, seqs)
+        assert max(abs(a - b) for a, b in zip(got, want)) <= 1e-5
+    assert max(abs(a - b) for a, b in zip(rm_forward(lm, seqs), want)) > 1e-3   # bf16 itself is not that
+    assert {p.dtype for p in lm.model.parameters()} == {torch.bfloat16}
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
 def test_remote_code_model_uses_naive(tiny_llama_rm):
     lm = load(tiny_llama_rm, "rm")
     model = lm.model
@@ -472,9 +563,12 @@ def test_pooled_length_and_self_check_picks():
     assert planning.pooled_length([1, 2, 3, 0, 0], 0) == 3
     assert planning.pooled_length([1, 2, 3], None) == 3
     assert planning.self_check_picks(1) == [0]
-    assert planning.self_check_picks(10) == [0, 3, 6, 9]
+    assert planning.self_check_picks(10, 4) == [0, 3, 6, 9]
     assert planning.self_check_picks(3) == [0, 1, 2]
     assert planning.self_check_picks(0) == []
+    assert planning.self_check_picks(10) == list(range(10))   # a small batch: every row
+    many = planning.self_check_picks(200)
+    assert len(many) == planning.SELF_CHECK_ROWS == 16 and many[0] == 0 and many[-1] == 199
     assert planning.worst_difference([1.0, 10.5], [1.0, 10.0]) == pytest.approx(0.05)
     assert planning.tolerance(torch.float32) < planning.tolerance(torch.bfloat16)
 

@@ -100,8 +100,10 @@ def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *,
               layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
               vocab_size: int = 1000, seed: int = 0, template: str | None = None,
               pre_tokenize: bool = True, safetensors: bool = True, add_bos: bool = False,
-              llama3_split: bool = False, extra_text: Sequence[str] = ()) -> Path:
-    """Build, save and return a folder with a random-weight model of the given architecture."""
+              llama3_split: bool = False, extra_text: Sequence[str] = (), init: str = "small") -> Path:
+    """Build, save and return a folder with a random-weight model of the given architecture.
+    init "small": every weight N(0, 0.2) (norms 0.02); "fan_in": `fan_in_init`, the scale of
+    bench/gpu.py's models, whose bf16 rounding moves rewards by a few per cent."""
     import torch
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, Gemma2Config,
                               LlamaConfig)
@@ -119,15 +121,34 @@ def make_tiny(path: str | os.PathLike, arch: str = "llama", kind: str = "rm", *,
     torch.manual_seed(seed)
     cls = AutoModelForSequenceClassification if kind == "rm" else AutoModelForCausalLM
     model = cls.from_config(config)
-    with torch.no_grad():  # random heads give scores of usable spread
-        for p in model.parameters():
-            p.normal_(0, 0.2 if p.dim() > 1 else 0.02)
+    if init == "fan_in":
+        fan_in_init(model)
+    else:
+        with torch.no_grad():  # random heads give scores of usable spread
+            for p in model.parameters():
+                p.normal_(0, 0.2 if p.dim() > 1 else 0.02)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     if not safetensors:  # a pickle-only checkpoint, as old hub repositories have
         torch.save(model.state_dict(), path / "pytorch_model.bin")
         (path / "model.safetensors").unlink()
     return path
+
+
+def fan_in_init(model, generator=None) -> None:
+    """Weights for activations of order one through every layer at any width: linear layers
+    N(0, 1/fan_in) (transformers' std 0.02 is that only near a width of 2,500), embeddings of
+    unit scale as the model reads them (Gemma multiplies by sqrt(hidden)), the score head 4x
+    for rewards of spread of a few units; norms as built."""
+    import torch
+    gemma = "gemma" in str(getattr(model.config, "model_type", ""))
+    hidden = model.config.hidden_size
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embed_tokens" in name:
+                p.normal_(0, hidden ** -0.5 if gemma else 1.0, generator=generator)
+            elif p.dim() == 2:
+                p.normal_(0, (4.0 if name.startswith("score") else 1.0) * p.shape[1] ** -0.5, generator=generator)
 
 
 def make_run(path: str | os.PathLike, base: str | os.PathLike, steps: Sequence[int] = (100, 200, 300), *,

@@ -19,8 +19,11 @@ Out-of-memory halves a batch and retries; the job keeps the halved size (`self.m
 Safety: a model with its own Python code, whose attention does not go through
 transformers' AttentionInterface, or whose reward head is not a linear layer is scored by
 `naive`; so is everything after an exception in a cached forward. The first batch of each
-kind (per engine) is partly recomputed with `naive` (up to 4 rows) and the engine falls
-back if they differ by more than `planning.tolerance`. Each fallback's reason is in
+kind (per engine), and the last batch of its first prompt, are partly recomputed with
+`naive` (planning.SELF_CHECK_ROWS rows spread over the batch) and the engine falls back if
+they differ by more than float rounding explains: `planning.tolerance` in float32; in half
+precision, exact arithmetic for the logic and the dtype's measured noise for the rounding
+(precision.py). Each fallback's reason is in
 `notes` (shown to the user). The model forwards live in `CascadeRunner`; pass another
 runner to the engine to test the engine's logic with faults."""
 from __future__ import annotations
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from ..models import LoadedModel
-from . import cascade, planning
+from . import cascade, planning, precision
 from .forward import lm_forward, rm_forward, text_config
 from .naive import NaiveEngine
 from .tokens import Tokenize, rm_text
@@ -169,6 +172,7 @@ class CachedEngine:
         self.tokens = tokens or Tokenize()  # a TokenMemo: ids and prefix plans shared by a run's checkpoints
         self.naive = NaiveEngine(loaded, self.tokens)
         self.checked: set[str] = set()    # row kinds that passed the self-check
+        self.self_checks: list[dict] = []  # each self-check's figures (bench/gpu.py reports them)
         self.stats = {"cached_rows": 0, "full_rows": 0, "prefix_tokens": 0, "suffix_tokens": 0}
         self.memory = planning.MemoryLimit()  # the job's out-of-memory back-off, in rows and tokens
         self.runner = runner
@@ -254,12 +258,15 @@ class CachedEngine:
         suffix = {i: seqs[i][P:ends[i]] for i in cached}
         lengths = [len(suffix[i]) for i in cached]
         budget = self._budget(batch_size, P, lengths)
+        def again(sub):  # the cached path from scratch: the self-check runs it in exact arithmetic
+            return self.runner.rm_scores(self.runner.prefix(prefix), [suffix[i] for i in sub])
         for idx, values in planning.run_batches(cached, lengths, budget,
                                                 lambda b: self.runner.rm_scores(block, [suffix[i] for i in b]),
                                                 memory=self.memory):
             self.stats["cached_rows"] += len(idx)
             self.stats["suffix_tokens"] += sum(len(suffix[i]) for i in idx)
-            self._self_check("rm", idx, values, lambda sub: rm_forward(self.loaded, [seqs[i] for i in sub]))
+            self._self_check("rm", idx, values, lambda sub: rm_forward(self.loaded, [seqs[i] for i in sub]), again,
+                             last=idx[-1] == cached[-1])
             yield idx, values
 
     # -- language models ------------------------------------------------------------------------------
@@ -287,7 +294,9 @@ class CachedEngine:
             idx = single[lo:lo + step]
             values = [float(first[wids[i][0]]) for i in idx]
             self.stats["cached_rows"] += len(idx)
-            self._self_check("lm-prefix", idx, values, naive)
+            self._self_check("lm-prefix", idx, values, naive,
+                             lambda sub: [float(self.runner.prefix(prefix).next_logp[wids[i][0]]) for i in sub],
+                             last=lo + step >= len(single))
             yield idx, values
         if not multi:
             return
@@ -297,26 +306,74 @@ class CachedEngine:
         vocab = int(first.shape[-1])
         budget = max(1, min(budget, LM_LOGITS_BUDGET // max(1, vocab)))
 
-        def run(b):
-            rest = self.runner.lm_logprobs(block, [wids[i][:-1] for i in b], [wids[i][1:] for i in b])
-            return [float(first[wids[i][0]]) + v for i, v in zip(b, rest)]
+        def run(b, blk=block):
+            rest = self.runner.lm_logprobs(blk, [wids[i][:-1] for i in b], [wids[i][1:] for i in b])
+            return [float(blk.next_logp[wids[i][0]]) + v for i, v in zip(b, rest)]
         for idx, values in planning.run_batches(multi, lengths, budget, run, memory=self.memory):
             self.stats["cached_rows"] += len(idx)
             self.stats["suffix_tokens"] += sum(len(wids[i]) - 1 for i in idx)
-            self._self_check("lm-suffix", idx, values, naive)
+            self._self_check("lm-suffix", idx, values, naive, lambda sub: run(sub, self.runner.prefix(prefix)),
+                             last=idx[-1] == multi[-1])
             yield idx, values
 
     # -- the self-check ---------------------------------------------------------------------------------
-    def _self_check(self, kind: str, idx: list[int], values: list[float], naive_fn) -> None:
-        """On the first batch of each kind, recompute up to 4 rows the naive way; a
-        difference over tolerance raises CacheUnsupported (the caller falls back)."""
-        if not self.self_check or kind in self.checked or not idx:
+    def _self_check(self, kind: str, idx: list[int], values: list[float], naive_fn, cached_fn,
+                    last: bool = False) -> None:
+        """On the first batch of each kind, and on the last batch of its first prompt (the
+        longest suffixes), recompute rows spread over the batch (planning.SELF_CHECK_ROWS)
+        the naive way; a difference over tolerance raises CacheUnsupported (the caller falls
+        back). float32: cached vs naive within planning.tolerance. Half precision
+        (precision.py): the rows again through both paths in exact arithmetic, within the
+        float32 tolerance (the logic), and cached vs naive in the dtype within NOISE_FACTOR
+        times the dtype's measured noise on these rows (the rounding). Each check's figures
+        are kept in `self_checks`."""
+        if not self.self_check or not idx:
+            return
+        first = kind not in self.checked
+        if not first and (not last or f"{kind}, longest" in self.checked):
             return
         picks = planning.self_check_picks(len(idx))
-        ref = naive_fn([idx[p] for p in picks])
-        tol = planning.tolerance(self.loaded.dtype)
-        worst = planning.worst_difference([values[p] for p in picks], ref)
-        if not worst <= tol:
-            raise CacheUnsupported(f"self-check: cached values differ from naive by {worst:.3g} "
-                                   f"(tolerance {tol:g}) on the first {kind} batch")
-        self.checked.add(kind)
+        rows = [idx[p] for p in picks]
+        got = [values[p] for p in picks]
+        ref = naive_fn(rows)
+        rec = {"kind": kind, "batch": "first" if first else "longest suffixes", "rows": len(rows),
+               "dtype": str(self.loaded.dtype).replace("torch.", "")}
+        if not precision.is_half(self.loaded.dtype):
+            worst, tol = planning.worst_difference(got, ref), planning.tolerance(self.loaded.dtype)
+            rec.update(max_difference=worst, tolerance=tol, passed=worst <= tol)
+            why = f"cached values differ from naive by {worst:.3g} (tolerance {tol:g})"
+        else:
+            exact_naive, exact_cached = self._exact(naive_fn, cached_fn, rows)
+            logic, logic_tol = planning.worst_difference(exact_cached, exact_naive), planning.tolerance(None)
+            noise, bound = precision.rounding_bound(planning.tolerance(self.loaded.dtype), ref, exact_naive)
+            rounding = precision.rms_relative(got, ref)
+            rec.update(exact_max_difference=logic, exact_tolerance=logic_tol, noise=noise, rms_difference=rounding,
+                       bound=bound, fixed=planning.tolerance(self.loaded.dtype), factor=precision.NOISE_FACTOR,
+                       max_difference=planning.worst_difference(got, ref),
+                       passed=logic <= logic_tol and rounding <= bound)
+            why = (f"in exact arithmetic cached values differ from naive by {logic:.3g} (tolerance {logic_tol:g})"
+                   if not logic <= logic_tol else
+                   f"in {rec['dtype']} cached values differ from naive by {rounding:.3g} rms, over {bound:.3g} "
+                   f"({precision.NOISE_FACTOR:g} x the dtype's noise {noise:.3g} on these rows)")
+        self.self_checks.append(rec)
+        if not rec["passed"]:
+            raise CacheUnsupported(f"self-check: {why} on the {rec['batch']} {kind} batch")
+        self.checked.add(kind if first else f"{kind}, longest")
+        if first and last:
+            self.checked.add(f"{kind}, longest")
+
+    def _exact(self, naive_fn, cached_fn, rows: list[int]) -> tuple[list[float], list[float]]:
+        """The rows through the naive and the cached path in exact arithmetic (float32 on the
+        model's own weights); row by row if that runs out of memory, else the engine falls back."""
+        import torch
+        for size in (len(rows), 1):
+            try:
+                with precision.float32_arithmetic():
+                    n, c = [], []
+                    for lo in range(0, len(rows), size):
+                        n += naive_fn(rows[lo:lo + size])
+                        c += cached_fn(rows[lo:lo + size])
+                    return n, c
+            except torch.OutOfMemoryError:
+                planning.release_memory()
+        raise CacheUnsupported("the self-check ran out of memory computing its rows in float32")

@@ -59,7 +59,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test whose R reference file is missing is skipped, saying which file and where it comes from."""
+    """Files holding a `slow` test (servers, browsers, Ray, killed jobs) run first, so that under
+    xdist (README's command: --dist loadfile --no-loadscope-reorder) the cheap files fill in at
+    the end instead of one worker finishing a long file alone. A test whose R reference file is
+    missing is skipped, saying which file and where it comes from."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)   # stable: collection order within each part
     for item in items:
         names = [n for mark in item.iter_markers("r_reference") for n in mark.args
                  if not (PAPER_DATA / "reference" / n).is_file()]

@@ -179,6 +179,7 @@ def _can_mount_tmpfs(path: Path) -> bool:
     return ok.returncode == 0
 
 
+@pytest.mark.slow
 def test_full_disk_rolls_back_batch_and_stops_cleanly(tiny_llama_rm, tmp_path):
     disk = tmp_path / "small-disk"
     if not _can_mount_tmpfs(disk):
@@ -204,6 +205,7 @@ def test_full_disk_rolls_back_batch_and_stops_cleanly(tiny_llama_rm, tmp_path):
 
 
 # -- kill at any moment, readers during writes ------------------------------------------------
+@pytest.mark.slow
 def test_sigkill_then_rerun_keeps_every_row_once(tmp_path):
     model = make_tiny(tmp_path / "slow-rm", "llama", "rm", hidden=256, layers=4, heads=8, kv_heads=4)
     db, out_during, out = tmp_path / "k.duckdb", tmp_path / "during.csv", tmp_path / "final.csv"

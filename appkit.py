@@ -28,16 +28,41 @@ from core.escape import markdown as md
 
 log = logging.getLogger("valueaudit.app")
 
+# What to do next, by error and by the server's mode: a visitor of a shared server is never
+# told to do what shared mode forbids (give a folder, set a variable on the server).
 HINTS = {
-    "StoreError": "Check VALUEAUDIT_DB points at a readable DuckDB file, or wait for another process using it.",
-    "PaperDataError": "Set VALUEAUDIT_PAPER_DATA to a copy of the paper's data/ folder, or connect to the internet.",
-    "CorpusError": "Fix the corpus file as described and upload it again.",
-    "ModelError": "Check the model id or folder and the safe-loading options.",
-    "SettingsError": "This server is shared: choose one of the listed models or give a Hugging Face id (org/name).",
-    "LimitError": "Shorten or remove the item named, then try again.",
-    "SweepError": "Give a training run's folder (with checkpoint-<step> folders) or a hub id with its revisions.",
-    "TrajectoryError": "Sweep the run on this corpus first (Score page, or `python -m core sweep`).",
+    "local": {
+        "StoreError": "Check VALUEAUDIT_DB points at a readable DuckDB file, or wait for another process using it.",
+        "PaperDataError": "Set VALUEAUDIT_PAPER_DATA to a copy of the paper's data/ folder, or connect to the internet.",
+        "CorpusError": "Fix the corpus file as described and upload it again.",
+        "ModelError": "Check the model id or folder (a folder saved with save_pretrained) and the safe-loading options.",
+        "SettingsError": "Fix the setting named above (README: Settings) and restart the app.",
+        "LimitError": "Shorten or remove the item named, then try again.",
+        "SweepError": "Give a training run's folder (with checkpoint-<step> folders) or a hub id with its revisions.",
+        "TrajectoryError": "Sweep the run on this corpus first (Score page, or `python -m core sweep`).",
+    },
+    "shared": {
+        "StoreError": "The database is busy or unavailable; wait a minute and reload. If it persists, tell the "
+                      "operator of this server.",
+        "PaperDataError": "The paper's data cannot be reached from this server; tell its operator.",
+        "CorpusError": "Fix the corpus file as described and upload it again.",
+        "ModelError": "Check the Hugging Face id (org/name), or choose one of this server's models.",
+        "SettingsError": "This server is shared: choose one of the listed models or give a Hugging Face id "
+                         "(org/name).",
+        "LimitError": "Shorten or remove the item named, then try again.",
+        "SweepError": "Give a hub id with its revisions, or one of this server's models.",
+        "TrajectoryError": "Sweep the run on this corpus first (Score page).",
+    },
 }
+
+
+def hint_for(e: BaseException) -> str:
+    """The next step for an error, in this server's mode (an error's own `hint` first)."""
+    if getattr(e, "hint", None):
+        return e.hint
+    return HINTS["shared" if shared() else "local"].get(
+        type(e).__name__, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 and check the server log."
+        if not shared() else "Reload the page; if it persists, tell the operator of this server.")
 
 
 # ---------------------------------------------------------------------------------
@@ -84,28 +109,30 @@ def _corpus_names(s: Store) -> list[str]:
     return list(corpora.BUILTINS) + [n for n in s.corpus_names() if n not in corpora.BUILTINS]
 
 
-def _coverage_by_corpus(s: Store, names: tuple) -> pd.DataFrame:
-    return catalog.coverage_by_corpus(s, {n: corpus_vocab(n) for n in names})
+def _coverage_by_corpus(s: Store, names: tuple) -> tuple[pd.DataFrame, list[str]]:
+    """(coverage per model and corpus, one line per corpus that could not be read): one odd
+    saved corpus never hides the others."""
+    vocabularies, problems = {}, []
+    for n in names:
+        try:
+            vocabularies[n] = corpus_vocab(n)
+        except Exception as e:  # noqa: BLE001 - reported beside the rest, never a failed page
+            problems.append(f"corpus {n}: {one_line(e)}")
+    return catalog.coverage_by_corpus(s, vocabularies), problems
 
 
-def _rm_counts(s: Store, corpus_name: str) -> pd.DataFrame:
-    """Per (RM, prompt): how many of the corpus's words are scored — an aggregate inside
-    DuckDB, so switching to a large corpus (MFD 2.0) does not load its million scores."""
-    vocab = pd.DataFrame({"w": corpus_vocab(corpus_name)}, dtype=str)
-    # count(*) = distinct words: (model, kind, prompt, response) is the primary key.
-    return s.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
-                      FROM scores s JOIN models m USING (model_key)
-                      WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
-                      GROUP BY ALL ORDER BY m.family, m.name, s.prompt_id""", vocab=vocab)
+def _selection(s: Store, corpus_name: str, models: tuple | None, prompt_texts: tuple | None,
+               include: bool) -> _coverage.Selection:
+    return _coverage.select(s, corpus_name, corpus(corpus_name)[0], prompt_texts, models, include)
 
 
-def _unscored_words(s: Store, corpus_name: str, model_names: tuple) -> list[str]:
-    """Corpus words that none of these RMs has a score for (they cannot be ranked)."""
+def _unscored_words(s: Store, corpus_name: str, model_keys: tuple) -> list[str]:
+    """Corpus words that none of these RMs (store keys) has a score for (they cannot be ranked)."""
     vocab = corpus_vocab(corpus_name)
-    got = s.query("""SELECT DISTINCT s.response FROM scores s JOIN models m USING (model_key)
+    got = s.query("""SELECT DISTINCT s.response FROM scores s
                      WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab)
-                       AND m.name IN (SELECT m FROM chosen)""",
-                  vocab=pd.DataFrame({"w": vocab}, dtype=str), chosen=pd.DataFrame({"m": list(model_names)}, dtype=str))
+                       AND s.model_key IN (SELECT m FROM chosen)""",
+                  vocab=pd.DataFrame({"w": vocab}, dtype=str), chosen=pd.DataFrame({"m": list(model_keys)}, dtype=str))
     have = set(got["response"])
     return [w for w in vocab if w not in have]
 
@@ -124,7 +151,7 @@ _LOADERS = {
     "earlier_checkpoints": lambda s: trajectory.earlier_checkpoints(s),
     "trajectory": _trajectory,
     "unscored_words": _unscored_words,
-    "rm_counts": _rm_counts,
+    "selection": _selection,
     "models": lambda s: s.models(),
     "stats": lambda s: s.stats(),
     "coverage": lambda s: s.coverage(),
@@ -173,24 +200,30 @@ def corpus_vocab(name: str) -> list[str]:
 
 
 @st.cache_data(show_spinner="Computing ranks and statistics…", max_entries=32)
-def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_ids: tuple | None,
-             permutations: int) -> analysis.Figure1 | None:
-    texts = None
-    if prompt_ids is not None:
-        texts = tuple(p.text for p in prompts.paper_prompts() if p.prompt_id in prompt_ids)
+def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_texts: tuple | None,
+             include: bool, permutations: int) -> analysis.Figure1 | None:
     words, _ = corpus(corpus_name)
-    result = analysis.figure1_from_store(Store(ver[0]), words, corpus_name,
-                                         list(model_names) if model_names is not None else None,
-                                         list(texts) if texts is not None else None,
-                                         permutations=permutations, seed=0)
+    sel = _cached("selection", ver, corpus_name, model_names, prompt_texts, include)
+    result = analysis.figure1_from_store(Store(ver[0]), words, corpus_name, permutations=permutations, seed=0,
+                                         selection=sel)
     return result if result.median_ranks else None
 
 
-def figure1(corpus_name: str, model_names=None, prompt_ids=None, permutations: int = 10000) -> analysis.Figure1 | None:
-    """Figure 1 statistics for the chosen corpus, models and prompts (None when nothing is scored)."""
+def selection(corpus_name: str, model_names=None, prompt_texts=None, include: bool = False) -> _coverage.Selection:
+    """Which models an analysis of this corpus uses and which it leaves out, with the reason
+    (core/coverage.py: the one rule of the CLI, every page and the report)."""
     m = tuple(sorted(model_names)) if model_names is not None else None
-    p = tuple(sorted(prompt_ids)) if prompt_ids is not None else None
-    return _figure1(version(), corpus_name, m, p, permutations)
+    p = tuple(sorted(prompt_texts)) if prompt_texts is not None else None
+    return cached("selection", corpus_name, m, p, bool(include))
+
+
+def figure1(corpus_name: str, model_names=None, prompt_texts=None, include: bool = False,
+            permutations: int = 10000) -> analysis.Figure1 | None:
+    """Figure 1 statistics for the corpus, the models asked for (None = every model scored on
+    it) and the prompts compared (None = the rule's default), None when nothing qualifies."""
+    m = tuple(sorted(model_names)) if model_names is not None else None
+    p = tuple(sorted(prompt_texts)) if prompt_texts is not None else None
+    return _figure1(version(), corpus_name, m, p, bool(include), permutations)
 
 
 @st.cache_data(show_spinner=False)
@@ -340,14 +373,21 @@ def _ensure_navigation() -> None:
 
 
 def show_error(e: BaseException, what: str = "This page hit a problem") -> None:
-    name = type(e).__name__
     msg = one_line(e)
     st.error(f"{what}: {md(msg)}")
-    st.caption("Hint: " + HINTS.get(name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 "
-                                          "and check the server log."))
+    st.caption("Hint: " + hint_for(e))
     log.warning("page error: %s", "".join(traceback.format_exception(e)))
     if settings.debug():
         st.code("".join(traceback.format_exception(e)))
+
+
+def problems(lines: list[str], what: str = "Some stored items could not be read") -> None:
+    """Odd stored items named beside everything else (a page never fails for one of them).
+    Plain text: the items are data."""
+    if lines:
+        with st.container(border=True):
+            st.warning(f"{what}; everything else is shown.", icon=":material/warning:")
+            st.text("\n".join(lines))
 
 
 def header(title: str, intro: str) -> None:
@@ -470,59 +510,47 @@ def prompt_label(pid: str) -> str:
 # The current comparison (shared by Compare, Words and Report)
 # ---------------------------------------------------------------------------------
 def scored_rms(corpus_name: str) -> tuple[list[str], list[str], pd.DataFrame]:
-    """(model names, prompt ids, model->family table) of the RMs with scores on this corpus."""
-    sc = cached("rm_counts", corpus_name)
-    if sc.empty:
+    """(model labels, prompt ids, model->family table) of the RMs with scores on this corpus
+    that an analysis can read (complete or not)."""
+    t = selection(corpus_name).table
+    t = t[t["readable"]]
+    if t.empty:
         return [], [], pd.DataFrame(columns=["model", "family"])
-    fam = sc.drop_duplicates("model")[["model", "family"]].sort_values(["family", "model"])
-    pids = sorted(sc["prompt_id"].unique(), key=lambda p: list(PROMPT_TEXT).index(p) if p in PROMPT_TEXT else 999)
-    return fam["model"].tolist(), pids, fam
+    fam = t[["model", "family"]].sort_values(["family", "model"], na_position="last")
+    return fam["model"].tolist(), selection(corpus_name).available["prompt_id"].tolist(), fam
 
 
-def model_coverage(corpus_name: str) -> pd.DataFrame:
-    """Each RM's prompts and words scored on this corpus, and whether that is complete."""
-    return _coverage.model_coverage_counts(cached("rm_counts", corpus_name))
-
-
-def include_incomplete_toggle(key: str, cov: pd.DataFrame, default: bool = False) -> bool:
+def include_incomplete_toggle(key: str, sel: _coverage.Selection, default: bool = False) -> bool:
     """One click to let incompletely scored models into the family statistics (off by default)."""
-    n = len(_coverage.incomplete(cov))
+    n = len(sel.incomplete)
     if not n:
-        return True
+        return False
     return st.checkbox(f"Include models with incomplete coverage ({n})", value=default, key=key,
-                       help="A model scored on a few prompts gives a mean that is not comparable with the "
-                            "others'; by default only models scored as completely as the best-covered one join "
-                            "the family statistics.")
+                       help="A model scored on fewer prompts or words gives a mean that is not comparable with "
+                            "the others'; by default only models scored on every compared prompt with every "
+                            "corpus word join the family statistics.")
 
 
-def coverage_note(cov: pd.DataFrame, chosen) -> None:
-    """Say it wherever family numbers appear: who is left out (or in, incompletely)."""
-    note = _coverage.left_out_note(cov, chosen)
-    if note:
-        st.caption(md(note))
+def coverage_note(sel: _coverage.Selection) -> None:
+    """Say it wherever family numbers appear: who is left out and why (or in, incompletely).
+    Plain text: model names are data."""
+    if note := sel.note(display_name):
+        st.text(note)
 
 
-def without_earlier_checkpoints(names: list) -> tuple[list, int]:
-    """The models minus the earlier checkpoints of swept runs (the family statistics' default)."""
-    earlier = cached("earlier_checkpoints")
-    kept = [m for m in names if m not in earlier]
-    return kept, len(names) - len(kept)
-
-
-def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str,
-                   include: bool) -> list:
-    """The models multiselect; ticking or unticking 'include incomplete' resets it to the
-    models that then qualify (one click), otherwise the user's choice is kept."""
-    flag = f"{key}-include-prev"
-    if st.session_state.get(flag, include) != include or st.session_state.get(f"{key}-corpus-prev") != corpus_name:
+def _models_picker(key: str, names: list, usable: list, label: dict, saved: dict, corpus_name: str) -> list:
+    """The models multiselect: every model scored on the corpus by default but a swept run's
+    earlier checkpoints (`usable`; the selection rule then leaves out the incomplete ones and
+    says so); a new corpus resets it, otherwise the user's choice is kept."""
+    if st.session_state.get(f"{key}-corpus-prev") != corpus_name:
         st.session_state.pop(key, None)
-    st.session_state[flag], st.session_state[f"{key}-corpus-prev"] = include, corpus_name
+    st.session_state[f"{key}-corpus-prev"] = corpus_name
     fmt = lambda m: model_label(m, label.get(m))  # noqa: E731
     if key in st.session_state:
         st.session_state[key] = [m for m in st.session_state[key] if m in names]
         return st.multiselect("Reward models", names, format_func=fmt, key=key, help=models_help(names))
-    same = saved.get("corpus") == corpus_name and saved.get("include_incomplete", False) == include
-    default = [m for m in saved.get("models", usable) if m in names] if same else usable
+    default = ([m for m in saved.get("chosen", usable) if m in names] if saved.get("corpus") == corpus_name
+               else usable)
     return st.multiselect("Reward models", names, default=default, format_func=fmt, key=key, help=models_help(names))
 
 
@@ -547,35 +575,49 @@ def without_offensive(ranked: pd.DataFrame, column: str = "response") -> pd.Data
     return ranked[~offensive.mask(ranked[column]).to_numpy()] if not ranked.empty else ranked
 
 
-def comparison_filters(prefix: str = "cmp") -> dict | None:
+def comparison_filters(prefix: str = "cmp") -> dict:
     """Corpus, models, prompts and framing for the comparison; remembered across pages in
-    session_state['comparison'] so the Report exports exactly what Compare shows."""
+    session_state['comparison'] so the Report exports exactly what Compare shows. `models`
+    are the models the analysis uses (core/coverage.py's rule over the chosen ones), `keys`
+    their store keys, `coverage_note` who is left out and why."""
     saved = st.session_state.get("comparison", {})
     with st.sidebar:
         st.markdown("**Comparison**")
         corpus_name = comparison_corpus_picker(prefix, saved.get("corpus", "big2-nouns"))
-    names, pids, fam = scored_rms(corpus_name)
+    base = selection(corpus_name)
+    names, _, fam = scored_rms(corpus_name)
     if not names:
-        return {"corpus": corpus_name, "models": [], "prompts": [], "framing": []}
+        return {"corpus": corpus_name, "models": [], "keys": [], "chosen": [], "prompts": [], "prompt_texts": [],
+                "framing": [], "include_incomplete": False, "coverage_note": ""}
     label = dict(zip(fam["model"], fam["family"].fillna("unknown")))
-    cov = model_coverage(corpus_name)
     with st.sidebar:
-        include = include_incomplete_toggle(f"{prefix}-incomplete", cov, saved.get("include_incomplete", False))
-        usable = names if include else [m for m in names if m not in set(_coverage.incomplete(cov))]
-        usable, n_earlier = without_earlier_checkpoints(usable)
-        models_ = _models_picker(f"{prefix}-models", names, usable, label, saved, corpus_name, include)
-        if n_earlier:
-            st.caption(f"{n_earlier} earlier checkpoint(s) of swept training runs are not chosen by default (each "
+        include = include_incomplete_toggle(f"{prefix}-incomplete", base, saved.get("include_incomplete", False))
+        t = base.table[base.table["readable"]]
+        earlier = t.loc[t["earlier_checkpoint"], "model"].tolist()
+        chosen = _models_picker(f"{prefix}-models", names, [m for m in names if m not in set(earlier)], label, saved,
+                                corpus_name)
+        if earlier:
+            st.caption(f"{len(earlier)} earlier checkpoint(s) of swept training runs are not chosen by default (each "
                        "run's last checkpoint is); Training dynamics follows them.")
         framing = st.multiselect("Framing", ["positive", "negative"], default=saved.get("framing", ["positive", "negative"]),
                                  key=f"{prefix}-framing",
                                  help="positive: best/greatest/good prompts; negative: worst/bad/terrible")
-        pick = [p for p in pids if prompts.framing_of(p) in framing or prompts.framing_of(p) == "unknown"]
-        prev = saved.get("prompts")
-        prompt_ids = st.multiselect("Prompts", pick, default=[p for p in (prev or pick) if p in pick] or pick,
-                                    format_func=prompt_label, key=f"{prefix}-prompts")
-    sel = {"corpus": corpus_name, "models": models_, "prompts": prompt_ids, "framing": framing,
-           "include_incomplete": include, "coverage_note": _coverage.left_out_note(cov, models_)}
+        avail = base.available
+        text_of = dict(zip(avail["prompt_id"], avail["prompt"]))
+        pick = [p for p in avail["prompt_id"]
+                if prompts.framing_of(p, text_of[p]) in framing or prompts.framing_of(p, text_of[p]) == "unknown"]
+        compared = [p for p in base.prompt_ids if p in pick]
+        prev = saved.get("prompts") if saved.get("corpus") == corpus_name else None
+        prompt_ids = st.multiselect("Prompts", pick, default=[p for p in (prev or compared) if p in pick] or compared,
+                                    format_func=prompt_label, key=f"{prefix}-prompts",
+                                    help="By default the prompts at least half of the models are scored on; a "
+                                         "model needs every chosen prompt to join the family statistics.")
+    texts = [text_of[p] for p in prompt_ids]
+    unreadable = base.table.loc[~base.table["readable"], "model"].tolist()  # named in the note, never chosen
+    final = selection(corpus_name, chosen + unreadable, texts, include)
+    sel = {"corpus": corpus_name, "models": final.used, "keys": final.used_keys, "chosen": chosen,
+           "prompts": prompt_ids, "prompt_texts": texts, "framing": framing, "include_incomplete": include,
+           "coverage_note": final.note()}
     st.session_state["comparison"] = sel
     return sel
 
@@ -591,7 +633,7 @@ def comparison_result(sel: dict, permutations: int = 10000) -> analysis.Figure1 
     if not sel or not sel.get("models") or not sel.get("prompts"):
         return None
     check_categories(sel["corpus"])
-    return figure1(sel["corpus"], sel["models"], sel["prompts"], permutations)
+    return figure1(sel["corpus"], sel["chosen"], sel["prompt_texts"], sel["include_incomplete"], permutations)
 
 
 @st.cache_data(show_spinner="Ranking words…", max_entries=8)

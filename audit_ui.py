@@ -25,7 +25,8 @@ def selection_ranks(sel: dict) -> pd.DataFrame:
     """Word ranks of the models and prompts chosen in the sidebar (ranks are within each
     (model, prompt), so filtering afterwards changes no rank)."""
     r = ak.ranked(sel["corpus"])
-    return r[r["model"].isin(sel["models"]) & r["prompt_id"].isin(sel["prompts"])]
+    who = r["model_key"].isin(sel["keys"]) if "keys" in sel else r["model"].isin(sel["models"])
+    return r[who & r["prompt_id"].isin(sel["prompts"])]
 
 
 @st.cache_data(show_spinner="Checking the result with a stricter analysis: models, prompts and words resampled "

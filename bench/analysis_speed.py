@@ -74,13 +74,8 @@ def switch_once(store: Store, words: pd.DataFrame, texts: list[str]) -> tuple[fl
     scored and how completely (one aggregate in DuckDB), the statistics, and the chart."""
     from core import charts, coverage
     t0, c0 = time.perf_counter(), time.process_time()
-    vocab = pd.DataFrame({"w": words["word"].unique()}, dtype=str)
-    counts = store.query("""SELECT m.name AS model, m.family, s.prompt_id, count(*) AS n_words
-                            FROM scores s JOIN models m USING (model_key)
-                            WHERE s.kind = 'rm' AND s.response IN (SELECT w FROM vocab) GROUP BY ALL""", vocab=vocab)
-    cov = coverage.model_coverage_counts(counts)
-    result = analysis.figure1_from_store(store, words, "synthetic-mfd", list(cov["model"]), texts,
-                                         permutations=10000, seed=0)
+    sel = coverage.select(store, "synthetic-mfd", words, texts)
+    result = analysis.figure1_from_store(store, words, "synthetic-mfd", permutations=10000, seed=0, selection=sel)
     med = pd.DataFrame(result.median_ranks)
     charts.compare_figure(med, wording.tests_table(result)).to_plotly_json()
     return time.perf_counter() - t0, time.process_time() - c0

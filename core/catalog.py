@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import family as _family
-from . import models, report, settings
+from . import models, published, report, settings
 
 AUTO_FAMILY = "auto-detect"
 KINDS = {"rm": "reward model", "lm": "language model"}
@@ -15,15 +15,18 @@ KINDS = {"rm": "reward model", "lm": "language model"}
 
 def model_catalog(stored: pd.DataFrame) -> pd.DataFrame:
     """The paper's registry plus every model in the store, one row per (name, kind, source):
-    what a user can score and what is already there."""
+    what a user can score and what is already there. A published model's runs (its Big Two
+    and MFD files, stored apart: core/published.py) are one row: `model_key` is the model's
+    id, `keys` its stored keys and `runs` names them."""
+    stored = runs_as_models(stored)
     reg = pd.DataFrame([{"name": e.name, "kind": e.kind, "family": e.family, "display_name": e.display_name,
                          "size": e.size, "needs_remote_code": e.trust_remote_code, "in_registry": True}
                         for e in models.REGISTRY])
     if stored is None or stored.empty:
         out = reg.assign(model_key=None, source="registry", n_scores=0)
     else:
-        st = stored.rename(columns={})[["model_key", "name", "kind", "family", "display_name", "source",
-                                        "n_params", "n_scores"]].copy()
+        st = stored[["model_key", "keys", "runs", "name", "kind", "family", "display_name", "source",
+                     "n_params", "n_scores"]].copy()
         st["size"] = st["n_params"].map(_size_label)
         sizes = reg.set_index(["name", "kind"])["size"]
         st["size"] = [sizes.get((n, k), s) for n, k, s in zip(st["name"], st["kind"], st["size"])]
@@ -31,13 +34,36 @@ def model_catalog(stored: pd.DataFrame) -> pd.DataFrame:
             lambda n: bool(getattr(models.registry_entry(n), "trust_remote_code", False)))
         st["in_registry"] = st["name"].map(lambda n: models.registry_entry(n) is not None)
         missing = reg[~reg.set_index(["name", "kind"]).index.isin(st.set_index(["name", "kind"]).index)]
-        out = pd.concat([st.drop(columns="n_params"), missing.assign(model_key=None, source="registry",
-                                                                     n_scores=0)], ignore_index=True)
+        out = pd.concat([st.drop(columns="n_params"), missing.assign(model_key=None, source="registry", n_scores=0)],
+                        ignore_index=True)
+    out["keys"] = [k if isinstance(k, list) else [] for k in out.get("keys", pd.Series([None] * len(out)))]
+    out["runs"] = out.get("runs", pd.Series([""] * len(out))).fillna("")
     out["family"] = out["family"].fillna("unknown")
     out["n_scores"] = out["n_scores"].fillna(0).astype(int)
     cols = ["name", "kind", "family", "size", "source", "n_scores", "needs_remote_code", "in_registry",
-            "display_name", "model_key"]
+            "display_name", "model_key", "runs", "keys"]
     return out[cols].sort_values(["kind", "family", "name"]).reset_index(drop=True)
+
+
+def runs_as_models(stored: pd.DataFrame) -> pd.DataFrame:
+    """The store's models table (store.models()) with each published model's runs folded into
+    one row: model_key = the model's id (published.model_id), keys = its stored keys, runs =
+    'Big Two run, MFD 2.0 run', scores summed. Other models: one row per key, as stored."""
+    if stored is None or stored.empty:
+        return pd.DataFrame(columns=["model_key", "keys", "runs", "name", "kind", "family", "display_name", "source",
+                                     "n_params", "n_scores"])
+    d = stored.copy()
+    d["model_id"] = d["model_key"].map(published.model_id)
+    rows = []
+    for mid, g in d.groupby("model_id", sort=False):
+        first = g.iloc[0].to_dict()
+        runs = [published.run_label(k) for k in g["model_key"]]
+        folded = len(g) > 1 or runs[0] is not None
+        rows.append({**first, "model_key": mid, "keys": g["model_key"].tolist(),
+                     "runs": ", ".join(sorted(r for r in runs if r)) if folded else "",
+                     "display_name": published.display_name(first["name"]) if folded else first["display_name"],
+                     "n_scores": int(g["n_scores"].sum())})
+    return pd.DataFrame(rows).drop(columns="model_id")
 
 
 def _size_label(n) -> str:
@@ -55,13 +81,14 @@ def coverage_by_corpus(store, vocabularies: dict[str, list[str]], n_prompts: int
         df = store.coverage_of_words(vocab)
         if df.empty:
             continue
+        df["model_id"] = df["model_key"].map(published.model_id)  # a published model's runs: one model
         df["corpus"] = corpus
         df["corpus_words"] = len(set(vocab))
         df["share"] = (df["n_scores"] / (len(set(vocab)) * max(df["n_prompts"].max(), 1))).clip(upper=1.0)
         rows.append(df)
     if not rows:
         return pd.DataFrame(columns=["model", "model_key", "kind", "family", "source", "n_words", "n_prompts",
-                                     "n_scores", "corpus", "corpus_words", "share"])
+                                     "n_scores", "model_id", "corpus", "corpus_words", "share"])
     return pd.concat(rows, ignore_index=True)
 
 

@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--models", help="comma-separated model ids (default: all RMs scored on the corpus)")
     a.add_argument("--prompts", default=None, help="restrict to these prompts ('paper' or a file)")
     a.add_argument("--json", action="store_true", help="print one JSON object")
+    a.add_argument("--include-incomplete", action="store_true",
+                   help="also use models scored on fewer than the compared prompts or corpus words")
     a.add_argument("--permutations", type=int, default=10000)
     a.add_argument("--seed", type=int, default=0, help="seed of the permutation tests and of the stricter analysis")
     a.add_argument("--uncertainty", action="store_true",
@@ -371,11 +373,15 @@ def cmd_analyze(args) -> int:
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
                                          permutations=args.permutations, seed=args.seed,
-                                         ranking=getattr(corpus, "ranking", "word"))
+                                         ranking=getattr(corpus, "ranking", "word"),
+                                         include_incomplete=args.include_incomplete)
     if not result.median_ranks:
+        if result.models_left_out:
+            raise UserError(f"no reward model qualifies for corpus {args.corpus}: {analysis.models_text(result)} "
+                            "Score the missing prompts and words, or pass --include-incomplete")
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
     out = result.to_json()
-    lines = [analysis.summary_text(result)]
+    lines = [analysis.summary_text(result), analysis.models_text(result)]
     if args.uncertainty:
         from . import headline
         if not 100 <= args.reps <= 100_000:
@@ -420,8 +426,9 @@ def cmd_logprobs(args) -> int:
     table = logprobs.wide(store, loaded.key, [p.prompt_id for p in prompt_set])
     keep = logprobs.META_COLUMNS + [p.prompt_id for p in prompt_set if p.prompt_id in table.columns]
     out = logprobs.write_csv(table[keep], Path(args.out) / f"{logprobs.file_stem(args.model)}.csv")
+    side = logprobs.write_sidecar(out, loaded, res.lm_type, prompt_set)  # so import-logprobs knows the model
     print(f"{res.lm_type}: {res.new} prompts computed, {res.cached} stored before; "
-          f"{res.n_tokens} tokens; wrote {out}")
+          f"{res.n_tokens} tokens; wrote {out} (model identity in {side.name})")
     return 0
 
 

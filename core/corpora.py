@@ -15,12 +15,14 @@ import pandas as pd
 
 from . import paperdata
 from .errors import ValueAuditError
+from .vocabscan import corpus_name as _scan_name
 
 MAX_BYTES = 5 * 1024 * 1024  # uploads larger than this are refused
 UNCATEGORISED = "Uncategorized"
 
 
 SAVED_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SCAN_PREFIX = _scan_name("")  # 'vocabulary:': the saved corpus of a vocabulary scan of a model
 
 
 class CorpusError(ValueAuditError, ValueError):
@@ -111,11 +113,13 @@ def load(name_or_path: str | Path) -> Corpus:
 def resolve(name: str, store=None, files: bool = True) -> Corpus:
     """A built-in corpus, a corpus saved in the store from the app, or (files=True: the
     command line) a corpus file. Saved names and file paths are separate namespaces: the
-    app passes files=False, so a saved name never reads a server file; on the command line
-    a name with a '/' is always a file, and a bare name that is both is refused."""
+    app passes files=False, so a saved name never reads a server file and any saved name
+    loads (a vocabulary scan's `vocabulary:<hub id or folder>` holds '/'); on the command
+    line a name with a '/' is a file unless it is a scan's `vocabulary:...` name, and a
+    bare name that is both is refused."""
     if name in BUILTINS:
         return load_builtin(name)
-    is_path = "/" in name or os.sep in name
+    is_path = files and ("/" in name or os.sep in name) and not name.startswith(SCAN_PREFIX)
     saved = store.corpus_words(name) if store is not None and not is_path else None
     if saved is not None and not saved.empty:
         if files and Path(name).exists():

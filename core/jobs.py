@@ -129,11 +129,30 @@ class Job:
 
     @property
     def fraction(self) -> float:
-        """Share of rows done over all models (models not started count as zero)."""
-        total = sum(s.total for s in self.statuses)
-        if total == 0:
-            return sum(s.fraction for s in self.statuses) / max(len(self.statuses), 1)
-        return sum(s.done if s.state != "done" else s.total for s in self.statuses) / total
+        """Share of the whole job done: every model counts the same (a model's rows are not
+        known until it loads), a finished one whole, one not started as nothing, one cancelled
+        or failed by what it saved. So the bar moves only forward, model after model: 25 %
+        while model 1 of 2 is half done, 50 % when it is done."""
+        n = len(self.statuses)
+        return sum(min(s.fraction, 1.0) for s in self.statuses) / n if n else 0.0
+
+    @property
+    def current(self) -> tuple[int, "ModelStatus"] | None:
+        """(1-based position, status) of the model now loading or scoring; None between models."""
+        return next(((i, s) for i, s in enumerate(self.statuses, 1) if s.state in ("loading", "scoring")), None)
+
+    def progress_text(self) -> str:
+        """'40 % of the job · model 2 of 2 (NAME): 60 %' — the job first, then the model now
+        running; a job that ended says how it ended."""
+        head = f"{self.fraction:.0%} of the job"
+        if not self.active:
+            return f"{self.state} at {head}" if self.state in ("cancelled", "failed") else f"{self.state}: {head}"
+        now = self.current
+        if now is None:
+            return head
+        i, s = now
+        what = "loading" if s.state == "loading" else f"{s.fraction:.0%}"
+        return f"{head} · model {i} of {len(self.statuses)} ({s.name}): {what}"
 
     @property
     def eta(self) -> float | None:

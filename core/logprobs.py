@@ -234,6 +234,57 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+# -- the identity of a written file ---------------------------------------------------------
+SIDECAR_FORMAT = "valueaudit-logprobs/1"
+
+
+def sidecar_path(csv_path: str | Path) -> Path:
+    """`DIR/<org>--<name>.csv` -> `DIR/<org>--<name>.json`: the model identity of a file
+    `logprobs` wrote. Beside the CSV, so the CSV stays exactly the paper's format (the
+    paper's reader and the paper's own files know nothing of it)."""
+    return Path(csv_path).with_suffix(".json")
+
+
+def write_sidecar(csv_path: str | Path, loaded, lm_type: str, prompt_set: Sequence[Prompt]) -> Path:
+    """Record who wrote the CSV (model key, name, family, revision, LM type, prompt texts and
+    the CSV's digest), so `import-logprobs` of the file stores it under the same model."""
+    import json
+    csv_path = Path(csv_path)
+    doc = {"format": SIDECAR_FORMAT, "model": loaded.name, "model_key": loaded.key, "family": loaded.family,
+           "display_name": loaded.display_name, "revision": loaded.revision, "lm_type": lm_type,
+           "prompts": {p.prompt_id: p.text for p in prompt_set}, "csv_sha256": file_digest(csv_path)}
+    out = sidecar_path(csv_path)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def read_sidecar(csv_path: str | Path, digest: str) -> dict | None:
+    """The identity recorded beside a CSV, or None when there is none. A sidecar that does not
+    match the CSV (edited since, or not ours) is refused in one line rather than guessed at."""
+    import json
+    path = sidecar_path(csv_path)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise LogprobError(f"{path.name} is not readable JSON ({one_line(e)}); delete it to import "
+                           f"{Path(csv_path).name} by its file name") from None
+    fields = ("model", "model_key", "csv_sha256")
+    if not isinstance(doc, dict) or doc.get("format") != SIDECAR_FORMAT or not all(
+            isinstance(doc.get(f), str) and doc.get(f) for f in fields):
+        raise LogprobError(f"{path.name} is not a log-prob sidecar written by `logprobs`; move it aside to import "
+                           f"{Path(csv_path).name} by its file name")
+    if doc["csv_sha256"] != digest:
+        raise LogprobError(f"{Path(csv_path).name} changed since `logprobs` wrote it ({path.name} records another "
+                           "digest); write it again or move the sidecar aside")
+    prompts = doc.get("prompts")
+    doc["prompts"] = {str(k): str(v) for k, v in prompts.items()} if isinstance(prompts, dict) else {}
+    return doc
+
+
 def _lone_cr_outside_quotes(raw: bytes) -> int:
     """Rows that a plain CSV reader splits: carriage returns outside a quoted field."""
     rows, pos, quotes, row, last_row = 0, 0, 0, 0, -1
@@ -300,7 +351,7 @@ def prompt_texts(extra: Sequence[Prompt] = ()) -> dict[str, str]:
     return texts
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -336,16 +387,33 @@ def csv_files(paths: Iterable[str | Path]) -> list[Path]:
 def import_file(store, path: Path, extra_prompts: Sequence[Prompt] = (), key: str | None = None,
                 source: str = "imported") -> tuple[str, int, int, list[str]]:
     """One file into the store -> (model id, prompts added, rows repaired, unknown prompt ids).
-    Prompt ids the paper does not use (and `extra_prompts` does not name) are stored with the
-    id as their text."""
+    A file `logprobs` wrote carries its model's identity in a sidecar (`sidecar_path`): it is
+    stored under that model's key, so writing then importing stores one model, and importing
+    again adds nothing. Other files (the paper's own) are named by their file name. Prompt ids
+    the paper does not use (and neither the sidecar nor `extra_prompts` names) are stored with
+    the id as their text."""
     from .published import _registry_info
     df, repaired = read_csv(path)
-    model = model_id_from_file(path)
-    key = key or f"file:{model}#{file_digest(path)}"
-    family, display = _registry_info(model)
-    store.upsert_model(key, model, "lm", family, display_name=display, source=source)
-    put_vocab(store, key, df[META_COLUMNS])
+    digest = file_digest(path)
+    side = read_sidecar(path, digest) if key is None else None
     texts = prompt_texts(extra_prompts)
+    if side is not None:
+        model, key = side["model"], side["model_key"]
+        kinds = store.query("SELECT kind FROM models WHERE model_key = ?", [key])["kind"].tolist()
+        if kinds and kinds[0] != "lm":
+            raise LogprobError(f"{sidecar_path(path).name} names {key}, which this database holds as a reward model; "
+                               "move the sidecar aside to import the file by its name")
+        if not kinds:
+            store.upsert_model(key, model, "lm", side.get("family"), display_name=side.get("display_name"),
+                               revision=side.get("revision"), source="scored")
+        texts = {**side["prompts"], **texts}
+    else:
+        model = model_id_from_file(path)
+        key = key or f"file:{model}#{digest}"
+        family, display = _registry_info(model)
+        store.upsert_model(key, model, "lm", family, display_name=display, source=source)
+    if side is None or not stored_prompts(store, key):
+        put_vocab(store, key, df[META_COLUMNS], lm_type=side.get("lm_type") if side else None)
     done = stored_prompts(store, key)
     added, unknown = 0, []
     ids = df["token_id"].to_numpy()

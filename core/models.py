@@ -217,7 +217,8 @@ def read_config(name: str, revision: str | None = None) -> dict:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         hint = " (offline: HF_HUB_OFFLINE=1 and it is not in the local cache)" if offline else ""
         kind = type(e).__name__
-        raise ModelError(f"model '{name}' not found{hint}: check the id or give a local folder ({kind})") from None
+        raise ModelError(f"model '{name}' not found{hint}: check the id ({kind})",
+                         cli_hint="or give a local folder saved with save_pretrained") from None
     return _json_config(Path(p), name)
 
 

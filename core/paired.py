@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .uncertainty import REPS, _draws, _percentile_ci, adjust_p, bootstrap_p, prepare
+from .uncertainty import REPS, _draws, adjust_p, bootstrap_p, percentile_ci, prepare
 from .wording import p_cell
 
 
@@ -42,7 +42,7 @@ def paired_summary(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model
     for fr, g, draws in _framings(ranks, words, model_a, model_b, reps, seed):
         for cat, D in g.items():
             per_prompt = np.nanmean(D, axis=1)
-            lo, hi = _percentile_ci(draws[cat], level)
+            lo, hi = percentile_ci(draws[cat], level)
             rows.append({"framing": fr, "category": cat, "model_a": model_a, "model_b": model_b,
                          "mean_difference": float(np.nanmean(D)), "ci_low": lo, "ci_high": hi,
                          "n_prompts": D.shape[0], "n_words": D.shape[1], "n_cells": int(np.isfinite(D).sum()),
@@ -76,7 +76,7 @@ def paired_tests(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b
             per_prompt = pp[first] - np.mean([pp[c] for c in rest], axis=0)
             obs = float(np.nanmean(g[first]) - np.mean([np.nanmean(g[c]) for c in rest]))
             boot = draws[first] - np.mean([draws[c] for c in rest], axis=0)
-            lo, hi = _percentile_ci(boot, level)
+            lo, hi = percentile_ci(boot, level)
             ok = np.isfinite(per_prompt)
             t = _stats.ttest_1samp(per_prompt[ok], 0).pvalue if ok.sum() >= 2 else float("nan")
             out.append({"framing": fr, "test": name, "model_a": model_a, "model_b": model_b, "contrast": obs,

@@ -68,6 +68,24 @@ def run_of(key: str) -> str | None:
     return m.group("run") if m else None
 
 
+def model_id(key: str) -> str:
+    """The model a key belongs to: a published run's key without its '#<run>' (the paper's ten
+    models are ten models, each holding a Big Two run and an MFD run); any other key as is."""
+    m = _KEY.match(str(key))
+    return str(key).rsplit("#", 1)[0] if m and m.group("run") else str(key)
+
+
+def run_label(key: str) -> str | None:
+    """'Big Two run' / 'MFD 2.0 run' for a published run's key, None for any other key."""
+    run = run_of(key)
+    return RUN_LABELS.get(run, f"{run} run") if run else None
+
+
+def display_name(hub_id: str) -> str:
+    """The paper's short name of a published model (its registry entry), else the hub id."""
+    return _registry_info(hub_id)[1]
+
+
 def is_merged_key(key: str) -> bool:
     """A key from before the per-corpus split: one model's Big Two and MFD files under one key."""
     m = _KEY.match(str(key))

@@ -443,7 +443,10 @@ class Store:
 
     def stats(self) -> dict:
         """Counts shown on the home page; also the cache key for the app's data caches."""
-        df = self.query("""SELECT (SELECT count(*) FROM models) AS n_models,
+        # A published model's runs (`published:<id>@<commit>#<run>`, one per corpus) are one model.
+        df = self.query("""SELECT (SELECT count(DISTINCT CASE WHEN source = 'published' AND model_key LIKE 'published:%#%'
+                                                         THEN split_part(model_key, '#', 1) ELSE model_key END)
+                                   FROM models) AS n_models,
                                   (SELECT count(*) FROM scores) AS n_scores,
                                   (SELECT count(*) FROM scores WHERE kind = 'rm') AS n_rm_scores,
                                   (SELECT count(*) FROM scores WHERE kind = 'lm') AS n_lm_scores""")

@@ -224,7 +224,8 @@ def family_mean(mm: np.ndarray, family: np.ndarray, fam: str, model_counts: np.n
 # ----------------------------------------------------------------------------------
 # Percentile intervals and the p-value that always agrees with them
 # ----------------------------------------------------------------------------------
-def _percentile_ci(x: np.ndarray, level: float) -> tuple[float, float]:
+def percentile_ci(x: np.ndarray, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws (NaN draws dropped); (nan, nan) when none."""
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return float("nan"), float("nan")
@@ -346,7 +347,7 @@ def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = 
         ma, mb = family_mean(obs, fam, fa), family_mean(obs, fam, fb)
         gap = float(mb - ma)
         boot_gap = family_mean(boot, fam, fb, mc) - family_mean(boot, fam, fa, mc)
-        lo, hi = _percentile_ci(boot_gap, level)
+        lo, hi = percentile_ci(boot_gap, level)
         se = ci_mc_se(boot_gap, level)
         per_prompt = _per_prompt_gap(panel, fa, fb)
         same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0

@@ -16,15 +16,17 @@ from core.escape import markdown as md
 
 
 def coverage_notice(sel: dict) -> None:
-    """Who is left out of (or in, incompletely scored) the family statistics shown below."""
-    if sel.get("coverage_note"):
-        st.info(md(sel["coverage_note"]) + " (sidebar: 'Include models with incomplete coverage')",
-                icon=":material/rule:")
+    """Which models the statistics below use, who is left out and why (or in, incompletely
+    scored). Plain text: model names are data."""
+    with st.container(border=True):
+        st.text(f"{len(sel['models'])} reward models in the family statistics. " + (
+            sel["coverage_note"] + " (Sidebar: 'Include models with incomplete coverage'.)"
+            if sel.get("coverage_note") else "Every chosen model is scored on every compared prompt and word."))
 
 
 def unscored_notice(sel: dict) -> None:
     """Name the corpus words no chosen model has a score for, instead of a silent smaller count."""
-    missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["models"])))
+    missing = ak.cached("unscored_words", sel["corpus"], tuple(sorted(sel["keys"])))
     if missing:
         shown = ", ".join(missing[:30]) + (f", … ({len(missing) - 30} more)" if len(missing) > 30 else "")
         st.caption(f"{wording.plural(len(missing), 'word')} of {md(sel['corpus'])} {'has' if len(missing) == 1 else 'have'} "
@@ -144,8 +146,13 @@ def main() -> None:
                        "Import the paper's published results on the Home page (Big Two nouns), "
                        "or score reward models on this corpus on the Score page.", "pages/home.py", "Home")
         return
-    if not sel["models"] or not sel["prompts"] or not sel["framing"]:
+    if not sel["chosen"] or not sel["prompts"] or not sel["framing"]:
         st.warning("Choose at least one model, one framing and one prompt in the sidebar.")
+        return
+    if not sel["models"]:
+        st.warning("No chosen model is scored on every chosen prompt with every corpus word, so there is nothing "
+                   "to compare. Tick 'Include models with incomplete coverage' in the sidebar, or score them.")
+        coverage_notice(sel)
         return
     result = ak.comparison_result(sel)
     if result is None:

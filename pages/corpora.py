@@ -17,10 +17,14 @@ LIWC `.dic` (category block between two `%` lines, then `word<TAB>ids`) ·
 
 def browse() -> None:
     name = ak.corpus_picker("corpus-browse")
-    words, desc = ak.corpus(name)
-    st.markdown(f"**{md(name)}** — {md(desc) if desc else 'user corpus'} · "
-                f"{wording.plural(words['word'].nunique(), 'distinct word')}, "
-                f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
+    try:
+        words, desc = ak.corpus(name)
+    except Exception as e:  # noqa: BLE001 - one odd saved corpus: say what is wrong, keep the page
+        ak.problems([f"corpus {name}: {one_line(e)}"], "This saved corpus could not be read")
+        delete_option(name)
+        return
+    st.text(f"{name} — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
+            f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
     # The counts above the list, full width: beside it, a third of a 768 px window cut the names.
     ak.plot(charts.category_counts_figure(words), key="corpus-counts", filename=f"categories_{name}")
     c1, c2 = st.columns(2)
@@ -34,11 +38,15 @@ def browse() -> None:
         view = view[view["category"].isin(cats)]
     st.dataframe(view, hide_index=True, width="stretch", height=320)
     st.caption(f"{len(view):,} of {len(words):,} rows")
+    delete_option(name)
+
+
+def delete_option(name: str) -> None:
     if name not in corpora.BUILTINS and settings.allow_delete():
         with st.expander("Delete this saved corpus"):
-            if st.button(f"Delete {md(name)}", key="corpus-del"):
+            if st.button("Delete this corpus", key="corpus-del"):
                 ak.store().delete_corpus(name)
-                st.success(f"Deleted {md(name)}. Its scores stay in the store.")
+                st.text(f"Deleted {name}. Its scores stay in the store.")
                 st.rerun()
 
 

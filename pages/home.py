@@ -93,12 +93,9 @@ def import_button() -> None:
 
 
 def headline() -> None:
-    cov = ak.model_coverage("big2-nouns")
-    include = ak.include_incomplete_toggle("home-incomplete", cov)
-    chosen = None if include else cov.loc[cov["complete"].astype(bool), "model"].tolist() or None
-    if ak.cached("earlier_checkpoints"):  # a swept run counts once, by its last checkpoint
-        chosen = ak.without_earlier_checkpoints(chosen if chosen is not None else cov["model"].tolist())[0] or None
-    result = ak.figure1("big2-nouns", chosen)
+    include = ak.include_incomplete_toggle("home-incomplete", ak.selection("big2-nouns"))
+    sel = ak.selection("big2-nouns", include=include)
+    result = ak.figure1("big2-nouns", include=include)
     if result is None or not result.family_means:
         ak.empty_state("No reward-model scores on the Big Two nouns yet.",
                        "Import the published results (button above), or score a model on the Score page.",
@@ -112,7 +109,7 @@ def headline() -> None:
     st.caption("Large dots: a family's mean rank (the mean over its models of each model's mean median rank) with "
                "a 95% interval over its models; small dots: single models (hover for names). Rank 1 = the most "
                "rewarded word, so higher on the chart = ranked nearer the top.")
-    ak.coverage_note(cov, med["model"].unique() if chosen is None else chosen)
+    ak.coverage_note(sel)
     audit_ui.headline_box("big2-nouns", result)  # the one story: the paper's finding beside the stricter one
     ak.link("pages/compare.py", "See the full comparison, per model and prompt", ":material/bar_chart:")
 

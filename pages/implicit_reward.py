@@ -278,14 +278,21 @@ def main() -> None:
               "Comparing two base models word by word shows the value differences a reward model built on them "
               "can inherit.")
     st.subheader("Whole vocabularies: which tokens does each language model prefer?")
-    vocabulary_section()
+    have_vocab = vocabulary_section()
     st.divider()
-    st.subheader("Scored words")
+    st.subheader("Corpus words scored as whole answers")
+    st.caption("A second source, separate from the whole-vocabulary log-probabilities above: each corpus word "
+               "scored as a complete answer (`score --kind lm`; a multi-token word's log-probability is the sum "
+               "over its tokens).")
     corpus = pick_corpus()
     lm = ak.cached("scores", "lm", corpus, None, None)
     if lm.empty:
-        ak.empty_state("No language-model log-probabilities stored" + (f" for {md(corpus)}" if corpus else "") + ".",
-                       None)
+        where = " on this corpus" if corpus else ""
+        if have_vocab:  # the figures above exist: say only what this part lacks
+            st.info(f"No language model has scored corpus words as whole answers{where} yet; the table and "
+                    "figures above use the whole-vocabulary log-probabilities.", icon=":material/info:")
+        else:
+            ak.empty_state(f"No language model has scored corpus words as whole answers{where} yet.", None)
         st.markdown(HOW_TO)
         return
     if lm["model"].nunique() < 2:

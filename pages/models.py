@@ -15,20 +15,22 @@ from core.escape import markdown as md
 FAMILIES = [catalog.AUTO_FAMILY, "llama", "gemma", "qwen", "mistral", "phi", "other"]
 
 
-def catalog_table() -> pd.DataFrame:
-    """Registry and stored models with the share of each corpus they have scored."""
+def catalog_table() -> tuple[pd.DataFrame, list[str]]:
+    """Registry and stored models (a published model's runs as one model) with the share of
+    each corpus they have scored, and what could not be read."""
     cat = catalog.model_catalog(ak.cached("models"))
     names = tuple(ak.cached("corpus_names"))
-    cov = ak.cached("coverage_by_corpus", names)
+    cov, problems = ak.cached("coverage_by_corpus", names)
     if not cov.empty:
-        piv = cov.pivot_table(index="model_key", columns="corpus", values="share", aggfunc="max")
+        piv = cov.pivot_table(index="model_id", columns="corpus", values="share", aggfunc="max")
         for c in piv.columns:
             cat[f"{c} %"] = cat["model_key"].map(piv[c] * 100)
-    return cat
+    return cat, problems
 
 
 def show_catalog() -> None:
-    cat = catalog_table()
+    cat, problems = catalog_table()
+    ak.problems(problems)
     if settings.shared():  # local models by folder name: visitors never see a server path
         cat = report.public_models(cat)
     kind = st.radio("Show", [*catalog.KINDS, "all"], horizontal=True, key="mkind",
@@ -38,7 +40,7 @@ def show_catalog() -> None:
     ak.family_legend(cat["family"])
     cat = cat.assign(display_name=cat["name"].map(ak.display_name))  # short and unique, as on every page
     pct = [c for c in cat.columns if c.endswith(" %")]
-    order = ["display_name", "name", "family", "size", "source", *pct, "n_scores", "needs_remote_code"]
+    order = ["display_name", "name", "family", "size", "source", "runs", *pct, "n_scores", "needs_remote_code"]
     st.dataframe(
         cat, hide_index=True, width="stretch", column_order=order,
         column_config={
@@ -46,6 +48,9 @@ def show_catalog() -> None:
             "name": st.column_config.TextColumn("Hub id or folder", width="medium"),
             "family": st.column_config.TextColumn("Family", width="small"),
             "size": st.column_config.TextColumn("Size", width="small"),
+            "runs": st.column_config.TextColumn("Runs", width="small",
+                                                help="the paper's published scores: one run per corpus it scored "
+                                                     "(each corpus's analysis reads its own run)"),
             "n_scores": st.column_config.NumberColumn("Scores", format="%d", width="small"),
             "needs_remote_code": st.column_config.CheckboxColumn("Own code", width="small",
                                                                  help="runs Python code shipped with the model"),
@@ -55,8 +60,9 @@ def show_catalog() -> None:
             **{c: st.column_config.ProgressColumn(c.replace(" %", ""), min_value=0, max_value=100, format="%.0f%%",
                                                   width="small",
                                                   help="share of this corpus's words scored") for c in pct}})
-    st.caption("Coverage columns: share of each corpus's words scored on every prompt the model was run with. "
-               "Score more on the Score page.")
+    n = int((cat["source"] != "registry").sum())
+    st.caption(f"{n} stored models. Coverage columns: share of each corpus's words scored on every prompt the "
+               "model was run with (a published model: its best run). Score more on the Score page.")
 
 
 def add_form() -> None:
@@ -104,10 +110,12 @@ def remove_form() -> None:
     if stored.empty:
         st.caption("Nothing stored yet, so nothing to remove.")
         return
+    folded = catalog.runs_as_models(stored)
+    keys = dict(zip(folded["model_key"], folded["keys"]))
     with st.form("remove-model"):
         st.markdown("**Remove a model** and all its stored scores from this database.")
-        label = {r.model_key: f"{r.name} · {r.kind} · {r.source} · {r.n_scores:,} scores"
-                 for r in stored.itertuples()}
+        label = {r.model_key: f"{r.name} · {r.kind} · {r.source}" + (f" ({r.runs})" if r.runs else "")
+                              + f" · {r.n_scores:,} scores" for r in folded.itertuples()}
         key = st.selectbox("Model", list(label), format_func=label.get, key="rm-key")
         sure = st.checkbox("Yes, delete its scores too (this cannot be undone)", key="rm-sure")
         go = st.form_submit_button("Remove")
@@ -115,7 +123,7 @@ def remove_form() -> None:
         if not sure:
             st.warning("Tick the confirmation box to remove the model.")
             return
-        n = ak.store().remove_model(key)
+        n = sum(ak.store().remove_model(k) for k in keys[key])
         st.success(f"Removed {md(label[key].split(' · ')[0])} and {n:,} scores.")
         st.rerun()
 

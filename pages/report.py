@@ -91,9 +91,12 @@ def main() -> None:
     figures, tables = build(sel, result)
     context = {"Corpus": f"{sel['corpus']} ({result.n_words} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
-               "Reward models": ", ".join(report.public_model_name(m) for m in sel["models"]),
+               "Reward models": f"{len(sel['models'])} used: "
+                                + ", ".join(report.public_model_name(m) for m in sel["models"]),
                "Prompts": f"{len(sel['prompts'])} ({', '.join(sel['framing'])})",
-               "Coverage": sel.get("coverage_note") or "every chosen model is scored on every prompt",
+               "Coverage": ak.selection(sel["corpus"], sel["chosen"], sel["prompt_texts"], sel["include_incomplete"]
+                                        ).note(report.public_model_name)
+                           or "none left out: every model used is scored on every compared prompt and word",
                "Database": ak.store().path.name}  # a file name, never a server path
     html = report.report_html(f"Value audit: {sel['corpus']}", summary, figures,
                           [(n, t) for n, t in tables if n not in RAW_TABLES], context)

@@ -441,7 +441,8 @@ def show_job(job: jobs.Job) -> None:
     st.markdown(f"**Job {job.id}** · {what} × corpus {md(spec.corpus)} × "
                 f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {md(job.message)}" if job.message else ""))
     eta = jobs.fmt_seconds(job.eta)
-    st.progress(min(job.fraction, 1.0), text=f"{job.fraction:.0%}" + (f" · about {eta} left" if eta else ""))
+    st.progress(min(job.fraction, 1.0))  # the whole job; the text says which model runs (names are data: plain text)
+    st.text(job.progress_text() + (f" · about {eta} left for this model" if eta else ""))
     table = job_table(job)
     st.dataframe(table.drop(columns="note"), hide_index=True, width="stretch", column_config=JOB_COLUMNS)
     for model, note in zip(table["model"], table["note"]):  # a check line is a sentence: in full, not cut in a cell

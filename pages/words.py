@@ -140,17 +140,23 @@ def main() -> None:
     models_ = sorted(ranked["model"].unique())
     have = set(ranked["prompt_id"].unique())
     pids = [p for p in ak.PROMPT_TEXT if p in have] + sorted(have - set(ak.PROMPT_TEXT))
-    framing_pids = {f: [p for p in pids if prompts.framing_of(p) == f] for f in ("positive", "negative")}
-    framing_pids = {f: v for f, v in framing_pids.items() if v} or {"all": pids}
+    # Across models: the models and prompts the selection rule uses (as Compare and `analyze`).
+    sel = ak.selection(corpus)
+    across = ranked[ranked["model_key"].isin(sel.used_keys) & ranked["prompt_id"].isin(sel.prompt_ids)]
+    used_pids = [p for p in pids if p in set(sel.prompt_ids)]
+    framing_pids = {f: [p for p in used_pids if prompts.framing_of(p) == f] for f in ("positive", "negative")}
+    framing_pids = {f: v for f, v in framing_pids.items() if v} or {"all": used_pids}
     vocab = sorted(ranked["response"].unique(), key=str.casefold)
     tab1, tab2, tab3, tab4 = st.tabs(["Per model and prompt", "One word across models", "Family differences",
                                       "Vocabulary scans"])
     with tab1:
         per_model(ranked, models_, pids)
     with tab2:
-        one_word(ranked, vocab, len(vocab), framing_pids)
+        ak.coverage_note(sel)
+        one_word(across, vocab, len(vocab), framing_pids)
     with tab3:
-        family_gap(ranked, framing_pids)
+        ak.coverage_note(sel)
+        family_gap(across, framing_pids)
     with tab4:
         vocabulary_scans()
 

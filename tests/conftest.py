@@ -151,3 +151,29 @@ def big2_store(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("db") / "scores.duckdb")
     counts = import_published(store)
     return store, counts
+
+
+@pytest.fixture(scope="session")
+def own_models_db(big2_store, tiny_llama_rm, tiny_gemma_rm, tmp_path_factory):
+    """Issue 21's road: the published results plus two tiny local RMs scored on Big Two x the
+    54 prompts and a third (a copy of the Llama one: another folder, another model) on 6
+    prompts, scored once per session. Returns (database path, {"llama", "gemma", "six": name}).
+    Tests copy the file before writing to it."""
+    import shutil
+
+    from core import corpora, prompts, runner
+    from core.request import ScoreRequest
+    from core.store import Store
+    store, _ = big2_store
+    root = tmp_path_factory.mktemp("own-models")
+    db = root / "own.duckdb"
+    shutil.copy(store.path, db)  # closed after every operation: the file is complete
+    six = root / "six-prompt-rm"
+    shutil.copytree(tiny_llama_rm, six)
+    vocab = corpora.load("big2-nouns").vocabulary
+    paper = prompts.paper_prompts()
+    runs = {"llama": (tiny_llama_rm, paper), "gemma": (tiny_gemma_rm, paper), "six": (six, paper[:3] + paper[27:30])}
+    for path, ps in runs.values():
+        req = ScoreRequest(str(path), "rm", vocab, ps, corpus="big2-nouns", device="cpu", db=str(db))
+        runner.score(req, Store(db), checks=False)
+    return db, {k: str(p) for k, (p, _) in runs.items()}

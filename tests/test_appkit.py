@@ -64,3 +64,25 @@ def test_guarded_shows_first_line_only():
     at = AppTest.from_function(_guarded_page_that_fails, default_timeout=60).run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.endswith(": first line")
+
+
+def test_error_hints_never_suggest_what_the_mode_forbids(monkeypatch):
+    """Issue 21: a shared server told visitors '…or give a local folder'. Every hint, in each
+    mode: shared-mode hints name no folder and no server variable; the model-not-found
+    message itself names no folder (the CLI adds its own hint)."""
+    import appkit
+    from core import errors, models
+    from core.paperdata import PaperDataError
+    from core.settings import SettingsError
+    from core.store import StoreError
+    kinds = [errors.ModelError("x"), SettingsError("x"), StoreError("x"), PaperDataError("x"), ValueError("x")]
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    for e in kinds:
+        hint = appkit.hint_for(e).lower()
+        assert "folder" not in hint and "valueaudit_" not in hint and "debug" not in hint, hint
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
+    assert "folder" in appkit.hint_for(errors.ModelError("x"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(errors.ModelError) as caught:
+        models.read_config("no-such-org/no-such-model-21")
+    assert "folder" not in str(caught.value) and "folder" in caught.value.cli_hint

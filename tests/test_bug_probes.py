@@ -199,7 +199,7 @@ def test_uncertainty_percentile_interval_has_the_level_asked():
     from core import uncertainty
     x = np.random.default_rng(2).normal(size=20001)
     for level in (0.95, 0.9):
-        lo, hi = uncertainty._percentile_ci(x, level)
+        lo, hi = uncertainty.percentile_ci(x, level)
         assert np.mean((x >= lo) & (x <= hi)) == pytest.approx(level, abs=0.001)
 
 

@@ -142,3 +142,39 @@ def test_who_may_cancel_a_job(monkeypatch):
     assert not jobs.may_cancel(jobs.Job(2, spec, []), "token-of-the-owner-123456")  # a script's job: no owner
     monkeypatch.setenv("VALUEAUDIT_MODE", "local")
     assert jobs.may_cancel(job, None)
+
+
+def test_the_bar_shows_the_whole_job_then_the_model_now_running(db, monkeypatch):
+    """Issue 21: the bar followed the model now running (50 % while model 1 of 2 was half done;
+    100 -> 89 -> 100 % as model 2 started; a cancelled job showed its model's 70 %). The job's
+    fraction counts every model the same, so it only moves forward. Scoring is replaced by
+    a stand-in that reports progress as a run does, and the fraction is read at each report."""
+    from core import prompts, scoring
+    seen: list[tuple[str, float, str]] = []
+    reg = jobs.JobRegistry()
+
+    def fake_score(request, store, backend, on_start, on_progress, should_stop):
+        job = reg.jobs()[0]
+        on_start(type("S", (), {"device": "cpu"})())
+        total = {"a": 100, "b": 90, "c": 50}[request.model]
+        for done in range(0, total + 1, 10 if request.model != "c" else 20):
+            if request.model == "c" and done >= 20:  # the user cancels model 3 at 40 %
+                job.cancel()
+            on_progress(scoring.Progress(done, total, done, 0, 1.0))
+            seen.append((request.model, job.fraction, job.progress_text()))
+            if should_stop():
+                return scoring.ScoreResult(new=done, cached=0, stopped=True, model_name=request.model)
+        return scoring.ScoreResult(new=total, cached=0, model_name=request.model)
+
+    monkeypatch.setattr(jobs.runner, "score", fake_score)
+    spec = jobs.JobSpec([jobs.ModelRequest(m, "rm") for m in "abc"], prompts.paper_prompts()[:1], ["love"],
+                        db_path=str(db), device="cpu")
+    job = reg.submit(spec)
+    assert job.wait(60)
+    fractions = [f for _, f, _ in seen]
+    assert fractions == sorted(fractions)  # never backwards
+    assert any(m == "a" and abs(f - 0.5 / 3) < 1e-12 for m, f, _ in seen)  # model 1 of 3 half done: 1/6 of the job
+    start_b = next((f, t) for m, f, t in seen if m == "b")
+    assert start_b[0] == 1 / 3 and start_b[1] == "33% of the job · model 2 of 3 (b): 0%"
+    assert job.state == "cancelled" and job.fraction == (1 + 1 + 0.4) / 3
+    assert job.progress_text() == "cancelled at 80% of the job"

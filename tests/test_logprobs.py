@@ -15,6 +15,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from core import cli
+from tests.support import one_line_error, run_cli
 
 PROMPTS = {
     "best_ever_one": "What, in one word, is the best thing ever?",
@@ -97,7 +98,8 @@ def test_import_then_mwlr_json_equals_paper_method(written, tmp_path, capsys, ti
     assert cli.main(["import-logprobs", str(out), "--db", str(db)]) == 0
     assert "2 files" in capsys.readouterr().out
     first = next(iter(PROMPTS))
-    assert cli.main(["mwlr", "--db", str(db), "--a", tiny_llama_lm.name, "--b", tiny_gemma_lm.name,
+    # the files carry their model's identity (a sidecar): imported, they are the same two models
+    assert cli.main(["mwlr", "--db", str(db), "--a", str(tiny_llama_lm), "--b", str(tiny_gemma_lm),
                      "--prompt", first, "--top", "15", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     ref = paper_mwlr(out / f"{tiny_llama_lm.name}.csv", out / f"{tiny_gemma_lm.name}.csv", first)
@@ -113,6 +115,45 @@ def test_import_then_mwlr_json_equals_paper_method(written, tmp_path, capsys, ti
     again = json.loads(capsys.readouterr().out)
     assert again["n_common"] == got["n_common"]
     assert [r["token_decoded"] for r in again["top"]] == [r["token_decoded"] for r in got["top"]]
+
+
+def test_writing_then_importing_stores_one_model_and_a_second_import_adds_nothing(written, tmp_path, capsys,
+                                                                                   tiny_llama_lm, tiny_gemma_lm):
+    """Issue 21: `logprobs --out DIR --db X` then `import-logprobs DIR --db X` stored each model
+    twice (by its folder and by its file name). The sidecar beside each CSV names the model."""
+    import shutil
+
+    from core import logprobs
+    from core.store import Store
+    out, db = written
+    copy = tmp_path / "same.duckdb"
+    shutil.copy(db, copy)
+    before = logprobs.stored_models(Store(copy))
+    side = json.loads((out / f"{tiny_llama_lm.name}.json").read_text())
+    assert side["model"] == str(tiny_llama_lm) and side["prompts"]["custom_good"] == PROMPTS["custom_good"]
+    for _ in range(2):
+        assert cli.main(["import-logprobs", str(out), "--db", str(copy)]) == 0
+        assert "0 prompts added" in capsys.readouterr().out
+    after = logprobs.stored_models(Store(copy))
+    assert len(after) == len(before) == 2
+    assert sorted(after["model"]) == sorted([str(tiny_llama_lm), str(tiny_gemma_lm)])
+    assert (after["n_prompts"] == len(PROMPTS)).all()
+    # a fresh database: the same keys and the prompts' real texts (not their ids)
+    fresh = tmp_path / "fresh.duckdb"
+    assert cli.main(["import-logprobs", str(out), "--db", str(fresh)]) == 0
+    assert "prompt ids not among the paper's" not in capsys.readouterr().err
+    assert sorted(logprobs.stored_models(Store(fresh))["model_key"]) == sorted(before["model_key"])
+    texts = set(Store(fresh).query("SELECT DISTINCT prompt FROM logprobs")["prompt"])
+    assert texts == set(PROMPTS.values())
+    # a CSV edited after it was written is not silently given the old identity
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for suffix in (".csv", ".json"):
+        shutil.copy(out / f"{tiny_gemma_lm.name}{suffix}", edited / f"{tiny_gemma_lm.name}{suffix}")
+    with open(edited / f"{tiny_gemma_lm.name}.csv", "a") as f:
+        f.write("\n")
+    rc, _, err = run_cli(capsys, "import-logprobs", edited, "--db", tmp_path / "e.duckdb")
+    one_line_error(rc, err, "changed since `logprobs` wrote it")
 
 
 def test_rerun_computes_nothing_and_kill_keeps_finished_prompts(tiny_llama_lm, prompts_yaml, tmp_path, capsys):

@@ -136,7 +136,7 @@ def test_stricter_bootstrap_equals_a_literal_recomputation_in_r():
     mc, fam = counts("model", panel["models"]), panel["family"]
     gaps = uncertainty.family_mean(mm, fam, "Llama", mc) - uncertainty.family_mean(mm, fam, "Gemma", mc)
     assert np.allclose(gaps, ref["gaps"], rtol=0, atol=1e-9)
-    assert uncertainty._percentile_ci(gaps, 0.95) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-9)
+    assert uncertainty.percentile_ci(gaps, 0.95) == pytest.approx((ref["ci_low"], ref["ci_high"]), abs=1e-9)
     assert uncertainty.bootstrap_p(gaps) == pytest.approx(ref["p"], abs=1e-9)
     observed = uncertainty.family_gaps(rows, corpus, reps=50).iloc[0]
     assert observed["gap"] == pytest.approx(ref["observed"], abs=1e-9)
@@ -164,7 +164,7 @@ def test_bootstrap_p_is_the_smallest_alpha_whose_interval_excludes_zero():
                 lo, hi = (lo, mid) if excludes(mid) else (mid, hi)
             assert p == pytest.approx(hi, abs=1e-9)
         for level in (0.9, 0.95, 0.99):
-            ci_lo, ci_hi = uncertainty._percentile_ci(b, level)
+            ci_lo, ci_hi = uncertainty.percentile_ci(b, level)
             assert (ci_lo <= 0 <= ci_hi) == (p >= 1 - level)
 
 

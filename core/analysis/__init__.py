@@ -18,10 +18,10 @@ from .levels import FRAMING_LEVELS, framing_levels, json_float, sorted_levels
 from .medians import average_ranks, family_means, median_ranks, model_mean_ranks, word_ranks
 from .mixed import design_matrix, drop_aliased, mixed_model, nlme_df, reml_random_intercept
 from .result import FamilyTest, Figure1, MixedModel, Term, as_json
-from .summary import summary_text
+from .summary import models_text, summary_text
 
 __all__ = ["FRAMING_LEVELS", "FamilyTest", "Figure1", "MixedModel", "Term", "as_json", "average_ranks",
            "average_ranks_table", "bootstrap_ci", "design_matrix", "drop_aliased", "family_means", "family_tests",
            "figure1", "figure1_from_store", "framing_levels", "hedges_g", "json_float", "median_ranks",
-           "mixed_model", "model_mean_ranks", "nlme_df", "permutation_labels", "permutation_p", "permutation_p_many",
+           "mixed_model", "model_mean_ranks", "models_text", "nlme_df", "permutation_labels", "permutation_p", "permutation_p_many",
            "reml_random_intercept", "sorted_levels", "summary_text", "word_ranks"]

@@ -1,9 +1,11 @@
 """Figure 1's entry points: scores (pandas) or a store (DuckDB) in, one typed `Figure1` out."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
-from .. import corpora, published, ranks
+from .. import corpora, coverage, ranks
 from .comparisons import family_tests
 from .levels import framing_levels, json_float, sorted_levels
 from .medians import (average_from_long, average_ranks, family_means, label_medians, median_ranks, n_ranked,
@@ -32,17 +34,26 @@ def figure1(scores: pd.DataFrame, words: pd.DataFrame, corpus: str = "corpus",
 
 def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", models=None, prompt_texts=None,
                        permutations: int = 10000, seed: int = 0, bootstrap: int = 2000,
-                       ranking: str | None = None) -> Figure1:
+                       ranking: str | None = None, include_incomplete: bool = False,
+                       selection: coverage.Selection | None = None) -> Figure1:
     """figure1 with ranks and medians computed inside DuckDB: the fast path for the CLI and
-    the app (a million stored scores never travel to pandas). Published scores are read
-    from the corpus's own run (published.keys_for_corpus); `ranking` defaults to the
-    built-in corpus's own ("row" for mfd2-paper)."""
+    the app (a million stored scores never travel to pandas). Which models and prompts it
+    reads is the one rule of core/coverage.py (`coverage.select`, or the `selection` given):
+    complete models only unless `include_incomplete`, each published model's run of this
+    corpus, the compared prompts; the result names the models used and those left out.
+    `ranking` defaults to the built-in corpus's own ("row" for mfd2-paper)."""
     if ranking is None:
         ranking = "row" if corpus in corpora.BUILTINS and corpora.load(corpus).ranking == "row" else "word"
-    keys = published.keys_for_corpus(store, corpus, words["word"].astype(str).unique(), "rm", models)
-    got = ranks.rank_summaries(store, words, ranking, "rm", keys, prompt_texts)
-    raw = got["medians"]
-    return _figure1(label_medians(raw), corpus, got["n_words"], permutations, seed, bootstrap, got["average"])
+    sel = selection or coverage.select(store, corpus, words, prompt_texts, models, include_incomplete)
+    chosen = {"models_used": sel.used, "models_left_out": sel.left_out}
+    if not sel.used_keys or not sel.prompt_texts:
+        return Figure1(corpus=corpus, n_words=0, median_ranks=[], family_means=[],
+                       reason="no model is scored completely on this corpus" if not sel.used_keys
+                       else "no prompt to compare", **chosen)
+    got = ranks.rank_summaries(store, words, ranking, "rm", sel.used_keys, sel.prompt_texts)
+    result = _figure1(label_medians(got["medians"]), corpus, got["n_words"], permutations, seed, bootstrap,
+                      got["average"])
+    return dataclasses.replace(result, **chosen)
 
 
 

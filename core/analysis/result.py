@@ -86,11 +86,16 @@ class Figure1:
     family_tests: list[FamilyTest] | None = None
     reason: str | None = None                # why mixed_model and family_tests are missing
     notes: list[str] = field(default_factory=list)
+    models_used: list[str] | None = None     # from a store: the models analysed (core/coverage.py's rule)
+    models_left_out: list[dict] | None = None  # ... and those left out: {model, reason}
 
     def to_json(self) -> dict:
         missing = {"message": self.reason}
-        out = {"corpus": self.corpus, "n_words": self.n_words, "median_ranks": self.median_ranks,
-               "family_means": self.family_means}
+        out = {"corpus": self.corpus, "n_words": self.n_words}
+        if self.models_used is not None:
+            out["models_used"] = list(self.models_used)
+            out["models_left_out"] = [dict(r) for r in self.models_left_out or []]
+        out.update(median_ranks=self.median_ranks, family_means=self.family_means)
         if self.average_ranks is not None:
             out["average_ranks"] = self.average_ranks
         out["mixed_model"] = self.mixed_model.to_json() if self.mixed_model is not None else missing

@@ -30,6 +30,20 @@ def summary_text(result) -> str:
     return "\n".join(lines)
 
 
+def models_text(result) -> str:
+    """Which models the numbers rest on, and which were left out and why (core/coverage.py's
+    rule): 'Models used (12): a, b, ... Left out (1): c (incomplete coverage: 6 of 54 prompts,
+    263 of 263 words).' '' for a result not read from a store."""
+    result = as_json(result)
+    used, out = result.get("models_used"), result.get("models_left_out") or []
+    if used is None:
+        return ""
+    text = f"Models used ({len(used)}): {', '.join(used) if used else 'none'}."
+    if out:
+        text += f" Left out ({len(out)}): " + "; ".join(f"{r['model']} ({r['reason']})" for r in out) + "."
+    return text
+
+
 def _test_sentence(t: dict, fm: pd.DataFrame) -> str:
     fam, ref = (t.get("comparison") or _default_comparison(fm)).split(" vs ")
     sel = fm[(fm["framing"] == t["framing"]) & (fm["category"] == t["category"])].set_index("family")["mean_rank"]

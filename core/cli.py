@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="add the stricter analysis (models, prompts and words as samples) and the headline")
     a.add_argument("--reps", type=int, default=10_000, help="bootstrap draws of the stricter analysis")
 
+    am = sub.add_parser("audit-model", help="where one reward model sits among the families: its Figure-1 values "
+                                             "with intervals beside the paper's models")
+    am.add_argument("--model", required=True, help="id or path as given to `score`")
+    am.add_argument("--corpus", required=True)
+    am.add_argument("--db")
+    am.add_argument("--json", action="store_true", help="print one JSON object")
+    am.add_argument("--reps", type=int, default=2000, help="bootstrap replicates (prompts and words resampled)")
+    am.add_argument("--seed", type=int, default=0)
+
     lg = sub.add_parser("logprobs", help="whole-vocabulary next-token log-probabilities of an LM (paper's CSV format)")
     lg.add_argument("--model", required=True, help="Hugging Face id or local folder")
     lg.add_argument("--prompts", default="paper", help="'paper' (the 54 prompts) or a .yaml/.csv file")
@@ -396,6 +405,31 @@ def cmd_analyze(args) -> int:
         print(json.dumps(out, allow_nan=False, default=float))
     else:
         print("\n".join(lines))
+    return 0
+
+
+def cmd_audit_model(args) -> int:
+    import json
+
+    from . import corpora, model_audit
+    store = _store(args)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}; run `score` first, or pass --db")
+    if args.reps < 100:
+        raise UserError("--reps must be at least 100 for a 95% interval")
+    corpus = corpora.resolve(args.corpus, store)
+    audit = model_audit.audit_model(store, args.model, corpus.name, corpus.words, getattr(corpus, "ranking", "word"),
+                                    reps=args.reps, seed=args.seed)
+    if args.json:
+        print(json.dumps(audit.to_json(), allow_nan=False))
+        return 0
+    print(audit.sentence)
+    print()
+    print(model_audit.panels_table(audit).to_string(index=False))
+    print(f"\nReference: {audit.reference_kind} ({len(audit.reference)}); {audit.reps} bootstrap replicates over "
+          f"prompts and words, seed {audit.seed}.")
+    for c in audit.caveats[1:]:  # the first is in the sentence
+        print(f"also: {c}")
     return 0
 
 

@@ -18,6 +18,7 @@ PAGES = {
     ],
     "Analysis": [
         st.Page("pages/compare.py", title="Compare", icon=":material/bar_chart:"),
+        st.Page("pages/your_model.py", title="Your model", icon=":material/person_search:"),  # issue 21
         st.Page("pages/words.py", title="Words", icon=":material/text_fields:"),
         st.Page("pages/paired.py", title="Paired", icon=":material/compare:"),  # issue 15
         st.Page("pages/implicit_reward.py", title="Implicit reward", icon=":material/compare_arrows:"),

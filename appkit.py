@@ -15,8 +15,8 @@ import traceback
 import pandas as pd
 import streamlit as st
 
-from core import analysis, catalog, corpora, export, limits, models, prompts, published, ranks, report, settings
-from core import training
+from core import analysis, catalog, corpora, export, limits, model_audit, models, prompts, published, ranks, report
+from core import settings, training
 from core import trajectory
 from core import words as _words
 from core import coverage as _coverage
@@ -40,6 +40,7 @@ HINTS = {
         "LimitError": "Shorten or remove the item named, then try again.",
         "SweepError": "Give a training run's folder (with checkpoint-<step> folders) or a hub id with its revisions.",
         "TrajectoryError": "Sweep the run on this corpus first (Score page, or `python -m core sweep`).",
+        "ModelAuditError": "Score the model on this corpus first (Score page, or `python -m core score`).",
     },
     "shared": {
         "StoreError": "The database is busy or unavailable; wait a minute and reload. If it persists, tell the "
@@ -52,6 +53,7 @@ HINTS = {
         "LimitError": "Shorten or remove the item named, then try again.",
         "SweepError": "Give a hub id with its revisions, or one of this server's models.",
         "TrajectoryError": "Sweep the run on this corpus first (Score page).",
+        "ModelAuditError": "Score the model on this corpus first (Score page).",
     },
 }
 
@@ -146,7 +148,14 @@ def _trajectory(s: Store, run_key: str, corpus_name: str, n_movers: int = trajec
         return None
 
 
+def _model_audit(s: Store, corpus_name: str, model: str, reps: int) -> model_audit.ModelAudit:
+    """Where one model sits among the families on a corpus (core.model_audit)."""
+    c = corpora.resolve(corpus_name, s, files=False)
+    return model_audit.audit_model(s, model, c.name, c.words, c.ranking, reps=reps, seed=0)
+
+
 _LOADERS = {
+    "model_audit": _model_audit,
     "runs": lambda s: trajectory.runs(s),
     "earlier_checkpoints": lambda s: trajectory.earlier_checkpoints(s),
     "trajectory": _trajectory,
@@ -207,6 +216,12 @@ def _figure1(ver: tuple, corpus_name: str, model_names: tuple | None, prompt_tex
     result = analysis.figure1_from_store(Store(ver[0]), words, corpus_name, permutations=permutations, seed=0,
                                          selection=sel)
     return result if result.median_ranks else None
+
+
+def model_audit_of(corpus_name: str, model: str, reps: int = 2000) -> model_audit.ModelAudit:
+    """core.model_audit.audit_model, cached on the database version (a bootstrap of seconds)."""
+    with st.spinner("Placing the model among the families (bootstrapping prompts and words)…"):
+        return cached("model_audit", corpus_name, model, reps)
 
 
 def selection(corpus_name: str, model_names=None, prompt_texts=None, include: bool = False) -> _coverage.Selection:
@@ -617,7 +632,7 @@ def comparison_filters(prefix: str = "cmp") -> dict:
     final = selection(corpus_name, chosen + unreadable, texts, include)
     sel = {"corpus": corpus_name, "models": final.used, "keys": final.used_keys, "chosen": chosen,
            "prompts": prompt_ids, "prompt_texts": texts, "framing": framing, "include_incomplete": include,
-           "coverage_note": final.note()}
+           "coverage_note": final.note(display_name)}
     st.session_state["comparison"] = sel
     return sel
 

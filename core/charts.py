@@ -511,8 +511,9 @@ def family_summary(median_ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     """Per (framing, category, family): the mean over models of each model's mean median
     rank (the paper's family mean), and a 95% t interval over the models."""
     from scipy import stats as _stats
-    mr = median_ranks.dropna(subset=["family"])
-    per_model = mr.groupby(["framing", "category", "family", "model"])["median_rank"].mean().rename("m").reset_index()
+    from .analysis import model_mean_ranks
+    per_model = model_mean_ranks(median_ranks.dropna(subset=["family"])).rename(columns={"mean_rank": "m"})
+    per_model = per_model[["framing", "category", "family", "model", "m"]]
     g = per_model.groupby(["framing", "category", "family"])["m"]
     out = g.agg(mean_rank="mean", sd="std", n_models="size").reset_index()
     tq = np.array([_stats.t.ppf(0.975, n - 1) if n > 1 else np.nan for n in out["n_models"]])
@@ -559,6 +560,69 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
                 row=1, col=c)
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=_esc(cats), range=[-0.6, len(cats) - 0.4],
                          row=1, col=c)
+    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
+    fig.update_annotations(font_size=14)
+    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
+    _style(fig, title, height=480 + title_px, legend_bottom=True)
+    fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
+    return fig
+
+
+# ---------------------------------------------------------------------------------
+# One model among the families (audit-model)
+# ---------------------------------------------------------------------------------
+AUDITED_COLOR = "#111111"
+
+
+def model_placement_figure(audit: dict, title: str | None = None) -> go.Figure:
+    """Where one model sits (core.model_audit, JSON form): per framing a panel, per category
+    the reference models as small dots in their family's colour, each family's mean as a
+    large dot, and the audited model as one black diamond with its bootstrap interval. Up =
+    ranked nearer 1, as on Compare."""
+    panels = audit.get("panels") or []
+    if not panels:
+        return empty_figure("Nothing to place")
+    framings = [f for f in ("positive", "negative") if any(p["framing"] == f for p in panels)]
+    framings += sorted({p["framing"] for p in panels} - set(framings))
+    cats = sorted({p["category"] for p in panels}, key=str.casefold)
+    fams = _family.order({f for p in panels for f in p["family_means"]})
+    fig = make_subplots(rows=1, cols=len(framings), shared_yaxes=True, horizontal_spacing=0.08,
+                        subplot_titles=[FRAMING_TITLES.get(f, _esc(f)) for f in framings])
+    step = 0.5 / max(len(fams) + 1, 1)
+    name = _esc(audit.get("model", "this model"))
+    for c, fr in enumerate(framings, 1):
+        mine = {p["category"]: p for p in panels if p["framing"] == fr}
+        for i, fam in enumerate(fams):
+            off = (i - len(fams) / 2) * step
+            refs = [(cats.index(cat), v) for cat, p in mine.items() for v in p["reference_values"]
+                    if v["family"] == fam and v["value"] is not None]
+            fig.add_trace(go.Scatter(
+                x=[k + off - 0.05 for k, _ in refs], y=[v["value"] for _, v in refs], mode="markers",
+                name=f"{_esc(fam)} models", legendgroup=fam, showlegend=False,
+                marker=dict(size=6, color=_family.color(fam), opacity=0.35),
+                customdata=[[_esc(v["model"])] for _, v in refs],
+                hovertemplate="%{customdata[0]}: mean rank %{y:.1f}<extra></extra>"), row=1, col=c)
+            means = [(cats.index(cat), p["family_means"].get(fam)) for cat, p in mine.items()]
+            means = [(k, m) for k, m in means if m is not None]
+            fig.add_trace(go.Scatter(
+                x=[k + off + 0.05 for k, _ in means], y=[m for _, m in means], mode="markers",
+                name=f"{_esc(fam)} family mean", legendgroup=fam, showlegend=c == 1,
+                marker=dict(size=12, color=_family.color(fam), line=dict(color="white", width=1)),
+                hovertemplate=f"{_esc(fam)} family mean: %{{y:.1f}}<extra></extra>"), row=1, col=c)
+        off = (len(fams) / 2) * step
+        pts = [(cats.index(cat), p) for cat, p in mine.items() if p["value"] is not None]
+        fig.add_trace(go.Scatter(
+            x=[k + off for k, _ in pts], y=[p["value"] for _, p in pts], mode="markers", name=name,
+            legendgroup="audited", showlegend=c == 1,
+            marker=dict(size=15, symbol="diamond", color=AUDITED_COLOR, line=dict(color="white", width=1)),
+            error_y=dict(type="data", symmetric=False, color=AUDITED_COLOR, thickness=2, width=6,
+                         array=[(p["ci_high"] or p["value"]) - p["value"] for _, p in pts],
+                         arrayminus=[p["value"] - (p["ci_low"] or p["value"]) for _, p in pts]),
+            customdata=[[p["ci_low"] or 0, p["ci_high"] or 0] for _, p in pts],
+            hovertemplate=f"{name}: mean rank %{{y:.1f}}<br>95% interval %{{customdata[0]:.1f}} to "
+                          "%{customdata[1]:.1f}<extra></extra>"), row=1, col=c)
+        fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=[_esc(c_) for c_ in cats],
+                         range=[-0.6, len(cats) - 0.4], row=1, col=c)
     fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
     fig.update_annotations(font_size=14)
     title_px = 22 * _title_lines(wrap_title(title)) if title else 0

@@ -60,6 +60,15 @@ class ModelAudit:
     seed: int = 0
     level: float = 0.95
 
+    def renamed(self, name) -> "ModelAudit":
+        """A copy with every model named by `name(model)` (a report passes one that hides
+        server paths), the sentence written again."""
+        from dataclasses import replace
+        panels = [{**p, "reference_values": [{**v, "model": name(v["model"])} for v in p["reference_values"]]}
+                  for p in self.panels]
+        out = replace(self, model=name(self.model), reference=[name(m) for m in self.reference], panels=panels)
+        return replace(out, sentence=sentence(out))
+
     def to_json(self) -> dict:
         return {"model": self.model, "model_key": self.model_key, "family": self.family, "corpus": self.corpus,
                 "n_words": self.n_words, "n_prompts": self.n_prompts, "panels": self.panels,
@@ -338,6 +347,12 @@ def _with_sentence(a: ModelAudit) -> ModelAudit:
 
 def sentence(a: ModelAudit) -> str:
     """The placement in words a policy reader can repeat, then its main caveat."""
+    caveat = f" Caveat: {a.caveats[0]}" if a.caveats else ""
+    return placement_text(a) + caveat
+
+
+def placement_text(a: ModelAudit) -> str:
+    """The placement in words, without the caveats (a page lists those beside it)."""
     pos = [p for p in a.panels if p["framing"] == "positive"] or a.panels
     vals = ", ".join(f"{p['category']} words at {p['value']:.0f}" for p in pos if p["value"] is not None)
     head = (f"On {a.corpus} ({a.n_words} words), {a.model} ranks {vals} on {pos[0]['framing']} prompts "
@@ -362,8 +377,7 @@ def sentence(a: ModelAudit) -> str:
             own = (f" It is built on {a.family}, its own family." if a.family == a.closest_family
                    else f" It is built on {a.family}, not {a.closest_family}.")
         place = f" {spread}: {verdict}.{own}"
-    caveat = f" Caveat: {a.caveats[0]}" if a.caveats else ""
-    return head + place + caveat
+    return head + place
 
 
 def panels_table(a: ModelAudit) -> pd.DataFrame:

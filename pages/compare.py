@@ -160,6 +160,7 @@ def main() -> None:
                        "Widen the filters or score the models on this corpus.")
         return
     coverage_notice(sel)
+    ak.link("pages/your_model.py", "Auditing one model? See where it sits among the families", ":material/person_search:")
     panels(result, sel)
     summary(result, sel)
     audit_ui.compare_uncertainty(sel, result)  # beyond the paper: intervals, ties, corrections (issue 15)

@@ -112,6 +112,8 @@ def headline() -> None:
     ak.coverage_note(sel)
     audit_ui.headline_box("big2-nouns", result)  # the one story: the paper's finding beside the stricter one
     ak.link("pages/compare.py", "See the full comparison, per model and prompt", ":material/bar_chart:")
+    ak.link("pages/your_model.py", "Audit your own reward model: which family does it resemble?",
+            ":material/person_search:")
 
 
 @ak.guarded

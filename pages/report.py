@@ -9,7 +9,7 @@ import streamlit as st
 
 import appkit as ak
 import audit_ui
-from core import analysis, charts, corpora, headline, report, wording
+from core import analysis, charts, corpora, headline, model_audit, report, wording
 from core.escape import markdown as md
 
 
@@ -43,6 +43,29 @@ VIOLIN_CAPTION = ("Each faint dot is one (model, prompt): the median rank of tha
                   "(* p<.05, ** p<.01, *** p<.001).")
 # Download names say what a chart shows and of which corpus: 'figure1_big2-nouns.png'.
 FIGURE_FILES = {"Mean rank by family": "headline", "Median ranks per model and prompt": "figure1"}
+PLACEMENT_CAPTION = ("Black diamond: the model's mean rank of the category's words with its 95% interval (prompts and "
+                     "words resampled); large dots: each family's mean over the reference models; small dots: those "
+                     "models. Higher = ranked nearer 1.")
+
+
+def placement(sel: dict) -> model_audit.ModelAudit | None:
+    """One model placed among the families (the Your model page) as a section of the report:
+    yours by default when one is scored on this corpus. Named as reports name models."""
+    t = ak.selection(sel["corpus"]).table
+    t = t[t["readable"]]
+    own = t.loc[t["source"] != "published", "model"].tolist()
+    options = ["(none)"] + own + t.loc[t["source"] == "published", "model"].tolist()
+    chosen = st.session_state.get("your-model-choice")
+    default = chosen if chosen in options else (own[0] if own else "(none)")
+    pick = st.selectbox("Place one model among the families in the report", options, index=options.index(default),
+                        key="rep-placement", format_func=lambda m: m if m == "(none)" else ak.display_name(m),
+                        help="Its values per panel with intervals beside the paper's models, the closest family "
+                             "and how clearly (the Your model page).")
+    if pick == "(none)":
+        return None
+    return ak.model_audit_of(sel["corpus"], pick).renamed(report.public_model_name)
+
+
 # Raw tables (one row per model, prompt and category) go in the CSV/Parquet downloads, not the HTML.
 RAW_TABLES = {"Median ranks"}
 
@@ -89,6 +112,12 @@ def main() -> None:
     summary = "\n".join([*head.labelled, "The paper's analysis, panel by panel:", analysis.summary_text(result),
                          "The paper's mixed model: " + wording.mixed_model_sentence(result)])
     figures, tables = build(sel, result)
+    if placed := placement(sel):
+        summary += "\nWhere one model sits: " + placed.sentence
+        title = f"Where {placed.model} sits among the families"
+        figures.append((title, charts.model_placement_figure(placed.to_json(), title=f"{title} — {sel['corpus']}"),
+                        PLACEMENT_CAPTION))
+        tables.insert(0, (f"{title} (the panels)", model_audit.panels_table(placed)))
     context = {"Corpus": f"{sel['corpus']} ({result.n_words} words)"
                          + (f" — {corpora.NOTES[sel['corpus']]}" if sel["corpus"] in corpora.NOTES else ""),
                "Reward models": f"{len(sel['models'])} used: "

@@ -22,6 +22,7 @@ from tests.support import shown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = "local/partial-llama-rm"
+SHOWN = "partial-llama-rm"  # its short display name on the pages
 
 
 def _gap_from_files(paper_data: Path, category: str = "Agency") -> float:
@@ -79,7 +80,7 @@ def test_partial_model_left_out_of_home_until_included(partial_db, paper_data):
     at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=180).run()
     assert not at.exception and not at.error
     text = _page_text(at)
-    assert "Left out of the family statistics" in text and PARTIAL in text and "2 of 54 prompts" in text
+    assert "Left out of the family statistics" in text and SHOWN in text and "2 of 54 prompts" in text
     expected = _gap_from_files(paper_data)
     assert _agency_gap(at) == pytest.approx(round(expected, 1), abs=0.051)
     at.checkbox(key="home-incomplete").check().run()
@@ -98,7 +99,7 @@ def test_compare_leaves_partial_model_out_by_default(partial_db):
     assert PARTIAL not in used and len(used) == 10
     text = _page_text(at)
     assert "10 reward models in the family statistics" in text
-    assert f"Left out of the family statistics: {PARTIAL} (incomplete coverage: 2 of 54 prompts" in text
+    assert f"Left out of the family statistics: {SHOWN} (incomplete coverage: 2 of 54 prompts" in text
     at.checkbox(key="cmp-incomplete").check().run()
     assert PARTIAL in at.session_state["comparison"]["models"]
     assert "Included although incompletely scored" in _page_text(at)

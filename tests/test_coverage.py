@@ -15,7 +15,7 @@ import pytest
 
 from core import corpora, coverage, prompts
 from core.store import Store
-from tests.support import run_cli
+from tests.support import run_cli, shown
 
 PUBLISHED = 10
 
@@ -45,23 +45,34 @@ def test_analyze_uses_the_complete_models_and_names_the_one_left_out(own_models_
     assert len({r["prompt_id"] for r in res["median_ranks"] if r["model"] == names["six"]}) == 6
 
 
-def test_words_are_counted_against_the_corpus_not_every_stored_word(own_models_db, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def with_mfd(own_models_db, tmp_path_factory):
+    """own_models_db plus four published MFD runs (files in the paper's format, as
+    tests/test_fidelity.py writes them): four of the paper's models then hold two runs."""
+    from unittest import mock
+
+    from core import paperdata, published
+    from tests.test_fidelity import write_mfd_files
+    db, names = own_models_db
+    root = tmp_path_factory.mktemp("with-mfd")
+    copy = root / "with-mfd.duckdb"
+    shutil.copy(db, copy)
+    mfd = root / "paper" / "reward_model_scores" / "dict_MFD_20"
+    write_mfd_files(mfd)
+    original = paperdata.path
+    with mock.patch.object(paperdata, "listdir", lambda folder: sorted(p.name for p in mfd.glob("*.csv"))
+                           if folder.endswith("dict_MFD_20") else []), \
+            mock.patch.object(paperdata, "path", lambda rel: mfd / rel.rsplit("/", 1)[-1] if "dict_MFD_20/" in rel
+                              else original(rel)):
+        assert published.import_published(Store(copy))["models"] == 4
+    return copy, names
+
+
+def test_words_are_counted_against_the_corpus_not_every_stored_word(with_mfd):
     """Published MFD runs hold the 45 MFD words that are Big Two nouns too: a tiny model with all
     263 Big Two nouns is still complete (it was '263 of 308 words'), and on mfd2 the
     reference is the dictionary's 2,040 words (it was 'of 2085')."""
-    from tests.test_fidelity import write_mfd_files
-    from core import paperdata, published
-    db, names = own_models_db
-    copy = tmp_path / "with-mfd.duckdb"
-    shutil.copy(db, copy)
-    mfd = tmp_path / "paper" / "reward_model_scores" / "dict_MFD_20"
-    write_mfd_files(mfd)
-    monkeypatch.setattr(paperdata, "listdir", lambda folder: sorted(p.name for p in mfd.glob("*.csv"))
-                        if folder.endswith("dict_MFD_20") else [])
-    original = paperdata.path
-    monkeypatch.setattr(paperdata, "path", lambda rel: mfd / rel.rsplit("/", 1)[-1] if "dict_MFD_20/" in rel
-                        else original(rel))
-    assert published.import_published(Store(copy))["models"] == 4
+    copy, names = with_mfd
     big2 = corpora.load("big2-nouns")
     sel = coverage.select(Store(copy), "big2-nouns", big2.words)
     assert len(sel.used) == PUBLISHED + 2 and [r["model"] for r in sel.left_out] == [names["six"]]
@@ -75,6 +86,24 @@ def test_words_are_counted_against_the_corpus_not_every_stored_word(own_models_d
     assert reasons[names["llama"]] == "incomplete coverage: 54 of 54 prompts, 45 of 2040 words"
     # a published model whose MFD files are not there: its Big Two run is not read, and it says so
     assert reasons["LxzGordon/URM-LLaMa-3.1-8B"].startswith("no published MFD 2.0 run imported")
+
+
+def test_a_published_models_runs_are_one_model(with_mfd):
+    """The paper's 10 models showed as 20 (Home 'Models 20'; the Models page listed each twice,
+    one row at 'big2-nouns 17 %'): each is one model holding its runs."""
+    from core import catalog
+    copy, names = with_mfd
+    s = Store(copy)
+    keys = s.models()
+    assert (keys["source"] == "published").sum() == PUBLISHED + 4  # stored: one key per run
+    assert s.stats()["n_models"] == PUBLISHED + 3  # counted: one per model (+ the three tiny ones)
+    cat = catalog.model_catalog(keys)
+    pub = cat[cat["source"] == "published"]
+    assert len(pub) == PUBLISHED and pub["name"].is_unique
+    qrm = pub.set_index("name").loc["nicolinho/QRM-Gemma-2-27B"]
+    assert qrm["runs"] == "Big Two run, MFD 2.0 run" and len(qrm["keys"]) == 2
+    assert qrm["n_scores"] == keys.loc[keys["name"] == "nicolinho/QRM-Gemma-2-27B", "n_scores"].sum()
+    assert pub.set_index("name").loc["LxzGordon/URM-LLaMa-3.1-8B", "runs"] == "Big Two run"
 
 
 def test_prompts_are_counted_against_the_compared_set(own_models_db):
@@ -98,3 +127,91 @@ def test_a_model_with_extra_prompts_is_complete_and_read_on_the_compared_ones(ow
                                           "response": corpora.load("big2-nouns").vocabulary, "value": 1.0}))
     sel = coverage.select(s, "big2-nouns", corpora.load("big2-nouns").words)
     assert names["llama"] in sel.used and len(sel.prompt_texts) == 54 and "mine" not in sel.prompt_ids
+
+
+# -- the pages ---------------------------------------------------------------------------
+def _app(page: str, db, monkeypatch):
+    pytest.importorskip("streamlit")
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from tests.support import ROOT
+    monkeypatch.setenv("VALUEAUDIT_DB", str(db))
+    st.cache_data.clear()
+    return AppTest.from_file(str(ROOT / "pages" / page), default_timeout=300)
+
+
+def _text(at) -> str:
+    return " ".join(str(getattr(e, "value", "")) for e in [*at.markdown, *at.caption, *at.info, *at.warning, *at.text])
+
+
+def test_compare_counts_the_complete_models_and_names_the_one_left_out(own_models_db, monkeypatch):
+    db, names = own_models_db
+    at = _app("compare.py", db, monkeypatch).run()
+    assert not at.exception and not at.error
+    sel = at.session_state["comparison"]
+    assert sorted(sel["models"]) == sorted(json_models(db))
+    text = _text(at)
+    assert "12 reward models in the family statistics" in text
+    assert "Left out of the family statistics: six-prompt-rm (incomplete coverage: 6 of 54 prompts, 263 of 263 words)" \
+        in text
+    assert "llama-rm (" not in text and "gemma-rm (" not in text  # the complete ones are never called incomplete
+
+
+def json_models(db) -> list[str]:
+    """models_used of `analyze --json`: the page and the CLI name the same models."""
+    from core import analysis
+    words = corpora.load("big2-nouns").words
+    return analysis.figure1_from_store(Store(db), words, "big2-nouns", permutations=0, bootstrap=0).models_used
+
+
+def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db, tmp_path, monkeypatch):
+    """A scan saves its words as corpus 'vocabulary:<folder or hub id>' (a '/' in the name): Home,
+    Models and Corpora render; a stored item that cannot be read is named and the rest shown."""
+    db, names = own_models_db
+    copy = tmp_path / "scan.duckdb"
+    shutil.copy(db, copy)
+    scan = f"vocabulary:{names['llama']}"
+    Store(copy).save_corpus(scan, pd.DataFrame({"word": ["love", "power"], "category": "Token", "subcategory": ""}))
+    for page in ("home.py", "models.py", "corpora.py"):
+        at = _app(page, copy, monkeypatch).run()
+        assert not at.exception and not at.error, (page, [e.value for e in at.error])
+    at = _app("corpora.py", copy, monkeypatch).run()
+    at.selectbox(key="corpus-browse").set_value(scan).run()
+    assert not at.exception and not at.error
+    assert any(t.value.startswith(scan) and "2 distinct words" in t.value for t in at.text)
+    # one odd saved corpus: the Models page shows everything else and says which one
+    from core import corpora as core_corpora
+    resolve = core_corpora.resolve
+
+    def odd(name, *a, **k):
+        if name == scan:
+            raise core_corpora.CorpusError("this saved corpus is damaged")
+        return resolve(name, *a, **k)
+    monkeypatch.setattr(core_corpora, "resolve", odd)
+    at = _app("models.py", copy, monkeypatch).run()
+    assert not at.exception and not at.error
+    assert any("could not be read" in w.value for w in at.warning)
+    assert any(f"corpus {scan}: this saved corpus is damaged" in t.value for t in at.text)
+    assert len(at.dataframe[0].value) >= PUBLISHED + 3
+
+
+def test_your_model_page_and_the_report_place_the_model(own_models_db, monkeypatch):
+    """The Your model page opens on the user's own model (not one of the paper's) and shows its
+    sentence and chart; the Report page's HTML then carries the placement."""
+    db, names = own_models_db
+    at = _app("your_model.py", db, monkeypatch).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="ym-model").value in {names["llama"], names["gemma"], names["six"]}
+    assert any(t.value.startswith("On big2-nouns (263 words), ") for t in at.text)
+    assert len(at.get("plotly_chart")) == 1 and at.metric[0].value in ("Gemma", "Llama")
+    assert any("ignores the question" in t.value for t in at.text)  # random weights: said, not hidden
+    rep = _app("report.py", db, monkeypatch)
+    rep.session_state["your-model-choice"] = names["gemma"]
+    rep.run()
+    assert not rep.exception and not rep.error, [e.value for e in rep.error]
+    assert rep.selectbox(key="rep-placement").value == names["gemma"]
+    from core import model_audit, report
+    audit = model_audit.audit_model(Store(db), names["gemma"], "big2-nouns", corpora.load("big2-nouns").words,
+                                    reps=2000).renamed(report.public_model_name)
+    assert audit.model == "gemma-rm"  # a report names a local folder by its last part, never its path
+    assert any(shown(m.value) == "Where one model sits: " + audit.sentence for m in rep.markdown)

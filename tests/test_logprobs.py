@@ -266,7 +266,7 @@ def test_figure3_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemm
     out, store = _import_both(written, tmp_path)
     key = "greatest_world_single"
     words = ["Love", "freedom", "power", "no-such-word"]
-    ka, kb = implicit.resolve_model(store, tiny_llama_lm.name), implicit.resolve_model(store, tiny_gemma_lm.name)
+    ka, kb = implicit.resolve_model(store, str(tiny_llama_lm)), implicit.resolve_model(store, str(tiny_gemma_lm))
     got = implicit.figure3(store, [ka, kb], words, key).set_index("word")
     # generate_figure_3.py: dedup keeping the highest, inner join, MWLR, mean over variants
     series = []
@@ -322,7 +322,7 @@ def test_figure2_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemm
           for c, v in cells for m1, m2 in [(tiny_llama_lm.name, tiny_gemma_lm.name)]]
     _, p_fdr = fdrcorrection(ps)
 
-    ka, kb = implicit.resolve_model(store, tiny_llama_lm.name), implicit.resolve_model(store, tiny_gemma_lm.name)
+    ka, kb = implicit.resolve_model(store, str(tiny_llama_lm)), implicit.resolve_model(store, str(tiny_gemma_lm))
     words = big2.rename(columns={"token_decoded": "word", "Category": "category"})
     mine = implicit.figure2_ranks(store, ka, kb, words)
     names = {ka: tiny_llama_lm.name, kb: tiny_gemma_lm.name}
@@ -346,7 +346,8 @@ def test_figure2_equals_paper_method(written, tmp_path, tiny_llama_lm, tiny_gemm
         assert got[(c, v)]["p_fdr"] == pytest.approx(q, rel=1e-9)
 
 
-def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, monkeypatch, tiny_llama_lm):
+def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, monkeypatch, tiny_llama_lm,
+                                                            tiny_gemma_lm):
     """The page from what is stored: LMs only, two families by default, all three views drawn."""
     pytest.importorskip("streamlit")
     from pathlib import Path
@@ -374,7 +375,12 @@ def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, mo
     assert any("Imported 2 files" in s.value for s in at.success)
     at.run()
     a, b = at.selectbox(key="ir-t1-a"), at.selectbox(key="ir-t1-b")
-    assert {a.value, b.value} == {implicit.resolve_model(store, "llama-lm"), implicit.resolve_model(store, "gemma-lm")}
+    assert {a.value, b.value} == {implicit.resolve_model(store, str(tiny_llama_lm)),
+                                  implicit.resolve_model(store, str(tiny_gemma_lm))}
+    # issue 21: the page never says no log-probabilities are stored while it draws them
+    page_text = " ".join(str(e.value) for e in [*at.info, *at.markdown, *at.caption, *at.warning])
+    assert "No language-model log-probabilities stored" not in page_text
+    assert "the table and figures above use the whole-vocabulary log-probabilities" in page_text
     assert all("some/rm" not in str(o) for o in a.options + b.options)
     assert len(at.get("plotly_chart")) >= 3
     table = implicit.mwlr_from_store(store, a.value, b.value, at.selectbox(key="ir-t1-p").value)

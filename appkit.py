@@ -157,7 +157,6 @@ def _model_audit(s: Store, corpus_name: str, model: str, reps: int) -> model_aud
 _LOADERS = {
     "model_audit": _model_audit,
     "runs": lambda s: trajectory.runs(s),
-    "earlier_checkpoints": lambda s: trajectory.earlier_checkpoints(s),
     "trajectory": _trajectory,
     "unscored_words": _unscored_words,
     "selection": _selection,

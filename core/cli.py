@@ -370,20 +370,19 @@ def cmd_import_published(args) -> int:
 def cmd_analyze(args) -> int:
     import json
 
-    from . import analysis, corpora, prompts, trajectory
+    from . import analysis, corpora, coverage, prompts
     store = _store(args)
     corpus = corpora.resolve(args.corpus, store)
     wanted = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    if wanted is None and (earlier := trajectory.earlier_checkpoints(store)):  # a swept run counts once
-        rms = store.models()
-        wanted = [n for n in dict.fromkeys(rms.loc[rms["kind"] == "rm", "name"]) if n not in earlier]
-        print(f"note: {len(earlier)} earlier checkpoint(s) of swept training runs left out (each run's last "
-              "checkpoint is in); name them with --models to include them", file=sys.stderr)
     prompt_texts = [p.text for p in prompts.load(args.prompts)] if args.prompts else None
     result = analysis.figure1_from_store(store, corpus.words, corpus.name, wanted, prompt_texts,
                                          permutations=args.permutations, seed=args.seed,
                                          ranking=getattr(corpus, "ranking", "word"),
                                          include_incomplete=args.include_incomplete)
+    earlier = sum(r["reason"] == coverage.EARLIER_CHECKPOINT for r in result.models_left_out or [])
+    if earlier:  # a swept run counts once (coverage.select)
+        print(f"note: {earlier} earlier checkpoint(s) of swept training runs left out (each run's last "
+              "checkpoint is in); name them with --models to include them", file=sys.stderr)
     if not result.median_ranks:
         if result.models_left_out:
             raise UserError(f"no reward model qualifies for corpus {args.corpus}: {analysis.models_text(result)} "

@@ -99,6 +99,15 @@ def test_add_score_compare_and_report_an_own_model(road, tmp_path, tiny_llama_rm
             _no_error(page, "compare")
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
 
+            # 3b. Your model: where the new model sits among the families (audit-model's view). The
+            # reference is the other tiny model alone, so the page says a placement cannot be told.
+            page.goto(f"{road}/your_model")
+            expect(page.get_by_text("On big2-nouns (263 words),", exact=False).first).to_be_visible(timeout=180_000)
+            _settle(page)
+            main = page.locator("[data-testid='stMain']").inner_text()
+            assert "families with two or more reference models" in main, main[:1500]
+            _no_error(page, "your_model")
+
             # 4. Report: the report, its headline chart as a PNG named after it, the audit report.
             page.goto(f"{road}/report")
             button = page.get_by_role("button", name="Download the report (HTML)")

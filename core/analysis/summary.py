@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..coverage import EARLIER_CHECKPOINT
 from ..wording import p_text
 from .levels import sorted_levels
 from .result import as_json
@@ -40,7 +41,10 @@ def models_text(result) -> str:
         return ""
     text = f"Models used ({len(used)}): {', '.join(used) if used else 'none'}."
     if out:
-        text += f" Left out ({len(out)}): " + "; ".join(f"{r['model']} ({r['reason']})" for r in out) + "."
+        named = [f"{r['model']} ({r['reason']})" for r in out if r["reason"] != EARLIER_CHECKPOINT]
+        if n := len(out) - len(named):
+            named.append(f"{n} earlier checkpoint(s) of swept training runs (each run's last checkpoint stands for it)")
+        text += f" Left out ({len(out)}): " + "; ".join(named) + "."
     return text
 
 

@@ -119,7 +119,7 @@ def _coverage_by_corpus(s: Store, names: tuple) -> tuple[pd.DataFrame, list[str]
         try:
             vocabularies[n] = corpus_vocab(n)
         except Exception as e:  # noqa: BLE001 - reported beside the rest, never a failed page
-            problems.append(f"corpus {n}: {one_line(e)}")
+            problems.append(f"corpus {corpus_label(n)}: {one_line(e).replace(n, corpus_label(n))}")
     return catalog.coverage_by_corpus(s, vocabularies), problems
 
 
@@ -469,10 +469,20 @@ def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
         row.caption("Parquet needs pyarrow")
 
 
+def corpus_label(name: str) -> str:
+    """A corpus as a page names it: a vocabulary scan's 'vocabulary:<folder>' by the folder's
+    last part on a shared server (a visitor never sees a server path); otherwise as saved."""
+    name = str(name)
+    if shared() and name.startswith(corpora.SCAN_PREFIX):
+        return corpora.SCAN_PREFIX + report.public_model_name(name[len(corpora.SCAN_PREFIX):])
+    return name
+
+
 def corpus_picker(key: str, label: str = "Corpus", default: str = "big2-nouns") -> str:
     names = cached("corpus_names")
     return st.selectbox(label, names, index=names.index(default) if default in names else 0, key=key,
-                        format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}" if n in corpora.BUILTINS else n,
+                        format_func=lambda n: f"{n} — {corpora.BUILTINS[n][1]}" if n in corpora.BUILTINS
+                        else corpus_label(n),
                         help="Two MFD 2.0 variants: " + " ".join(f"**{n}**: {t}" for n, t in corpora.NOTES.items()))
 
 
@@ -502,7 +512,7 @@ def comparison_corpus_picker(prefix: str, default: str) -> str:
     choice = st.selectbox("Corpus", choices, index=choices.index(first) if first in choices else 0,
                           key=f"{prefix}-corpus",
                           format_func=lambda n: label.get(n) or (f"{n} — {corpora.BUILTINS[n][1]}"
-                                                                 if n in corpora.BUILTINS else n))
+                                                                 if n in corpora.BUILTINS else corpus_label(n)))
     if choice != MFD_CHOICE:
         return choice
     variants = list(corpora.NOTES)

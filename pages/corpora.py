@@ -20,10 +20,11 @@ def browse() -> None:
     try:
         words, desc = ak.corpus(name)
     except Exception as e:  # noqa: BLE001 - one odd saved corpus: say what is wrong, keep the page
-        ak.problems([f"corpus {name}: {one_line(e)}"], "This saved corpus could not be read")
+        ak.problems([f"corpus {ak.corpus_label(name)}: {one_line(e).replace(name, ak.corpus_label(name))}"],
+                    "This saved corpus could not be read")
         delete_option(name)
         return
-    st.text(f"{name} — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
+    st.text(f"{ak.corpus_label(name)} — {desc or 'user corpus'} · {wording.plural(words['word'].nunique(), 'distinct word')}, "
             f"{wording.plural(words['category'].nunique(), 'category', 'categories')}")
     # The counts above the list, full width: beside it, a third of a 768 px window cut the names.
     ak.plot(charts.category_counts_figure(words), key="corpus-counts", filename=f"categories_{name}")
@@ -46,7 +47,7 @@ def delete_option(name: str) -> None:
         with st.expander("Delete this saved corpus"):
             if st.button("Delete this corpus", key="corpus-del"):
                 ak.store().delete_corpus(name)
-                st.text(f"Deleted {name}. Its scores stay in the store.")
+                st.text(f"Deleted {ak.corpus_label(name)}. Its scores stay in the store.")
                 st.rerun()
 
 

@@ -24,12 +24,13 @@ def catalog_table() -> tuple[pd.DataFrame, list[str]]:
     if not cov.empty:
         piv = cov.pivot_table(index="model_id", columns="corpus", values="share", aggfunc="max")
         for c in piv.columns:
-            cat[f"{c} %"] = cat["model_key"].map(piv[c] * 100)
+            cat[f"{ak.corpus_label(c)} %"] = cat["model_key"].map(piv[c] * 100)
     return cat, problems
 
 
 def show_catalog() -> None:
     cat, problems = catalog_table()
+    cat = cat.drop(columns="keys")  # every stored key of a model: never sent to the browser (server paths)
     ak.problems(problems)
     if settings.shared():  # local models by folder name: visitors never see a server path
         cat = report.public_models(cat)

@@ -104,7 +104,7 @@ def main() -> None:
     audit = ak.model_audit_of(corpus, model)
     verdict(audit)
     shown = {**audit.to_json(), "model": ak.display_name(audit.model)}  # the short name; the full one is above
-    ak.plot(charts.model_placement_figure(shown, title=f"Where it sits — {corpus}"), key="ym-chart")
+    ak.plot(charts.model_placement_figure(shown, title=f"Where it sits — {ak.corpus_label(corpus)}"), key="ym-chart")
     st.caption("Black diamond: this model's mean rank of the category's words with its 95% interval (prompts and "
                "words resampled). Large dots: each family's mean over the reference models; small dots: the "
                "reference models (hover for names). Up = ranked nearer 1 (preferred on positive prompts, named "

@@ -172,13 +172,19 @@ def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db
     shutil.copy(db, copy)
     scan = f"vocabulary:{names['llama']}"
     Store(copy).save_corpus(scan, pd.DataFrame({"word": ["love", "power"], "category": "Token", "subcategory": ""}))
-    for page in ("home.py", "models.py", "corpora.py"):
-        at = _app(page, copy, monkeypatch).run()
-        assert not at.exception and not at.error, (page, [e.value for e in at.error])
-    at = _app("corpora.py", copy, monkeypatch).run()
-    at.selectbox(key="corpus-browse").set_value(scan).run()
-    assert not at.exception and not at.error
-    assert any(t.value.startswith(scan) and "2 distinct words" in t.value for t in at.text)
+    for mode in ("local", "shared"):
+        monkeypatch.setenv("VALUEAUDIT_MODE", mode)
+        for page in ("home.py", "models.py", "corpora.py"):
+            at = _app(page, copy, monkeypatch).run()
+            assert not at.exception and not at.error, (mode, page, [e.value for e in at.error])
+        at = _app("corpora.py", copy, monkeypatch).run()
+        at.selectbox(key="corpus-browse").set_value(scan).run()
+        assert not at.exception and not at.error
+        shown_name = scan if mode == "local" else "vocabulary:llama-rm"  # a visitor never sees a server path
+        assert any(t.value.startswith(shown_name + " — ") and "2 distinct words" in t.value for t in at.text)
+        table = _app("models.py", copy, monkeypatch).run().dataframe[0].value
+        assert (f"{shown_name} %" in table.columns) and (mode == "local" or names["llama"] not in table.to_csv())
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")
     # one odd saved corpus: the Models page shows everything else and says which one
     from core import corpora as core_corpora
     resolve = core_corpora.resolve

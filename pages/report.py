@@ -83,7 +83,7 @@ def chart_downloads(figures, corpus: str) -> None:
     images = report.kaleido_available() and st.toggle("Also make PNG and SVG files (takes a few seconds)", key="rep-img")
     for i, (name, fig, *_caption) in enumerate(figures):
         cols = st.columns([3, 1, 1, 1])
-        cols[0].write(name)
+        cols[0].text(name)  # a name may hold a model name (data): plain text
         stem = report.file_stem(figure_file(name, corpus))
         png, svg = (report.figure_image(fig, "png"), report.figure_image(fig, "svg")) if images else (None, None)
         if images and png is None:
@@ -143,7 +143,7 @@ def main() -> None:
     audit_ui.audit_download(sel, result, figures)  # audit report with intervals and provenance (issue 15)
     st.markdown("**Tables**")
     for i, (name, df) in enumerate(tables):
-        st.write(f"{name} — {len(df):,} rows")
+        st.text(f"{name} — {len(df):,} rows")  # a table name may hold a model name (data)
         ak.downloads(df, name.split(" (")[0].lower().replace(" ", "_"), f"tbl-{i}")
 
 

@@ -122,8 +122,8 @@ def _the_model(sel: coverage.Selection, model: str, corpus: str) -> dict:
     t = sel.table[sel.table["readable"]]
     hit = t[(t["name"] == model) | (t["model_key"] == model) | (t["model"] == model)]
     if hit.empty:
-        raise ModelAuditError(f"no scores of {model} on {corpus}: score it on this corpus first "
-                              "(Score page, or `python -m core score --model ... --corpus ...`)")
+        raise ModelAuditError(f"no scores of {model} on {corpus}: score it on this corpus first",
+                              cli_hint=f"python -m core score --model {model} --kind rm --corpus {corpus}")
     return hit.sort_values(["used", "complete"], ascending=False).iloc[0].to_dict()
 
 

@@ -9,7 +9,6 @@ import audit_ui
 import pandas as pd
 
 from core import charts, published
-from core.escape import markdown as md
 
 INTRO = """
 Reward models decide which answers a chatbot learns to give. This dashboard shows that they

@@ -224,7 +224,9 @@ def test_hostile_data_is_plain_text_in_a_real_browser(tmp_path):
                     assert page.locator("svg a, svg image").count() == 0, path  # plotly builds links in svg
                     assert page.locator("strong", has_text="boldx").count() == 0, path
                     if path == "corpora":  # the description reads as typed (invisible word joiners aside)
-                        shown = page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="Log in again")
+                        # markdown or plain text (st.text), whichever the page uses: the characters must read as typed
+                        shown = page.locator('[data-testid="stMarkdownContainer"], [data-testid="stText"]').filter(
+                            has_text="Log in again")
                         assert hostile.DESCRIPTION in shown.first.inner_text().replace("\u2060", "")
                 page.close()
             browser.close()

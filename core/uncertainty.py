@@ -19,6 +19,8 @@ interval excludes zero, with the same quantile rule), so a p and its interval ne
 disagree. Everything is seeded (numpy Generator seeded with (seed, panel index)). No UI imports."""
 from __future__ import annotations
 
+import warnings
+
 import contextlib
 import math
 import string
@@ -368,7 +370,9 @@ def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = 
 
 
 def _per_prompt_gap(panel: dict, fa: str, fb: str) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
+    """A model not scored on a prompt (coverage included on purpose) is NaN there, not a warning."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         med = np.nanmedian(panel["R"], axis=-1) if panel["R"].size else np.zeros((0, 0))  # (M, P)
     fam = panel["family"]
     with np.errstate(invalid="ignore"):

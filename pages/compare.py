@@ -90,8 +90,9 @@ def panels(result: analysis.Figure1, sel: dict) -> None:
                f"their spread per family. Solid dots: each model's mean over prompts with {bars}. "
                "Rank 1 = the most rewarded word, so **higher on the chart = ranked nearer the top**: preferred on "
                "positive prompts, named more readily as *the worst thing* on negative ones. Hover a dot for its "
-               "model. Stars: Welch t-test "
-               "between families, Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001).")
+               "model. Stars: the paper's Welch t-test between families over one median rank per (model, prompt), "
+               "Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001); it counts prompts, not "
+               "models, as the samples. The stricter analysis above resamples the models.")
     unscored_notice(sel)
     with st.expander("Numbers: family means, average ranks and tests"):
         family_tables(result, sel["corpus"])
@@ -161,8 +162,8 @@ def main() -> None:
         return
     coverage_notice(sel)
     ak.link("pages/your_model.py", "Auditing one model? See where it sits among the families", ":material/person_search:")
+    summary(result, sel)  # the one story (with the stricter verdict) before the paper's stars
     panels(result, sel)
-    summary(result, sel)
     audit_ui.compare_uncertainty(sel, result)  # beyond the paper: intervals, ties, corrections (issue 15)
     st.divider()
     model_words(sel)

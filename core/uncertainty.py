@@ -19,11 +19,10 @@ interval excludes zero, with the same quantile rule), so a p and its interval ne
 disagree. Everything is seeded (numpy Generator seeded with (seed, panel index)). No UI imports."""
 from __future__ import annotations
 
-import warnings
-
 import contextlib
 import math
 import string
+import warnings
 from dataclasses import dataclass
 
 import numpy as np

@@ -422,6 +422,44 @@ def _reml_fit(y: np.ndarray, X: np.ndarray, Z: sparse.csr_matrix, sizes: list[in
 # ----------------------------------------------------------------------------------
 # The model on word ranks
 # ----------------------------------------------------------------------------------
+def joint_test(beta: np.ndarray, C: np.ndarray, dC: np.ndarray, A: np.ndarray, L: np.ndarray,
+               tol: float = 1e-8) -> dict:
+    """H0: L beta = 0 as lmerTest's contestMD tests it: F = mean of the squared t values of
+    the eigen-directions of L C L', each with its Satterthwaite df nu_m, and the F's
+    denominator df 2E / (E − q), E = sum nu_m / (nu_m − 2) (2 when some nu_m <= 2; their
+    mean when they are all equal). With one row this is the t test squared. Why: a term with
+    several coefficients (three families; a corpus with more than two categories) is one
+    claim, and any one of its coefficients alone depends on the reference levels."""
+    L = np.atleast_2d(np.asarray(L, float))
+    vals, vecs = np.linalg.eigh(L @ C @ L.T)
+    keep = vals > tol
+    q = int(keep.sum())
+    if q == 0:
+        return {"F": float("nan"), "num_df": 0, "den_df": float("nan"), "p": float("nan")}
+    PtL = vecs[:, keep].T @ L
+    t2 = (PtL @ beta) ** 2 / vals[keep]
+    nu = satterthwaite_df(PtL, C, dC, A)
+    if q == 1:
+        ddf = float(nu[0])
+    elif np.all(np.abs(np.diff(nu)) < tol):
+        ddf = float(np.mean(nu))
+    elif np.any(nu <= 2):
+        ddf = 2.0
+    else:
+        E = float(np.sum(nu / (nu - 2)))
+        ddf = 2 * E / (E - q)
+    F = float(np.sum(t2) / q)
+    return {"F": F, "num_df": q, "den_df": ddf, "p": float(stats.f.sf(F, q, ddf))}
+
+
+def family_term_names(names) -> list[str]:
+    """The coefficients of the highest-order family term (family:category:framing when
+    fitted): the term a family claim rests on, as a whole."""
+    fam = [n for n in names if n.startswith("family")]
+    top = max((n.count(":") for n in fam), default=-1)
+    return [n for n in fam if n.count(":") == top]
+
+
 def crossed_model(ranks: pd.DataFrame, words: pd.DataFrame, terms=TERMS, level: float = 0.95) -> dict:
     """rank ~ family*category*framing + the random terms (default: word, family × word ×
     framing, model × category × framing) on every word's rank, REML, in the paper's coding
@@ -455,6 +493,12 @@ def crossed_model(ranks: pd.DataFrame, words: pd.DataFrame, terms=TERMS, level: 
            "reference": {f: levels[f][0] for f in factors},
            "n_models": {fam: int(g["model"].nunique()) for fam, g in d.groupby("family")},
            "what_it_adds": WHAT_IT_ADDS}
+    top = family_term_names(names)
+    if top:
+        L = np.array([[1.0 if nm == t else 0.0 for nm in names] for t in top])
+        term = ":".join(f for f in FIXED if any(piece.startswith(f) for piece in top[0].split(":")))
+        out["family_term"] = {"term": term, "coefficients": top,
+                              **joint_test(fit["beta"], fit["cov"], fit["dC"], fit["vcov_varpar"], L)}
     if dropped:
         out["dropped_terms"] = dropped
     return out
@@ -485,21 +529,39 @@ def variance_table(result: dict) -> pd.DataFrame:
 
 def three_way_term(result: dict) -> dict | None:
     """The family term the claim rests on: the family × category × framing term, else the
-    family × category one, else the family main effect."""
+    family × category one, else the family main effect — its first coefficient; where the
+    term has several (`joint_family_term`), test it as a whole instead."""
     if "terms" not in result:
         return None
     fam = [t for t in result["terms"] if t["term"].startswith("family")]
     return max(fam, key=lambda t: t["term"].count(":"), default=None)
 
 
+def joint_family_term(result: dict) -> dict | None:
+    """The highest-order family term's joint F test when it has several coefficients (three
+    families, or more than two categories); None when one coefficient says it all."""
+    j = (result or {}).get("family_term")
+    return j if j and j.get("num_df", 0) > 1 else None
+
+
+def term_label(term: str) -> str:
+    """'family:category:framing' as 'family × category × framing'."""
+    return " × ".join(term.split(":"))
+
+
 def crossed_sentence(result: dict) -> str:
-    """The family term in one plain sentence, with its interval and Satterthwaite df."""
+    """The family term in one plain sentence, with its interval and Satterthwaite df (a
+    term of several coefficients: its joint F test)."""
     from .wording import p_text, term_in_words
     if "message" in result:
         return f"Stricter mixed model not fitted: {result['message']}."
     t = three_way_term(result)
     if t is None:
         return "Stricter mixed model: no family term could be estimated."
+    if j := joint_family_term(result):
+        return (f"Stricter mixed model (every word's rank; words and how each family ranks them as samples): "
+                f"the {term_label(j['term'])} term ({j['num_df']} coefficients, tested together): "
+                f"F = {j['F']:.2f} on {j['num_df']} and {j['den_df']:.0f} Satterthwaite df, {p_text(j['p'])}.")
     ref = (result.get("reference") or {}).get("family", "the reference family")
     pct = f"{result.get('level', 0.95) * 100:.0f}%"
     return (f"Stricter mixed model (every word's rank; words and how each family ranks them as samples): "

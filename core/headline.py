@@ -274,6 +274,9 @@ def _mixed_clause(cr: dict, res: dict) -> str:
     t = _crossed.three_way_term(cr or {})
     if t is None:
         return ""
+    if j := _crossed.joint_family_term(cr):  # several coefficients: one joint test, no single one of them
+        return (f", and its mixed model's {_crossed.term_label(j['term'])} term ({j['num_df']} coefficients, tested "
+                f"together) has {p_text(j['p'])}")
     paper = next((x for x in ((res.get("mixed_model") or {}).get("terms") or []) if x.get("term") == t["term"]), None)
     beside = f" (the paper's mixed model: {p_text(paper['p'])})" if paper and paper.get("p") is not None else ""
     return f", and its mixed model's family × category × framing term has {p_text(t['p'])}{beside}"

@@ -74,6 +74,38 @@ def test_crossed_model_equals_lmer_on_simulated_data(name, exact, monkeypatch):
     assert [t["estimate"] for t in shuffled["terms"]] == pytest.approx([t["estimate"] for t in fit["terms"]], rel=1e-8)
 
 
+def test_a_family_term_of_several_coefficients_is_tested_jointly_as_lmertest_does():
+    """Three families and three categories (tests/reference/crossed_sim3.csv): the family ×
+    category × framing term has 4 coefficients; its test is lmerTest's contestMD (= anova
+    type 3), not whichever coefficient comes first. The sentences print the joint test."""
+    rows = pd.read_csv(HERE / "crossed_sim3.csv")
+    pd.testing.assert_frame_equal(rows, inputs.simulated_rows_3x3(), check_exact=False, rtol=1e-9)
+    ref = json.loads((HERE / "crossed_sim3.json").read_text())
+    fit = crossed.crossed_model(rows, _corpus_of(rows))
+    assert_equals_r(fit, ref)
+    j = fit["family_term"]
+    assert j["term"] == "family:category:framing" and sorted(j["coefficients"]) == sorted(ref["joint"]["coefficients"])
+    assert j["num_df"] == ref["joint"]["num_df"] == 4
+    assert j["F"] == pytest.approx(ref["joint"]["F"], rel=1e-3)
+    assert j["den_df"] == pytest.approx(ref["joint"]["den_df"], rel=1e-3)
+    assert abs(j["p"] - ref["joint"]["p"]) <= 0.002 and ref["anova_type3"]["F"] == pytest.approx(ref["joint"]["F"])
+    assert crossed.joint_family_term(fit) is j
+    assert "(4 coefficients, tested together): F = 4.59 on 4 and 144 Satterthwaite df, p = 0.002" \
+        in crossed.crossed_sentence(fit)
+    from core import headline
+    assert headline._mixed_clause(fit, {}) == (", and its mixed model's family × category × framing term "
+                                               "(4 coefficients, tested together) has p = 0.002")
+
+
+def test_a_family_term_of_one_coefficient_is_its_t_test():
+    rows = pd.read_csv(HERE / "crossed_sim.csv")
+    fit = crossed.crossed_model(rows, _corpus_of(rows))
+    j, t = fit["family_term"], crossed.three_way_term(fit)
+    assert j["coefficients"] == [t["term"]] and j["num_df"] == 1 and crossed.joint_family_term(fit) is None
+    assert j["F"] == pytest.approx((t["estimate"] / t["se"]) ** 2, rel=1e-9)
+    assert j["den_df"] == pytest.approx(t["df"], rel=1e-9) and j["p"] == pytest.approx(t["p"], rel=1e-9)
+
+
 def _dense_reml(y, X, Zs):
     """An independent REML fit: the marginal likelihood with V = s2 I + sum t_k Z_k Z_k'
     written densely, maximised over log variances by scipy."""

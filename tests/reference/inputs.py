@@ -9,6 +9,8 @@ reads (README.md says which script makes which JSON):
   (its estimated variance is small, 0.01), committed as crossed_sim.csv;
 - `crossed_sim_singular`: the same design, another seed: that variance is estimated at zero
   (a singular fit: the Satterthwaite df then use the Hessian's pseudo-inverse, as lmerTest);
+- `crossed_sim3`: three families and three categories (a user's Qwen-based RM; an MFD-like
+  corpus), so the family × category × framing term has 4 coefficients and one joint F test;
 - `paired_big2`: the published Big Two ranks of PAIRED_MODELS (a Gemma and a Llama RM), for
   the paired comparison's one test per framing;
 - `bootstrap_sim`: one panel of a small study and 400 draws of models within family, prompts
@@ -77,6 +79,31 @@ def simulated_rows(seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def simulated_rows_3x3(seed: int = 20260601) -> pd.DataFrame:
+    """7 models (2 Gemma, 3 Llama, 2 Qwen: a user's third family), 8 prompts (4 each framing),
+    36 words (12 in each of Agency, Care, Communion): the family × category × framing term
+    has (3 − 1)(3 − 1)(2 − 1) = 4 coefficients, so its test is one joint F test. A small
+    three-way effect (Qwen on Care words, negative prompts) beside the crossed_sim effects."""
+    rng = np.random.default_rng(seed)
+    fam = np.array(["Gemma", "Gemma", "Llama", "Llama", "Llama", "Qwen", "Qwen"])
+    cat = np.array(["Agency"] * 12 + ["Care"] * 12 + ["Communion"] * 12)
+    framing = np.array(["positive"] * 4 + ["negative"] * 4)
+    word = rng.normal(0, 3, 36)
+    fwf = rng.normal(0, 2, (3, 36, 2))
+    mcf = rng.normal(0, 0.5, (7, 3, 2))
+    rows = []
+    for m in range(7):
+        f = ["Gemma", "Llama", "Qwen"].index(fam[m])
+        for p in range(8):
+            fr = int(framing[p] == "negative")
+            c = np.searchsorted(["Agency", "Care", "Communion"], cat)
+            y = (50 + 2 * (f == 1) + 3 * fr * (cat == "Communion") + 2.5 * (f == 2) * fr * (cat == "Care") + word
+                 + fwf[f, :, fr] + mcf[m, c, fr] + rng.normal(0, 2, 36))
+            rows += [(f"m{m}", fam[m], f"p{p}", f"w{w:02d}", cat[w], framing[p], round(float(y[w]), 6))
+                     for w in range(36)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def bootstrap_rows(seed: int = 7) -> pd.DataFrame:
     """One panel (positive prompts, Agency words) of a small study: 5 models (2 Gemma, 3
     Llama), 7 prompts, 12 Agency words ranked among 24 (the 12 others not in the panel), ties
@@ -128,6 +155,8 @@ def main(argv: list[str]) -> int:
         bootstrap_draws().to_csv(Path(out).with_name(Path(out).stem + "_draws.csv"), index=False)
     elif name in SIMULATED:
         simulated_rows(SIMULATED[name]).to_csv(out, index=False)
+    elif name == "crossed_sim3":
+        simulated_rows_3x3().to_csv(out, index=False)
     else:
         raise SystemExit(f"unknown input {name!r}")
     return 0

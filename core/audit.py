@@ -30,15 +30,19 @@ def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Each panel's family gap with its bootstrap interval (a forest plot)."""
     if gaps.empty:
         return charts.empty_figure("No family gap to show.")
-    labels = [_esc(f"{r.framing} · {r.category}") for r in gaps.itertuples()]
+    several = gaps[["family_a", "family_b"]].drop_duplicates().shape[0] > 1  # a third family: name each pair
+    labels = [_esc(f"{r.framing} · {r.category}" + (f" · {r.family_b}" if several else ""))
+              for r in gaps.itertuples()]
     fig = go.Figure(go.Scatter(
         x=gaps["gap"], y=labels, mode="markers", marker=dict(size=10, color="#0064E0"),
         error_x=dict(type="data", symmetric=False, array=gaps["ci_high"] - gaps["gap"],
                      arrayminus=gaps["gap"] - gaps["ci_low"], thickness=2)))
     fig.add_vline(x=0, line_dash="dot", line_color="#7b8794")
-    fa, fb = _esc(str(gaps["family_a"].iloc[0])), _esc(str(gaps["family_b"].iloc[0]))
-    counts = (f" ({int(gaps['n_models_a'].iloc[0])} {fa}, {int(gaps['n_models_b'].iloc[0])} {fb} models)"
-              if {"n_models_a", "n_models_b"} <= set(gaps.columns) else "")
+    fa = _esc(str(gaps["family_a"].iloc[0]))
+    fb = "the family named" if several else _esc(str(gaps["family_b"].iloc[0]))
+    n = {**dict(zip(gaps["family_a"], gaps["n_models_a"])), **dict(zip(gaps["family_b"], gaps["n_models_b"]))} \
+        if {"n_models_a", "n_models_b"} <= set(gaps.columns) else {}
+    counts = (" (" + ", ".join(f"{int(k)} {_esc(str(f))}" for f, k in n.items()) + " models)") if n else ""
     fig.update_layout(title=_esc(title) or f"Family gap in mean rank ({fb} − {fa}) with "
                       f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals{counts}",
                       xaxis_title=f"← {fb} ranks the category higher · {fa} ranks it higher →",
@@ -94,11 +98,13 @@ def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
     if len(gaps):
         gaps = gaps.assign(p_adjusted=uncertainty.adjust_p(gaps["p"].to_numpy(float), method),
                            correction=uncertainty.METHODS[method])
-    t = tests.set_index(["category", "framing"]) if not tests.empty else None
+    # each gap beside the paper's test of the same two families ('Llama vs Gemma')
+    t = tests.set_index(["category", "framing", "comparison"]) if not tests.empty else None
     for r in gaps.to_dict("records"):
         s = uncertainty.finding_sentence(r)
-        if t is not None and (r["category"], r["framing"]) in t.index:
-            row = t.loc[(r["category"], r["framing"])]
+        key = (r["category"], r["framing"], f"{r['family_b']} vs {r['family_a']}")
+        if t is not None and key in t.index:
+            row = t.loc[key]
             row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
             if np.isfinite(row["p_adjusted"]):
                 s += (" The paper's Welch test, which counts every (model, prompt) median as independent, gives "

@@ -213,7 +213,9 @@ def _as_json(result) -> dict:
 
 def _paper_sentence(res: dict, tests: list[dict], counts: dict) -> tuple[str, dict, int]:
     """The paper's Figure 1 result, as the paper's script computes it, in plain words (no
-    'significant': the paper's p-values are printed, what they mean is the third sentence)."""
+    'significant': the paper's p-values are printed, what they mean is the third sentence).
+    With more than two families each test compares one family with the reference family
+    (its `comparison`, 'Llama vs Gemma'), as the paper's tests do."""
     means = {(r["framing"], r["category"], r["family"]): r["mean_rank"] for r in res.get("family_means") or []}
     favours: dict[str, list[str]] = {}
     phrases = []
@@ -221,23 +223,46 @@ def _paper_sentence(res: dict, tests: list[dict], counts: dict) -> tuple[str, di
         p = t.get("welch_p_bonferroni")
         if t.get("framing") != "positive" or p is None or p >= 0.05:
             continue
-        fams = sorted({f for (fr, c, f) in means if fr == "positive" and c == t["category"]}, key=str.casefold)
-        if len(fams) != 2:
+        pair = _pair(t, means)
+        if pair is None:
             continue
-        a, b = (means[("positive", t["category"], f)] for f in fams)
-        win, lose = (fams[0], fams[1]) if a < b else (fams[1], fams[0])  # lower mean rank = preferred
+        a, b = (means[("positive", t["category"], f)] for f in pair)
+        win, lose = (pair[0], pair[1]) if a < b else (pair[1], pair[0])  # lower mean rank = preferred
         favours.setdefault(win, []).append(t["category"])
         phrases.append((win, f"{win}-based models rank {t['category']} words {abs(a - b):.1f} places higher than "
                              f"{lose}-based ones"))
     n_sig = sum(1 for t in tests if t.get("welch_p_bonferroni") is not None and t["welch_p_bonferroni"] < 0.05)
     n = len(tests)
+    n_panels = len({(t.get("framing"), t.get("category")) for t in tests})
+    unit = "panels" if n == n_panels else "tests"
+    over = (f"the {n} panels" if n == n_panels
+            else f"the {n} tests ({n_panels} panels, each family against {_reference(tests)})")
     how = (f"The paper's analysis of {counts_text(counts, 'based reward models')}, reproduced exactly (one median "
-           f"rank per model and prompt; Welch tests, Bonferroni-corrected over the {n} panels), finds that")
-    tail = f"its tests give p < 0.05 on {n_sig} of {n} panels."
+           f"rank per model and prompt; Welch tests, Bonferroni-corrected over {over}), finds that")
+    tail = f"its tests give p < 0.05 on {n_sig} of {n} {unit}."
     if not favours:
         return f"{how} on positive prompts no family favours a category's words at p < 0.05; {tail}", favours, n_sig
     body = ", and ".join(ph for _, ph in sorted(phrases, key=lambda x: x[0].casefold()))
     return f"{how} on positive prompts {body}; {tail}", favours, n_sig
+
+
+def _pair(test: dict, means: dict) -> tuple[str, str] | None:
+    """The two families a test compares (reference first), with their positive-prompt means."""
+    comparison = str(test.get("comparison") or "")
+    if " vs " in comparison:
+        fam, ref = comparison.split(" vs ", 1)
+        pair = (ref, fam)
+    else:  # a result saved before tests named their comparison: two families only
+        fams = sorted({f for (fr, c, f) in means if fr == "positive" and c == test["category"]}, key=str.casefold)
+        if len(fams) != 2:
+            return None
+        pair = (fams[0], fams[1])
+    return pair if all(("positive", test["category"], f) in means for f in pair) else None
+
+
+def _reference(tests: list[dict]) -> str:
+    refs = {str(t.get("comparison") or "").partition(" vs ")[2] for t in tests} - {""}
+    return refs.pop() if len(refs) == 1 else "the reference family"
 
 
 def _stricter_sentence(strict: Stricter, res: dict) -> tuple[str, int, list[str]]:
@@ -245,22 +270,34 @@ def _stricter_sentence(strict: Stricter, res: dict) -> tuple[str, int, list[str]
     n = len(g)
     clear = g[g["p_adjusted"] < 0.05]
     correction = str(g["correction"].iloc[0]) if "correction" in g and len(g) else "Holm"
+    several = g[["family_a", "family_b"]].drop_duplicates().shape[0] > 1
+    what = f"the {n} family gaps" + (f" (each family against {g['family_a'].iloc[0]})" if several else "")
     how = (f"A stricter analysis that treats the models, prompts and words as samples ({strict.reps:,} bootstrap "
            "draws of models within each family, prompts and words; a mixed model of every word's rank that "
            "lets the families rank the same words differently)")
     ps = g["p"].astype(float)
     p_range = _p_range(ps, strict.reps)
+    level = float(g["level"].iloc[0]) if "level" in g and len(g) and pd.notna(g["level"].iloc[0]) else 0.95
     if clear.empty:
         holds = bool(((g["ci_low"] <= 0) & (g["ci_high"] >= 0)).all())
-        detail = ("every 95% interval includes zero" if holds else "not once the panels are tested together") + \
-                 f" (bootstrap {p_range}; {correction}-adjusted over the {n} panels, none below 0.05)"
-        verdict = f"finds none of the {n} family gaps clearly different from zero: {detail}"
+        unit = "gaps" if several else "panels"
+        detail = (f"every {level * 100:.0f}% interval includes zero" if holds
+                  else f"not once the {unit} are tested together") + \
+            f" (bootstrap {p_range}; {correction}-adjusted over the {n} {unit}, none below 0.05)"
+        verdict = f"finds none of {what} clearly different from zero: {detail}"
     else:
-        names = [f"{r.category} words on {r.framing} prompts" for r in clear.itertuples()]
-        verdict = (f"finds {len(clear)} of the {n} family gaps clearly different from zero "
+        names = [_gap_name(r, several) for r in clear.itertuples()]
+        verdict = (f"finds {len(clear)} of {what} clearly different from zero "
                    f"({correction}-adjusted p < 0.05): {_join(names)}")
     mixed = _mixed_clause(strict.crossed, res)
-    return f"{how} {verdict}{mixed}.", len(clear), [f"{r.category} on {r.framing} prompts" for r in clear.itertuples()]
+    return f"{how} {verdict}{mixed}.", len(clear), [_gap_name(r, several, short=True) for r in clear.itertuples()]
+
+
+def _gap_name(r, several: bool, short: bool = False) -> str:
+    """'Agency words on positive prompts' ('Agency on positive prompts' short), with the
+    families compared where there are several pairs."""
+    name = f"{r.category} on {r.framing} prompts" if short else f"{r.category} words on {r.framing} prompts"
+    return f"{name} ({r.family_b} vs {r.family_a})" if several else name
 
 
 def _p_range(ps: pd.Series, reps: int) -> str:
@@ -289,6 +326,9 @@ def _meaning(favours: dict, n_sig: int, n_clear: int, clear: list[str], counts: 
         return f"Neither analysis finds a clear difference between the families ({who})."
     if n_clear == 0:
         return f"The direction matches the paper; with {who} {gaps} could still be chance."
+    if n_sig == 0:
+        return (f"The paper's tests find no gap at p < 0.05, but the stricter analysis finds the gap for "
+                f"{_join(clear)} larger than chance would plausibly give, with {who}.")
     if n_clear == n_panels:
         return (f"Both analyses agree: even treating the {who} and the words as samples, {gaps} are larger "
                 "than chance would plausibly give.")

@@ -297,7 +297,7 @@ def ci_digits(mc_se: float) -> int:
 class Resamples:
     """Per (framing, category) panel: the panel array, each model's observed mean median rank,
     its means under `reps` draws of prompts and words [reps, M], and `reps` draws of models
-    within family [reps, M] (counts), for one family pair."""
+    within family [reps, M] (counts); `families` in R's order (the first is the reference)."""
     panels: dict
     families: tuple
     reps: int
@@ -331,41 +331,50 @@ GAP_COLUMNS = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b"
 def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = None, reps: int = REPS,
                 seed: int = 0, level: float = 0.95, correction: str = "holm",
                 resamples: Resamples | None = None) -> pd.DataFrame:
-    """Per (framing, category) panel: mean rank of each family (the paper's family means) and
-    the gap (second family − first, e.g. Llama − Gemma; negative = the second family ranks
-    the category's words higher) with a bootstrap interval that resamples models within
-    family, prompts and words; `p` the unadjusted two-sided bootstrap p of the same draws,
-    `p_adjusted` corrected over the panels (`correction`), and on how many prompts the
-    per-prompt gap has the same sign. Pass `resamples` (from `resample`) to reuse draws."""
+    """Per (framing, category) panel and per family against the reference family (the first
+    in R's order, e.g. Gemma; one row per other family, as the paper's family tests): mean
+    rank of each family (the paper's family means) and the gap (family − reference, e.g.
+    Llama − Gemma; negative = the family ranks the category's words higher) with a bootstrap
+    interval that resamples models within family, prompts and words; `p` the unadjusted
+    two-sided bootstrap p of the same draws, `p_adjusted` corrected over all the rows
+    (`correction`), and on how many prompts the per-prompt gap has the same sign. Pass
+    `resamples` (from `resample`) to reuse draws."""
     rs = resamples or resample(ranks, words, reps, seed)
     if len(rs.families) < 2:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    fa, fb = rs.families[0], rs.families[1]
     rows = []
     for (fr, cat), x in rs.panels.items():
-        panel, obs, boot, mc = x["panel"], x["obs"], x["boot"], x["model_counts"]
-        fam = panel["family"]
-        ma, mb = family_mean(obs, fam, fa), family_mean(obs, fam, fb)
-        gap = float(mb - ma)
-        boot_gap = family_mean(boot, fam, fb, mc) - family_mean(boot, fam, fa, mc)
-        lo, hi = percentile_ci(boot_gap, level)
-        se = ci_mc_se(boot_gap, level)
-        per_prompt = _per_prompt_gap(panel, fa, fb)
-        same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0
-        rows.append({"framing": fr, "category": cat, "family_a": fa, "family_b": fb, "mean_a": float(ma),
-                     "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p": bootstrap_p(boot_gap),
-                     "ci_mc_se": se, "digits": ci_digits(se), "n_prompts_same_sign": same,
-                     "n_prompts": int(np.isfinite(per_prompt).sum()), "n_words": len(panel["words"]),
-                     "n_models_a": int((fam == fa).sum()), "n_models_b": int((fam == fb).sum()),
-                     "reps": rs.reps, "seed": rs.seed, "level": level})
+        for fa, fb in ((rs.families[0], f) for f in rs.families[1:]):
+            rows.append(_gap_row(fr, cat, x, fa, fb, rs, level))
     out = pd.DataFrame(rows, columns=GAP_COLUMNS)
     if out.empty:
         return out
     out["p_adjusted"] = adjust_p(out["p"].to_numpy(float), correction)
     out["correction"] = METHODS[correction]
     order = {"positive": 0, "negative": 1}
-    return out.sort_values(["framing", "category"], key=lambda s: s.map(order).fillna(2) if s.name == "framing"
-                           else s).reset_index(drop=True)
+    rank_of = {f: i for i, f in enumerate(rs.families)}
+    return out.sort_values(["framing", "category", "family_b"],
+                           key=lambda s: s.map(order).fillna(2) if s.name == "framing"
+                           else s.map(rank_of) if s.name == "family_b" else s).reset_index(drop=True)
+
+
+def _gap_row(fr: str, cat: str, x: dict, fa: str, fb: str, rs: Resamples, level: float) -> dict:
+    """One family gap (fb − fa) of one panel, from the panel's draws."""
+    panel, obs, boot, mc = x["panel"], x["obs"], x["boot"], x["model_counts"]
+    fam = panel["family"]
+    ma, mb = family_mean(obs, fam, fa), family_mean(obs, fam, fb)
+    gap = float(mb - ma)
+    boot_gap = family_mean(boot, fam, fb, mc) - family_mean(boot, fam, fa, mc)
+    lo, hi = percentile_ci(boot_gap, level)
+    se = ci_mc_se(boot_gap, level)
+    per_prompt = _per_prompt_gap(panel, fa, fb)
+    same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0
+    return {"framing": fr, "category": cat, "family_a": fa, "family_b": fb, "mean_a": float(ma),
+            "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p": bootstrap_p(boot_gap),
+            "ci_mc_se": se, "digits": ci_digits(se), "n_prompts_same_sign": same,
+            "n_prompts": int(np.isfinite(per_prompt).sum()), "n_words": len(panel["words"]),
+            "n_models_a": int((fam == fa).sum()), "n_models_b": int((fam == fb).sum()),
+            "reps": rs.reps, "seed": rs.seed, "level": level}
 
 
 def _per_prompt_gap(panel: dict, fa: str, fb: str) -> np.ndarray:

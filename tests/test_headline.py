@@ -64,6 +64,44 @@ def test_the_meaning_follows_the_stricter_analysis_and_never_says_significant(p_
     assert again == h  # a result saved as JSON renders the same text
 
 
+def test_a_third_family_is_compared_with_the_reference_not_dropped():
+    """A user's Qwen-based RM beside the paper's: the paper's tests compare each family with
+    Gemma (8 tests over 4 panels); the sentences name every comparison and count tests as
+    tests; each finding sits beside the paper's test of the same two families."""
+    from core import audit
+    means = (("Agency", "Gemma", 132.5), ("Agency", "Llama", 128.3), ("Agency", "Qwen", 140.0),
+             ("Communion", "Gemma", 131.1), ("Communion", "Llama", 135.3), ("Communion", "Qwen", 125.0))
+    fm = [{"framing": fr, "category": c, "family": f, "mean_rank": m}
+          for fr in ("positive", "negative") for c, f, m in means]
+    tests = [{"framing": fr, "category": c, "comparison": f"{f} vs Gemma", "welch_p": p / 8, "welch_p_bonferroni": p}
+             for fr in ("positive", "negative") for c in ("Agency", "Communion")
+             for f, p in (("Llama", 0.01 if fr == "positive" else 0.5), ("Qwen", 0.02 if c == "Agency" else 0.6))]
+    med = MED + [{"model": m, "family": "Qwen", "prompt_id": "p1", "median_rank": 1.0} for m in ("q1", "q2")]
+    res = {"family_means": fm, "family_tests": tests, "median_ranks": med}
+    h = headline.headline(res, None)
+    assert "Bonferroni-corrected over the 8 tests (4 panels, each family against Gemma)" in h.paper
+    assert "Llama-based models rank Agency words 4.2 places higher than Gemma-based ones" in h.paper
+    assert "Gemma-based models rank Agency words 7.5 places higher than Qwen-based ones" in h.paper
+    assert "Qwen-based models rank Communion words" not in h.paper  # p = 0.6
+    assert h.paper.endswith("its tests give p < 0.05 on 4 of 8 tests.")
+    gaps = pd.DataFrame([{"framing": fr, "category": c, "family_a": "Gemma", "family_b": f, "gap": 1.0,
+                          "ci_low": -2.0 if f == "Llama" else 0.5, "ci_high": 3.0, "p": 0.5 if f == "Llama" else 0.001,
+                          "p_adjusted": 1.0 if f == "Llama" else 0.008, "correction": "Holm", "n_models_a": 2,
+                          "n_models_b": {"Llama": 3, "Qwen": 2}[f], "digits": 1, "n_prompts_same_sign": 1,
+                          "n_prompts": 1, "reps": 1000, "level": 0.95}
+                         for fr in ("positive", "negative") for c in ("Agency", "Communion")
+                         for f in ("Llama", "Qwen")])
+    h = headline.headline(res, headline.Stricter(gaps, {}, {}, 1000, 0))
+    assert "finds 4 of the 8 family gaps (each family against Gemma) clearly different from zero" in h.stricter
+    assert "Agency words on positive prompts (Qwen vs Gemma)" in h.stricter
+    assert "2 Gemma, 3 Llama and 2 Qwen models" in h.meaning
+    t = pd.DataFrame(tests).assign(p_adjusted=[t["welch_p_bonferroni"] for t in tests], stars="")
+    for g, s in zip(gaps.itertuples(), audit.findings(gaps, t, "bonferroni")):
+        want = next(x["welch_p_bonferroni"] for x in tests if (x["framing"], x["category"], x["comparison"])
+                    == (g.framing, g.category, f"{g.family_b} vs Gemma"))
+        assert s.endswith(f"gives {uncertainty.adjusted_p_text(want, 'Bonferroni')} ().")
+
+
 @pytest.fixture(scope="module")
 def cli_json(big2_store):
     store, _ = big2_store

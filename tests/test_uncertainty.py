@@ -69,6 +69,28 @@ def test_family_gaps_point_estimate_and_reproducibility():
     assert "places higher" in sentence and ("the 2 Gemma-based" in sentence or "the 3 Llama-based" in sentence)
 
 
+def test_family_gaps_compare_every_family_with_the_reference():
+    """A third family (a user's Qwen-based RM beside the paper's) is compared with the
+    reference family like the paper's tests compare it, not dropped: one row per panel and
+    family, Holm over every row."""
+    rng = np.random.default_rng(6)
+    fam = np.array(["gemma", "gemma", "llama", "llama", "llama", "qwen", "qwen"])
+    y = rng.normal(size=(7, 6, 9)).argsort(-1).argsort(-1) + 1.0
+    ranks = _long(y, fam)
+    words = pd.DataFrame({"word": [f"w{i:02d}" for i in range(9)], "category": ["A"] * 5 + ["B"] * 4})
+    out = uncertainty.family_gaps(ranks, words, reps=200, seed=1)
+    assert list(zip(out["category"], out["family_a"], out["family_b"])) == [
+        ("A", "Gemma", "Llama"), ("A", "Gemma", "Qwen"), ("B", "Gemma", "Llama"), ("B", "Gemma", "Qwen")]
+    d = ranks.merge(words, left_on="response", right_on="word")
+    med = d.groupby(["model", "family", "prompt_id", "category"])["rank"].median().reset_index()
+    fm = med.groupby(["category", "family", "model"])["rank"].mean().groupby(["category", "family"]).mean()
+    for r in out.itertuples():
+        assert r.gap == pytest.approx(fm[(r.category, r.family_b.lower())] - fm[(r.category, "gemma")], abs=1e-12)
+        assert r.n_models_b == {"Llama": 3, "Qwen": 2}[r.family_b] and r.n_models_a == 2
+        assert (r.p < 0.05) == (not r.ci_low <= 0 <= r.ci_high)
+    assert list(out["p_adjusted"]) == pytest.approx(list(multipletests(out["p"], method="holm")[1]))
+
+
 def test_rank_intervals_separate_clear_winner_and_tie_the_rest():
     rng = np.random.default_rng(2)
     base = rng.normal(size=(4, 10, 30))

@@ -262,25 +262,6 @@ def _panel_title(category: str, p) -> str:
     return f"<b>{cat}</b><br>{s} ({p_text(p)})" if s else f"<b>{cat}</b>"
 
 
-def family_means_figure(family_means: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """The headline: mean rank per family for each category, one group per framing."""
-    if family_means is None or family_means.empty:
-        return empty_figure("No family means to show")
-    fm = family_means.copy()
-    fm["panel"] = _esc(fm["framing"].str.capitalize() + " prompts · " + fm["category"])
-    fig = go.Figure()
-    for fam in _family.order(fm["family"]):
-        d = fm[fm["family"] == fam]
-        fig.add_trace(go.Bar(x=d["panel"], y=d["mean_rank"], name=_esc(fam), marker_color=_family.color(fam),
-                             text=d["mean_rank"].round(1), textposition="outside",
-                             hovertemplate=f"<b>{_esc(fam)}</b><br>%{{x}}<br>mean rank %{{y:.1f}}<extra></extra>"))
-    lo, hi = fm["mean_rank"].min(), fm["mean_rank"].max()
-    pad = max(5.0, (hi - lo) * 0.3)
-    fig.update_layout(barmode="group", yaxis=dict(title="Mean rank (lower = preferred)",
-                                                  range=[max(0, lo - pad), hi + pad]))
-    return _style(fig, title, height=420)
-
-
 # ---------------------------------------------------------------------------------
 # Words
 # ---------------------------------------------------------------------------------

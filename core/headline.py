@@ -200,11 +200,11 @@ def headline(result, strict: Stricter | dict | None) -> Headline:
     if not isinstance(tests, list) or not tests:
         reason = (tests or {}).get("message") if isinstance(tests, dict) else res.get("reason")
         return Headline(f"No family comparison ({counts_text(counts)}): {reason or 'not enough data'}.", "", "")
-    paper, favours, n_sig = _paper_sentence(res, tests, counts)
+    paper, _, n_sig = _paper_sentence(res, tests, counts)
     if strict is None or strict.gaps.empty:
         return Headline(paper, "", "")
     stricter_s, n_clear, clear_panels = _stricter_sentence(strict, res)
-    return Headline(paper, stricter_s, _meaning(favours, n_sig, n_clear, clear_panels, counts, len(strict.gaps)))
+    return Headline(paper, stricter_s, _meaning(n_sig, n_clear, clear_panels, counts, len(strict.gaps)))
 
 
 def _as_json(result) -> dict:
@@ -319,7 +319,7 @@ def _mixed_clause(cr: dict, res: dict) -> str:
     return f", and its mixed model's family × category × framing term has {p_text(t['p'])}{beside}"
 
 
-def _meaning(favours: dict, n_sig: int, n_clear: int, clear: list[str], counts: dict, n_panels: int) -> str:
+def _meaning(n_sig: int, n_clear: int, clear: list[str], counts: dict, n_panels: int) -> str:
     who = counts_text(counts)
     gaps = "this gap" if n_panels == 1 else "these gaps"
     if n_sig == 0 and n_clear == 0:

@@ -318,8 +318,14 @@ def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None)
     return _style(fig, title, height=430)
 
 
-def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | None = None) -> go.Figure:
-    """Diverging bars: words ranked better by family A (left) or by family B (right)."""
+RANKED_HIGHER = {"positive": "preferred by", "negative": "named the worst more readily by"}
+
+
+def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | None = None,
+                      framing: str | None = None) -> go.Figure:
+    """Diverging bars: words ranked better (nearer 1) by family A (left) or by family B
+    (right). On negative prompts rank 1 is the favourite answer to 'the worst thing', so a
+    word ranked better there is one the family names the worst more readily, not prefers."""
     if gaps is None or gaps.empty:
         return empty_figure("No words to compare")
     d = gaps.sort_values("gap")
@@ -329,7 +335,8 @@ def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | N
                            customdata=np.column_stack([d[f"rank_{fam_a}"], d[f"rank_{fam_b}"]]),
                            hovertemplate=f"<b>%{{y}}</b><br>{a} mean rank %{{customdata[0]:.1f}}"
                                          f"<br>{b} mean rank %{{customdata[1]:.1f}}<extra></extra>"))
-    fig.update_layout(xaxis=dict(title=two_way_title(f"preferred by {a}", "rank difference", f"preferred by {b}")),
+    side = RANKED_HIGHER.get(framing or "", "ranked higher by")
+    fig.update_layout(xaxis=dict(title=two_way_title(f"{side} {a}", "rank difference", f"{side} {b}")),
                       yaxis=dict(tickfont=dict(size=11)))
     return _style(fig, title, height=max(360, 20 * len(d) + 120))
 

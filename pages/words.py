@@ -57,7 +57,8 @@ def family_gap(ranked, framing_pids) -> None:
     n = int(c4.number_input("Words each way", 5, 40, 12, key="w-gap-n"))
     a, b = _family.label(fa), _family.label(fb)  # 'Gemma', as on every chart (family_gaps ignores case)
     gaps = _words.family_gaps(ranked, a, b, framing_pids[framing], n)
-    ak.plot(charts.family_gap_figure(gaps, a, b, f"Mean rank in {a} minus mean rank in {b} ({framing} prompts)"),
+    ak.plot(charts.family_gap_figure(gaps, a, b, f"Mean rank in {a} minus mean rank in {b} ({framing} prompts)",
+                                     framing=framing),
             key="w-gap-chart")
     ak.downloads(gaps, f"family_gap_{fa}_{fb}", "dl-gap")
 

@@ -158,3 +158,15 @@ def test_a_two_way_axis_title_keeps_each_side_whole():
                                 "better rank in GRM Llama 3.2 3B")
     assert long.split("<br>") == ["rank difference", "← better rank in Skywork v0.2 Gemma 2 27B",
                                   "better rank in GRM Llama 3.2 3B →"]
+
+
+def test_the_word_gap_axis_says_what_a_better_rank_means_on_each_framing():
+    """Rank 1 on a negative prompt is the favourite answer to 'the worst thing': a word Gemma
+    ranks better there is one Gemma names the worst more readily, not one it prefers."""
+    gaps = pd.DataFrame({"word": ["love", "power"], "rank_Gemma": [10.0, 50.0], "rank_Llama": [30.0, 20.0],
+                         "gap": [-20.0, 30.0]})
+    pos = charts.family_gap_figure(gaps, "Gemma", "Llama", framing="positive").layout.xaxis.title.text
+    neg = charts.family_gap_figure(gaps, "Gemma", "Llama", framing="negative").layout.xaxis.title.text
+    assert "← preferred by Gemma" in pos and "preferred by Llama →" in pos
+    assert "preferred" not in neg
+    assert "← named the worst more readily by Gemma" in neg and "named the worst more readily by Llama →" in neg

@@ -301,8 +301,13 @@ def category_counts_figure(words: pd.DataFrame) -> go.Figure:
     return fig.update_layout(margin=dict(l=10, r=40, t=20, b=50))
 
 
-def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None) -> go.Figure:
-    """One word's mean rank per model (with the spread over prompts), coloured by family."""
+LOWER_RANK_MEANS = {"positive": "preferred", "negative": "named the worst more readily"}
+
+
+def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None,
+                     framing: str | None = None) -> go.Figure:
+    """One word's mean rank per model (with the spread over prompts), coloured by family; on
+    negative prompts a lower rank means the model names the word the worst more readily."""
     if ranks is None or ranks.empty:
         return empty_figure(f"'{word}' has no scores")
     d = ranks.sort_values(["family", "mean_rank"])
@@ -313,12 +318,13 @@ def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None)
                              error_y=dict(type="data", array=x["sd"].fillna(0), thickness=1),
                              hovertemplate="<b>%{x}</b><br>mean rank %{y:.1f}<extra></extra>"))
     title = f"Rank of '{word}' by model" + (f" (out of {n_words} words)" if n_words else "")
-    fig.update_layout(yaxis=dict(title="Mean rank over prompts (lower = preferred)", autorange="reversed"),
+    lower = LOWER_RANK_MEANS.get(framing or "", "ranked nearer the top")
+    fig.update_layout(yaxis=dict(title=f"Mean rank over prompts (lower = {lower})", autorange="reversed"),
                       xaxis=dict(tickangle=-30))
     return _style(fig, title, height=430)
 
 
-RANKED_HIGHER = {"positive": "preferred by", "negative": "named the worst more readily by"}
+RANKED_HIGHER = {f: f"{v} by" for f, v in LOWER_RANK_MEANS.items()}
 
 
 def family_gap_figure(gaps: pd.DataFrame, fam_a: str, fam_b: str, title: str | None = None,

@@ -40,8 +40,9 @@ def one_word(ranked, vocab, n_words, framing_pids) -> None:
     table = _words.word_across_models(ranked, word, framing_pids[framing])
     if not table.empty:  # short model names on the axis (full ids on hover), families as 'Gemma'
         table = table.assign(model=table["model"].map(ak.display_name), family=table["family"].map(_family.label))
-    ak.plot(charts.word_rank_figure(table, word, n_words), key="w-word-chart")
-    st.caption("Bars: mean rank over the prompts; whiskers: standard deviation over prompts. Lower = preferred.")
+    ak.plot(charts.word_rank_figure(table, word, n_words, framing=framing), key="w-word-chart")
+    st.caption("Bars: mean rank over the prompts; whiskers: standard deviation over prompts. Lower = "
+               + charts.LOWER_RANK_MEANS.get(framing, "ranked nearer the top") + ".")
 
 
 def family_gap(ranked, framing_pids) -> None:

@@ -170,3 +170,10 @@ def test_the_word_gap_axis_says_what_a_better_rank_means_on_each_framing():
     assert "← preferred by Gemma" in pos and "preferred by Llama →" in pos
     assert "preferred" not in neg
     assert "← named the worst more readily by Gemma" in neg and "named the worst more readily by Llama →" in neg
+
+    one = pd.DataFrame({"model": ["g1", "l1"], "family": ["Gemma", "Llama"], "mean_rank": [10.0, 30.0],
+                        "sd": [1.0, 2.0]})
+    assert charts.word_rank_figure(one, "love", framing="positive").layout.yaxis.title.text.endswith(
+        "(lower = preferred)")
+    assert charts.word_rank_figure(one, "love", framing="negative").layout.yaxis.title.text.endswith(
+        "(lower = named the worst more readily)")

@@ -632,7 +632,7 @@ _RUN_DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 CATEGORY_COLORS = ["#3CB371", "#FFCE1B", "#4C78A8", "#E45756", "#B279A2", "#72B7B2", "#9D755D", "#FF9DA6"]
 
 
-def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: str = "Median rank (1 = preferred)",
+def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: str | None = None,
                       x_title: str = "Training step (checkpoint)") -> go.Figure:
     """Figure 4a for any runs: the value (a median rank; 1 = most preferred, so the axis is
     reversed) per training step, one panel per framing (rows) and category (columns), one
@@ -667,7 +667,9 @@ def trajectory_figure(points: pd.DataFrame, title: str | None = None, y_title: s
                     hovertemplate=f"<b>{label}</b><br>{_esc_str(cat)}, {_esc_str(fr)} prompts<br>step %{{x}}"
                                   "<br>median rank %{y:.1f}<extra></extra>"), row=i + 1, col=j + 1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_yaxes(title_text=y_title, col=1)
+    for i, fr in enumerate(frs):  # rank 1 on a negative prompt: the favourite answer to 'the worst thing'
+        fig.update_yaxes(title_text=y_title or f"Median rank (1 = {LOWER_RANK_MEANS.get(fr, 'ranked top')})",
+                         row=i + 1, col=1)
     fig.update_xaxes(title_text=x_title, row=len(frs))
     _style(fig, title, height=300 + 230 * len(frs))
     # The legend at the very bottom of the figure, under the x-axis title (container units)

@@ -76,7 +76,8 @@ def your_runs_over_training() -> None:
         st.text(f"{label}: {trajectory.sentence(t)}")
     st.caption("Each point is one checkpoint's Figure-1 value: within each prompt the corpus words are ranked by "
                "reward (1 = highest, ties averaged), the category's median rank is taken, and the prompts of a "
-               "framing are averaged. Higher on the chart = preferred. Colour = the run's base family.")
+               "framing are averaged. Higher on the chart = ranked nearer 1: preferred on positive prompts, named the "
+               "worst more readily on negative ones. Colour = the run's base family.")
     with st.expander("Data"):
         st.dataframe(points, hide_index=True, width="stretch")
         ak.downloads(points, "training_trajectories", "dl-traj")

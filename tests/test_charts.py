@@ -131,6 +131,8 @@ def test_trajectory_and_movers_draw_the_values_as_text_in_family_and_category_co
     assert {t.line.dash for t in lines if "other" in t.name} != {t.line.dash for t in mine}  # same family: dash differs
     assert all(getattr(fig.layout, k).autorange == "reversed" for k in fig.layout if k.startswith("yaxis"))
     assert [t.y.tolist() for t in mine][0] == [106.0, 206.0]
+    assert [fig.layout[k].title.text for k in ("yaxis", "yaxis3")] == [  # the first panel of each framing row
+        "Median rank (1 = preferred)", "Median rank (1 = named the worst more readily)"]
     mv = pd.DataFrame({"word": ["<i>x</i>", "b", "c"], "category": ["Agency", "Communion", "Agency"],
                        "rank_first": [9.0, 1.0, 5.0], "rank_last": [1.0, 9.0, 6.0], "rank_change": [8.0, -8.0, -1.0],
                        "direction": ["up", "down", "down"]})

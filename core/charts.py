@@ -319,7 +319,8 @@ def word_rank_figure(ranks: pd.DataFrame, word: str, n_words: int | None = None,
                              hovertemplate="<b>%{x}</b><br>mean rank %{y:.1f}<extra></extra>"))
     title = f"Rank of '{word}' by model" + (f" (out of {n_words} words)" if n_words else "")
     lower = LOWER_RANK_MEANS.get(framing or "", "ranked nearer the top")
-    fig.update_layout(yaxis=dict(title=f"Mean rank over prompts (lower = {lower})", autorange="reversed"),
+    fig.update_layout(yaxis=dict(title=f"Mean rank over prompts<br>(lower = {lower})", autorange="reversed",
+                                 automargin=True),
                       xaxis=dict(tickangle=-30))
     return _style(fig, title, height=430)
 

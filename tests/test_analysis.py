@@ -192,6 +192,10 @@ def test_user_corpus_three_categories_three_families():
     assert {t["comparison"] for t in tests} == {"Llama vs Gemma", "Qwen vs Gemma"}
     assert all(t["welch_p_bonferroni"] == min(1.0, t["welch_p"] * 12) for t in tests)
     assert analysis.summary_text(res)
+    capped = {**res, "family_tests": [{**t, "welch_p_bonferroni": 1.0} for t in tests]}
+    lines = analysis.summary_text(capped).splitlines()[1:]
+    assert lines and all("p = 1.00, Welch, Bonferroni-corrected and capped at 1; not significant" in ln
+                         for ln in lines)  # a corrected p of 1 is never shown as if it were measured
 
 
 def test_design_matrix_follows_r_column_order():

@@ -56,7 +56,8 @@ def _test_sentence(t: dict, fm: pd.DataFrame) -> str:
     diff = sel[fam] - sel[ref]
     higher, lower = (fam, ref) if diff < 0 else (ref, fam)
     p = t.get("welch_p_bonferroni")
-    sig = "" if p is None else (f"{p_text(p)}, Welch, Bonferroni-corrected"
+    capped = p is not None and p >= 0.9995  # p x panels above 1: the correction caps it
+    sig = "" if p is None else (f"{p_text(p)}, Welch, Bonferroni-corrected" + (" and capped at 1" if capped else "")
                                 + ("" if p < 0.05 else "; not significant"))
     if abs(diff) < 0.05:
         return (f"On {t['framing']} prompts, {fam}- and {ref}-based reward models rank {t['category']} words "

@@ -62,8 +62,14 @@ def hint_for(e: BaseException) -> str:
     """The next step for an error, in this server's mode (an error's own `hint` first)."""
     if getattr(e, "hint", None):
         return e.hint
+    return hint(type(e).__name__)
+
+
+def hint(error_name: str) -> str:
+    """The next step for a kind of error ('PaperDataError'), in this server's mode: also for a
+    page that finds something missing without an error raised."""
     return HINTS["shared" if shared() else "local"].get(
-        type(e).__name__, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 and check the server log."
+        error_name, "Reload the page; if it persists, run with VALUEAUDIT_DEBUG=1 and check the server log."
         if not shared() else "Reload the page; if it persists, tell the operator of this server.")
 
 
@@ -178,12 +184,23 @@ def display_name(name) -> str:
     return cached("display_names").get(str(name)) or catalog.display_names([name])[str(name)]
 
 
+def public_name(name) -> str:
+    """A model's full name as a page shows it: on a shared server a local folder by its last
+    part (a visitor never sees a server path; core.report.public_model_name), else as stored."""
+    return report.public_model_name(name) if settings.shared() else str(name)
+
+
+def public(df: pd.DataFrame) -> pd.DataFrame:
+    """A table with its model, name and model_key columns as a page may send them to the
+    browser (public_name): for charts' hover data and downloads."""
+    return report.public_models(df) if settings.shared() else df
+
+
 def models_help(names) -> str:
     """A picker's help (the ? beside it): each short name with the full id behind it (a
     server folder by its name only on a shared server)."""
-    full = report.public_model_name if settings.shared() else str
     return "Full ids of the short names shown:\n\n" + "\n".join(
-        f"- {md(display_name(n))}: {md(full(n))}" for n in names)
+        f"- {md(display_name(n))}: {md(public_name(n))}" for n in names)
 
 
 def model_label(name, family=None) -> str:
@@ -459,7 +476,9 @@ def family_legend(families) -> None:
 
 
 def downloads(df: pd.DataFrame, stem: str, key: str) -> None:
-    """CSV (spreadsheet-safe) and Parquet buttons for one table."""
+    """CSV (spreadsheet-safe) and Parquet buttons for one table (on a shared server no model
+    named by its server path)."""
+    df = public(df)
     row = st.container(horizontal=True)  # buttons as wide as their labels, not 'Par…' in a narrow column
     row.download_button("CSV", export.to_csv_bytes(df), f"{stem}.csv", "text/csv", key=f"{key}-csv")
     try:

@@ -134,6 +134,8 @@ def models_checks() -> None:
         st.caption("No checks recorded yet: every scoring run (Score page or `python -m core score`) records "
                    "them. Published scores are imported, not measured here.")
         return
+    # names as the pages show them: on a shared server no server path (a local model's folder, a scan's corpus)
+    chk = chk.assign(model=chk["model"].map(ak.public_name), corpus=chk["corpus"].map(ak.corpus_label))
     failed = chk[chk["status"] == "failed"]
     for r in failed.itertuples():
         st.error(md(f"{r.model} on {r.corpus}: scores are flagged — {r.message}"))

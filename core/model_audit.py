@@ -61,12 +61,14 @@ class ModelAudit:
     level: float = 0.95
 
     def renamed(self, name) -> "ModelAudit":
-        """A copy with every model named by `name(model)` (a report passes one that hides
-        server paths), the sentence written again."""
+        """A copy with every model name and key passed through `name` (a report and a shared
+        server pass one that hides server paths: core.report.public_model_name), the sentence
+        written again."""
         from dataclasses import replace
         panels = [{**p, "reference_values": [{**v, "model": name(v["model"])} for v in p["reference_values"]]}
                   for p in self.panels]
-        out = replace(self, model=name(self.model), reference=[name(m) for m in self.reference], panels=panels)
+        out = replace(self, model=name(self.model), model_key=name(self.model_key),
+                      reference=[name(m) for m in self.reference], panels=panels)
         return replace(out, sentence=sentence(out))
 
     def to_json(self) -> dict:

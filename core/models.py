@@ -206,7 +206,8 @@ def read_config(name: str, revision: str | None = None) -> dict:
     if is_local(name):
         p = Path(name).expanduser() / "config.json"
         if not p.is_file():
-            raise ModelError(f"{name} has no config.json; give a folder saved with save_pretrained or a hub id")
+            raise ModelError(f"{name} has no config.json: it is not a model saved with save_pretrained",
+                             cli_hint="give a folder saved with save_pretrained, or a hub id")
         return _json_config(p, name)
     if "/" not in name and not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ModelError(f"model '{name}' not found: give a Hugging Face id (org/name) or an existing local folder")

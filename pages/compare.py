@@ -77,7 +77,7 @@ def family_tables(result: analysis.Figure1, corpus: str) -> None:
 
 
 def panels(result: analysis.Figure1, sel: dict) -> None:
-    med = pd.DataFrame(result.median_ranks)
+    med = ak.public(pd.DataFrame(result.median_ranks))  # hover names: no server path on a shared server
     med = med[med["framing"].isin(sel["framing"])]
     tests = wording.tests_table(result)
     ak.family_legend(med["family"].dropna())

@@ -101,7 +101,7 @@ def headline() -> None:
                        "pages/score.py", "Score models")
         return
     st.subheader("Headline: which values do reward models prefer, by base family?")
-    med = pd.DataFrame(result.median_ranks)
+    med = ak.public(pd.DataFrame(result.median_ranks))  # hover names: no server path on a shared server
     ak.plot(charts.family_dots_figure(med, "Mean rank of each category's words by base family — Big Two nouns"),
             filename="headline_big2-nouns",
             key="home-headline")

@@ -30,7 +30,7 @@ Then come back here to compare them."""
 def pick_corpus() -> str:
     names = [""] + ak.cached("corpus_names")
     return st.selectbox("Words", names, key="ir-corpus",
-                        format_func=lambda n: n or "all stored words (e.g. the token intersection)")
+                        format_func=lambda n: ak.corpus_label(n) or "all stored words (e.g. the token intersection)")
 
 
 def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
@@ -39,9 +39,11 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
     fam = dict(zip(lm["model"], lm["family"]))
     a0, b0 = implicit.default_pair([fam.get(n) for n in names], names)
     c1, c2, c3 = st.columns([2, 2, 2])
-    m1 = c1.selectbox("Model 1", names, index=a0, key="ir-m1")
+    m1 = c1.selectbox("Model 1", names, index=a0, key="ir-m1", format_func=ak.display_name, help=ak.models_help(names))
     rest = [n for n in names if n != m1]
-    m2 = c2.selectbox("Model 2", rest, index=rest.index(names[b0]) if names[b0] in rest else 0, key="ir-m2")
+    m2 = c2.selectbox("Model 2", rest, index=rest.index(names[b0]) if names[b0] in rest else 0, key="ir-m2",
+                      format_func=ak.display_name)
+    s1, s2 = ak.display_name(m1), ak.display_name(m2)  # short names: never a server path
     pids = sorted(lm["prompt_id"].unique())
     pid = c3.selectbox("Prompt", ["(average over prompts)"] + pids, key="ir-prompt")
     n = st.slider("Words each way", 5, 40, 15, key="ir-n")
@@ -51,14 +53,14 @@ def mwlr_section(lm: pd.DataFrame, corpus: str) -> None:
         st.info("These two models share no scored words on this prompt.")
         return
     colors = (_family.color(fam.get(m1)), _family.color(fam.get(m2)))
-    ak.plot(charts.mwlr_lollipop(table, m1, m2, n, colors, f"{m1} vs {m2}"), key="ir-lollipop")
+    ak.plot(charts.mwlr_lollipop(table, s1, s2, n, colors, f"{s1} vs {s2}"), key="ir-lollipop")
     st.caption("MWLR(w) = ½·(p₁(w)+p₂(w))·(log p₁(w) − log p₂(w)): positive = model 1 prefers the word; "
                "weighting by the mixture keeps rare words from dominating.")
     tb = implicit.top_bottom(table, n)
     a, b = st.columns(2)
-    a.markdown(f"**{md(m1)} prefers**")
+    a.markdown(f"**{md(s1)} prefers**")
     a.dataframe(tb["top"], hide_index=True, width="stretch")
-    b.markdown(f"**{md(m2)} prefers**")
+    b.markdown(f"**{md(s2)} prefers**")
     b.dataframe(tb["bottom"], hide_index=True, width="stretch")
     ak.downloads(table, "mwlr", "dl-mwlr")
     if corpus:
@@ -94,8 +96,8 @@ def _figure2(ver: tuple, k1: str, k2: str, corpus: str) -> tuple[pd.DataFrame, d
 
 
 def _label(models: pd.DataFrame) -> dict[str, str]:
-    return {k: (d if isinstance(d, str) and d else n) for k, n, d in
-            zip(models["model_key"], models["model"], models["display_name"])}
+    """Model key -> the short name every page shows (never a server path)."""
+    return {k: ak.display_name(n) for k, n in zip(models["model_key"], models["model"])}
 
 
 def default_pair(models: pd.DataFrame) -> tuple[int, int]:
@@ -200,8 +202,9 @@ def import_section() -> None:
     where the operator allowed it (settings), and a typed folder goes through the one
     visitor rule (settings.visitor_path) before the disk is touched."""
     downloads, folders = settings.allow_logprob_downloads(), settings.allow_paths()
-    title = ("Import log-probabilities (the paper's files or a local folder)" if downloads or folders
-             else "Import log-probabilities")
+    title = ("Import log-probabilities" + (" (the paper's files or a local folder)" if downloads and folders
+                                            else " (the paper's files)" if downloads
+                                            else " (a local folder)" if folders else ""))
     with st.expander(title, expanded=False):
         st.markdown(f"The paper's files are in the Hugging Face dataset `{logprobs.HF_DATASET}` "
                     "(0.1–0.3 GB per model). Or compute your own: "
@@ -211,9 +214,10 @@ def import_section() -> None:
             download_form()
         if folders:
             folder_form()
-        if not downloads:
-            st.caption("Downloading the paper's files is not enabled on this server (the operator can, from the "
-                       "command line, or allow it with the setting VALUEAUDIT_LOGPROB_DOWNLOADS).")
+        if not downloads:  # a visitor of a shared server is not told to change the server's settings
+            st.caption("Downloading the paper's files is not enabled on this server (its operator can, from the "
+                       "command line" + (")." if settings.shared() else
+                                         ", or allow it with the setting VALUEAUDIT_LOGPROB_DOWNLOADS)."))
         if not folders:
             st.caption("This server is shared: importing a folder on the server is for the operator, from the "
                        "command line.")
@@ -258,7 +262,8 @@ def vocabulary_section() -> bool:
                 "`python -m core logprobs --model ORG/NAME --out DIR`.")
         return False
     if len(models) < 2:
-        st.info(f"Only one language model has whole-vocabulary log-probabilities ({md(models['model'].iloc[0])}); "
+        st.info("Only one language model has whole-vocabulary log-probabilities "
+                f"({md(ak.display_name(models['model'].iloc[0]))}); "
                 "the comparisons need two.")
         return True
     names = _label(models)
@@ -296,7 +301,8 @@ def main() -> None:
         st.markdown(HOW_TO)
         return
     if lm["model"].nunique() < 2:
-        st.info(f"Only one language model scored ({md(lm['model'].iloc[0])}); MWLR needs two. " + HOW_TO)
+        st.info(f"Only one language model scored ({md(ak.display_name(lm['model'].iloc[0]))}); MWLR needs two. "
+                + HOW_TO)
     else:
         mwlr_section(lm, corpus)
 

@@ -299,9 +299,12 @@ def sweep_form() -> None:
                          placeholder="step-1000, step-2000, step-3000",
                          help="Each revision is one checkpoint; its step is the number in its name.")
     if not run:
-        st.caption("A run folder holds checkpoint-<step>/ folders (weights, and the tokenizer there or in the run "
-                   "folder); LoRA/PEFT adapter checkpoints load through the peft library. Each checkpoint is scored "
-                   "as its own model and tagged with its step; the Training dynamics page draws the run.")
+        what = ("Each revision of the hub repository is one checkpoint (its step is the number in its name)"
+                if shared else  # a shared server takes no folder: a visitor is not told about one
+                "A run folder holds checkpoint-<step>/ folders (weights, and the tokenizer there or in the run "
+                "folder)")
+        st.caption(f"{what}; LoRA/PEFT adapter checkpoints load through the peft library. Each checkpoint is "
+                   "scored as its own model and tagged with its step; the Training dynamics page draws the run.")
         return
     if shared and not usable(run):
         st.error("This server is shared: give a Hugging Face id (org/name) and its revisions.")

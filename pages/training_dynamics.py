@@ -140,8 +140,8 @@ def paper_over_training(td: pd.DataFrame) -> None:
                    + "; ".join(f"{f}: {v['message']}" for f, v in files.items() if v["frame"] is None)[:600])
     import_files(files)
     if td.empty:
-        st.info("The paper's median-rank files (rank_results_*.csv) were not found: set VALUEAUDIT_PAPER_DATA to a "
-                "copy of the paper's data/ folder, or connect to the internet.", icon=":material/info:")
+        st.info("The paper's median-rank files (rank_results_*.csv) were not found. " + ak.hint("PaperDataError"),
+                icon=":material/info:")
         return
     st.markdown("**One run of the paper's data-size ablation** (its median-rank files)")
     checkpoints_view(td)
@@ -228,8 +228,7 @@ def movers_view() -> None:
 def data_size_view(td: pd.DataFrame) -> None:
     """Figure 4b (Gemma and Llama), or with Qwen on the Bradley-Terry runs as Figure A5b."""
     if td.empty:
-        ak.empty_state("The paper's training-dynamics files were not found.",
-                       "Set VALUEAUDIT_PAPER_DATA to a copy of the paper's data/ folder (or connect to the internet).")
+        ak.empty_state("The paper's training-dynamics files were not found.", ak.hint("PaperDataError"))
         return
     with_qwen = st.toggle("Add Qwen (the paper's Figure A5b: Bradley-Terry runs only)", key="td-qwen")
     fams = ("Gemma", "Llama", "Qwen") if with_qwen else ("Gemma", "Llama")

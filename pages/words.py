@@ -6,7 +6,7 @@ import streamlit as st
 
 import appkit as ak
 from core import family as _family
-from core import charts, offensive, prompts, vocabscan
+from core import charts, offensive, prompts, settings, vocabscan
 from core import words as _words
 from core.implicit_charts import show_token
 from core.escape import markdown as md
@@ -90,14 +90,18 @@ def vocabulary_scans() -> None:
     st.subheader("Optimal and pessimal tokens of a whole vocabulary")
     scans = _scans(ak.version())
     if scans.empty:
+        if not settings.allow_vocab_scans():  # a visitor is never offered what this server does not allow
+            st.info("No vocabulary scan stored. On this server the operator starts them (from the command line).")
+            return
         st.info("No vocabulary scan stored. Start one on the Score page (Answers: *Scan the model's "
                 "vocabulary*; it shows the rows and a time estimate before it starts) or run "
                 "`python -m core score --model ORG/NAME --kind rm --corpus vocabulary`.")
         return
     keys = scans["model_key"].tolist()
-    label = dict(zip(keys, [f"{m} ({n:,} word tokens)" for m, n in zip(scans["model"], scans["n_words"])]))
+    label = dict(zip(keys, [f"{ak.model_label(m, f)} ({n:,} word tokens)"  # short names: never a server path
+                            for m, f, n in zip(scans["model"], scans["family"], scans["n_words"])]))
     c1, c2, c3 = st.columns([3, 3, 1])
-    key = c1.selectbox("Model", keys, format_func=label.get, key="w-scan-model")
+    key = c1.selectbox("Model", keys, format_func=label.get, key="w-scan-model", help=ak.models_help(scans["model"]))
     pl = _scan_prompts(ak.version(), key)
     if pl.empty:
         st.info("The scan has not stored any rows yet.")

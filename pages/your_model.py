@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import appkit as ak
-from core import charts, model_audit
+from core import charts, model_audit, report
 
 INTRO = ("A researcher's first question about their own reward model: **which base family's values does it "
          "resemble, and how clearly?** Each panel is one framing and one category of words: the model's mean "
@@ -102,8 +102,11 @@ def main() -> None:
         return
     st.session_state["your-model-choice"] = model
     audit = ak.model_audit_of(corpus, model)
+    short = ak.display_name(audit.model)
+    if ak.shared():  # a visitor never sees a server path: not in the sentence, the tables or the JSON
+        audit = audit.renamed(report.public_model_name)
     verdict(audit)
-    shown = {**audit.to_json(), "model": ak.display_name(audit.model)}  # the short name; the full one is above
+    shown = {**audit.to_json(), "model": short}  # the short name; the full one is above
     ak.plot(charts.model_placement_figure(shown, title=f"Where it sits — {ak.corpus_label(corpus)}"), key="ym-chart")
     st.caption("Black diamond: this model's mean rank of the category's words with its 95% interval (prompts and "
                "words resampled). Large dots: each family's mean over the reference models; small dots: the "

@@ -88,3 +88,13 @@ def shown(markdown: str) -> str:
     """Markdown source as a reader sees it: the backslash escapes that `core.escape.markdown`
     puts before punctuation in data removed (for tests that look for a sentence on a page)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+def sent_to_browser(at) -> str:
+    """Everything a page run under AppTest sends to the browser (every element's protobuf:
+    text, widget options, table data, chart specs), with JSON's and markdown's escaped
+    slashes written back as '/', so a server path is found however it was encoded."""
+    text = "\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None)
+    for escaped in ("\\\\u002f", "\\u002f", "\\\\/", "\\/"):
+        text = text.replace(escaped, "/")
+    return text

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from core import corpora, coverage, prompts
 from core.store import Store
-from tests.support import run_cli, shown
+from tests.support import run_cli, sent_to_browser, shown
 
 PUBLISHED = 10
 
@@ -88,7 +89,7 @@ def test_words_are_counted_against_the_corpus_not_every_stored_word(with_mfd):
     assert reasons["LxzGordon/URM-LLaMa-3.1-8B"].startswith("no published MFD 2.0 run imported")
 
 
-def test_a_published_models_runs_are_one_model(with_mfd):
+def test_a_published_models_runs_are_one_model(with_mfd, monkeypatch):
     """The paper's 10 models showed as 20 (Home 'Models 20'; the Models page listed each twice,
     one row at 'big2-nouns 17 %'): each is one model holding its runs."""
     from core import catalog
@@ -104,6 +105,13 @@ def test_a_published_models_runs_are_one_model(with_mfd):
     assert qrm["runs"] == "Big Two run, MFD 2.0 run" and len(qrm["keys"]) == 2
     assert qrm["n_scores"] == keys.loc[keys["name"] == "nicolinho/QRM-Gemma-2-27B", "n_scores"].sum()
     assert pub.set_index("name").loc["LxzGordon/URM-LLaMa-3.1-8B", "runs"] == "Big Two run"
+    # and so on the pages: Home counts 13 models, the Models page lists each published one once
+    home = _app("home.py", copy, monkeypatch).run()
+    assert not home.exception and next(m.value for m in home.metric if m.label == "Models") == str(PUBLISHED + 3)
+    table = _app("models.py", copy, monkeypatch).run().dataframe[0].value
+    shown_pub = table[table["source"] == "published"]
+    assert len(shown_pub) == PUBLISHED and shown_pub["name"].is_unique
+    assert shown_pub.set_index("name").loc["nicolinho/QRM-Gemma-2-27B", "runs"] == "Big Two run, MFD 2.0 run"
 
 
 def test_prompts_are_counted_against_the_compared_set(own_models_db):
@@ -164,24 +172,42 @@ def json_models(db) -> list[str]:
     return analysis.figure1_from_store(Store(db), words, "big2-nouns", permutations=0, bootstrap=0).models_used
 
 
-def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db, tmp_path, monkeypatch):
-    """A scan saves its words as corpus 'vocabulary:<folder or hub id>' (a '/' in the name): Home,
-    Models and Corpora render; a stored item that cannot be read is named and the rest shown."""
+def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db, tmp_path, monkeypatch, capsys):
+    """A scan (`score --corpus vocabulary`, here on one prompt) saves its words as corpus
+    'vocabulary:<folder or hub id>' (a '/' in the name): Home, Models and Corpora render in
+    both modes; on a shared server no page sends a local model's server path to the browser
+    (pickers, tables, measurement checks, chart hover data, the Your model sentence); a
+    stored item that cannot be read is named and the rest shown."""
     db, names = own_models_db
     copy = tmp_path / "scan.duckdb"
     shutil.copy(db, copy)
+    one = tmp_path / "one.yaml"
+    one.write_text('greatest_ever_one: "What, in one word, is the greatest thing ever?"\n')
+    rc, _, err = run_cli(capsys, "score", "--model", names["llama"], "--kind", "rm", "--corpus", "vocabulary",
+                         "--prompts", one, "--db", copy, "--quiet")
+    assert rc == 0 and "measurement checks passed" in err, err
     scan = f"vocabulary:{names['llama']}"
-    Store(copy).save_corpus(scan, pd.DataFrame({"word": ["love", "power"], "category": "Token", "subcategory": ""}))
+    assert scan in Store(copy).corpus_names()
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")  # before the scan, a visitor is not offered one
+    assert [i.value for i in _app("words.py", db, monkeypatch).run().info if "vocabulary scan" in i.value] == \
+        ["No vocabulary scan stored. On this server the operator starts them (from the command line)."]
+    folders = {Path(p).parent.name for p in names.values()}  # only in a server path: never on a visitor's page
     for mode in ("local", "shared"):
         monkeypatch.setenv("VALUEAUDIT_MODE", mode)
-        for page in ("home.py", "models.py", "corpora.py"):
+        pages = ("home.py", "models.py", "corpora.py") + (
+            ("compare.py", "words.py", "your_model.py", "implicit_reward.py", "score.py") if mode == "shared" else ())
+        for page in pages:
             at = _app(page, copy, monkeypatch).run()
             assert not at.exception and not at.error, (mode, page, [e.value for e in at.error])
+            sent = sent_to_browser(at)
+            assert mode == "local" or not [f for f in folders if f in sent], (page, sent[:300])
+            # nor is a visitor told to do what a shared server forbids (a folder, a server setting)
+            assert mode == "local" or not [w for w in ("VALUEAUDIT_", "local folder", "run folder") if w in sent], page
         at = _app("corpora.py", copy, monkeypatch).run()
         at.selectbox(key="corpus-browse").set_value(scan).run()
         assert not at.exception and not at.error
         shown_name = scan if mode == "local" else "vocabulary:llama-rm"  # a visitor never sees a server path
-        assert any(t.value.startswith(shown_name + " — ") and "2 distinct words" in t.value for t in at.text)
+        assert any(t.value.startswith(shown_name + " — ") and "distinct words" in t.value for t in at.text)
         table = _app("models.py", copy, monkeypatch).run().dataframe[0].value
         assert (f"{shown_name} %" in table.columns) and (mode == "local" or names["llama"] not in table.to_csv())
     monkeypatch.setenv("VALUEAUDIT_MODE", "local")

@@ -386,6 +386,16 @@ def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, mo
     table = implicit.mwlr_from_store(store, a.value, b.value, at.selectbox(key="ir-t1-p").value)
     shown = at.dataframe[0].value
     assert shown["MWLR"].tolist() == pytest.approx(table["mwlr"].head(len(shown)).tolist())
+    # a shared server names the local LMs by their folders' names: no server path reaches the browser
+    from tests.support import sent_to_browser
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    st.cache_data.clear()
+    shared = AppTest.from_file(str(page), default_timeout=120).run()
+    assert not shared.exception and not shared.error, [e.value for e in shared.error]
+    sent = sent_to_browser(shared)
+    assert str(tiny_llama_lm.parent) not in sent and str(tiny_gemma_lm.parent) not in sent
+    assert set(shared.selectbox(key="ir-t1-a").options) == {tiny_llama_lm.name, tiny_gemma_lm.name}
+    assert len(shared.get("plotly_chart")) >= 3
 
 
 def test_dataset_commit_is_pinned_on_first_download(tmp_path, monkeypatch):

@@ -161,12 +161,6 @@ class SortedPanel:
         return np.where(n > 0, med, np.nan).reshape(k, M, P)
 
 
-def weighted_medians(sorted_panel: SortedPanel, word_counts: np.ndarray) -> np.ndarray:
-    """Median per (replicate, model, prompt) of the multiset of ranks in which word w appears
-    word_counts[rep, w] times."""
-    return sorted_panel.medians(word_counts)
-
-
 def model_means(med: np.ndarray, prompt_counts: np.ndarray) -> np.ndarray:
     """Per (replicate, model): the prompt-weighted mean of its median ranks (prompts it lacks skipped)."""
     w = prompt_counts[:, None, :] * ~np.isnan(med)

@@ -117,19 +117,19 @@ def test_multiplicity_equals_statsmodels(method, sm):
     assert all(s.endswith(uncertainty.METHODS[method]) for s in star)
 
 
-def test_weighted_medians_equal_medians_of_the_resampled_words():
+def test_sorted_panel_medians_equal_medians_of_the_resampled_words():
     """The vectorised statistic under resampling equals np.median of the words actually drawn."""
     rng = np.random.default_rng(8)
     for W in (9, 10, 40):  # odd and even counts; blocks of 4 and 6 positions
-        _check_weighted_medians(rng, W)
+        _check_sorted_panel_medians(rng, W)
 
 
-def _check_weighted_medians(rng, W):
+def _check_sorted_panel_medians(rng, W):
     R = rng.normal(size=(3, 4, W)).round(1)  # rounding makes ties
     R[1, 2, [0, 4]] = np.nan  # words a model was not scored on
     R[2, 3, :] = np.nan  # a (model, prompt) with no word at all
     counts = np.stack([np.bincount(rng.integers(0, W, W), minlength=W) for _ in range(60)])
-    got = uncertainty.weighted_medians(uncertainty.SortedPanel(R), counts)
+    got = uncertainty.SortedPanel(R).medians(counts)
     for r in range(60):
         for m in range(3):
             for p in range(4):

@@ -127,37 +127,79 @@ def test_r_rank_puts_missing_scores_last_in_order():
     assert got.tolist() == [1.5, 4.0, 3.0, 5.0, 1.5]
 
 
-def _script_rank_changes(df: pd.DataFrame) -> pd.DataFrame:
-    """generate_figure_5_and_A6.py's get_df_ranks_big2 and get_rank_changes_big2, as written there."""
-    big2 = pd.read_csv(PAPER_DATA / "corpora" / "dict_big2_nouns.csv")
-    df = df.copy()
-    df["token_norm"] = (df["token_decoded"].str.encode("ascii", errors="ignore").str.decode("ascii")
-                        .str.strip().str.lower())
-    df = df[df["token_norm"].str.len() > 0]
-    df = df.merge(big2, left_on="token_norm", right_on="token_decoded", suffixes=("", "_dict"), how="inner")
-    df = df.rename(columns={"Category": "big2"})
-    step_cols = sorted([c for c in df.columns if c.startswith("step-")], key=lambda x: int(x.split("-")[1]))
-    agg_dict = {col: "mean" for col in step_cols}
-    agg_dict["big2"] = "first"
-    grouped = df.groupby("token_norm").agg(agg_dict).reset_index()
-    for col in step_cols:
-        grouped[f"rank_{col}"] = grouped[col].rank(ascending=False)
-    rank_changes = grouped[["token_norm", "big2"]].copy()
-    rank_changes["rank_change"] = grouped[f"rank_{step_cols[0]}"] - grouped[f"rank_{step_cols[-1]}"]
-    return rank_changes.sort_values("rank_change", ascending=False)
+def _rank_changes_by_hand(df: pd.DataFrame, nouns: list[tuple[str, str]]) -> dict[str, tuple]:
+    """generate_figure_5_and_A6.py's rule in plain loops (no pandas groupby, rank or merge):
+    token text kept as ASCII, stripped and lower-cased; a normalised word's variants
+    averaged per checkpoint; ranked per checkpoint, 1 = highest score, ties averaged.
+    Returns word -> (category, rank at the lowest step, rank at the highest step)."""
+    category = dict((w, c) for c, w in nouns)
+    steps = [c for c in df.columns if c.startswith("step-")]
+    first, last = min(steps, key=lambda c: int(c[5:])), max(steps, key=lambda c: int(c[5:]))
+    sums: dict[str, list[float]] = {}
+    for tok, a, b in zip(df["token_decoded"], df[first], df[last]):
+        norm = "".join(ch for ch in tok if ord(ch) < 128).strip().lower()
+        if norm and norm in category:
+            acc = sums.setdefault(norm, [0.0, 0.0, 0])
+            acc[0], acc[1], acc[2] = acc[0] + a, acc[1] + b, acc[2] + 1
+    mean = {w: (a / n, b / n) for w, (a, b, n) in sums.items()}
+
+    def rank(i: int, w: str) -> float:  # 1 + the words scored higher + half the others tied with it
+        v = mean[w][i]
+        higher = sum(1 for x in mean.values() if x[i] > v)
+        tied = sum(1 for x in mean.values() if x[i] == v) - 1
+        return 1 + higher + tied / 2
+
+    return {w: (category[w], rank(0, w), rank(1, w)) for w in mean}
+
+
+def _assert_figure_5(got: pd.DataFrame, want: dict[str, tuple], n: int) -> None:
+    """`got` holds the n biggest and the n smallest rank changes of `want`, each word with its
+    own category and ranks (the order among equal changes is the sort's, so not compared)."""
+    changes = sorted((r0 - r1 for _, r0, r1 in want.values()), reverse=True)
+    up, down = got[got["direction"] == "up"], got[got["direction"] == "down"]
+    assert list(up["rank_change"]) == changes[:n] and list(down["rank_change"]) == changes[-n:]
+    for row in got.itertuples():
+        assert (row.category, row.rank_first, row.rank_last) == want[row.word], row.word
+        assert row.rank_change == row.rank_first - row.rank_last
+    assert up["word"].is_unique and down["word"].is_unique
+    # every word whose change is strictly above the n-th biggest (below the n-th smallest) is listed
+    assert {w for w, (_, r0, r1) in want.items() if r0 - r1 > changes[n - 1]} <= set(up["word"])
+    assert {w for w, (_, r0, r1) in want.items() if r0 - r1 < changes[-n]} <= set(down["word"])
+    assert got.attrs["n_words"] == len(want)
 
 
 def test_figure_5_as_the_python_script_computes_it():
     df = _synthetic(3)
+    nouns = pd.read_csv(PAPER_DATA / "corpora" / "dict_big2_nouns.csv")
+    want = _rank_changes_by_hand(df, list(zip(nouns["Category"], nouns["token_decoded"])))
+    assert len(want) > 40  # variants (" care", "Care") folded into one word each
     got = training.figure_5(df)
-    ref = _script_rank_changes(df)
-    up, down = got[got["direction"] == "up"], got[got["direction"] == "down"]
-    assert list(zip(up["word"], up["category"], up["rank_change"])) == \
-        list(zip(ref.head(10)["token_norm"], ref.head(10)["big2"], ref.head(10)["rank_change"]))
-    assert list(zip(down["word"], down["rank_change"])) == list(zip(ref.tail(10)["token_norm"],
-                                                                    ref.tail(10)["rank_change"]))
+    _assert_figure_5(got, want, 10)
     assert got.attrs["first"] == "step-50" and got.attrs["last"] == "step-1000"
-    assert (got["rank_change"] == got["rank_first"] - got["rank_last"]).all()
+
+
+def test_figure_5_on_a_hand_computed_example():
+    """Four words; step columns out of order (the script sorts them by number); 'care' has
+    two variants whose scores are averaged; a non-ASCII character is dropped, blank and
+    unlisted tokens are not ranked; a tie shares the average rank.
+    step-50:   skill 5, care (1+3)/2 = 2, trust 2, pwer 0  -> ranks 1, 2.5, 2.5, 4
+    step-1000: pwer 5, care (3+5)/2 = 4, trust 3, skill 1  -> ranks 1, 2, 3, 4
+    rank change (first - last): pwer +3, care +0.5, trust -0.5, skill -3."""
+    df = pd.DataFrame({"token_decoded": ["care", " Care", "skill", "p\u00f6wer", "Trust ", "", "zzqx"],
+                       "step-1000": [3.0, 5.0, 1.0, 5.0, 3.0, 9.0, 9.0],
+                       "step-200": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                       "step-50": [1.0, 3.0, 5.0, 0.0, 2.0, 9.0, 9.0]})
+    nouns = pd.DataFrame({"Category": ["Communion", "Agency", "Agency", "Communion"],
+                          "token_decoded": ["care", "skill", "pwer", "trust"]})
+    got = training.figure_5(df, nouns, n=2)
+    cols = ["word", "category", "rank_first", "rank_last", "rank_change", "direction"]
+    assert got[cols].values.tolist() == [["pwer", "Agency", 4.0, 1.0, 3.0, "up"],
+                                         ["care", "Communion", 2.5, 2.0, 0.5, "up"],
+                                         ["trust", "Communion", 2.5, 3.0, -0.5, "down"],
+                                         ["skill", "Agency", 1.0, 4.0, -3.0, "down"]]
+    assert (got.attrs["first"], got.attrs["last"], got.attrs["n_words"]) == ("step-50", "step-1000", 4)
+    assert _rank_changes_by_hand(df, list(zip(nouns["Category"], nouns["token_decoded"]))) == {
+        w: (c, r0, r1) for w, c, r0, r1, *_ in got[cols].values.tolist()}
 
 
 def test_checkpoint_files_imported_by_format(tmp_path, monkeypatch):

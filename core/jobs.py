@@ -188,8 +188,9 @@ def may_cancel(job: Job, visitor: str | None, operator: bool = False) -> bool:
 
 class JobRegistry:
     """All jobs of this server process. Thread-safe; jobs run one after another, first come
-    first served, and a visitor has at most VALUEAUDIT_MAX_JOBS_PER_VISITOR of them queued or
-    running (shared mode), so nobody's job waits behind a queue of someone else's."""
+    first served; a visitor has at most VALUEAUDIT_MAX_JOBS_PER_VISITOR of them queued or
+    running and the server at most VALUEAUDIT_MAX_QUEUED_JOBS (shared mode), so nobody's job
+    waits behind a long queue of someone else's."""
 
     def __init__(self, loader: Loader | None = None):
         self._jobs: dict[int, Job] = {}
@@ -375,16 +376,24 @@ def _check_allowed(spec: JobSpec) -> None:
 
 
 def check_quota(owner: str | None, active: list[Job]) -> None:
-    """A visitor's jobs queued or running within VALUEAUDIT_MAX_JOBS_PER_VISITOR (shared mode)."""
+    """Room for one more dashboard job (shared mode): the visitor's own jobs queued or running
+    within VALUEAUDIT_MAX_JOBS_PER_VISITOR, and everyone's within VALUEAUDIT_MAX_QUEUED_JOBS —
+    the server-wide cap is what holds, since a visitor chooses their own token (a new tab
+    without `?visitor=` is a new visitor). `owner` None: a script or test, not limited."""
     from . import limits, settings
-    cap = settings.limit("VALUEAUDIT_MAX_JOBS_PER_VISITOR")
-    if owner is None or cap is None:
+    if owner is None:
         return
+    cap = settings.limit("VALUEAUDIT_MAX_JOBS_PER_VISITOR")
     mine = sum(1 for j in active if j.owner is not None and hmac.compare_digest(j.owner, owner))
-    if mine >= cap:
+    if cap is not None and mine >= cap:
         raise limits.LimitError(f"you already have {mine} job(s) queued or running on this server, the most one "
                                 f"visitor may have (VALUEAUDIT_MAX_JOBS_PER_VISITOR={cap}): wait for it to end or "
                                 "cancel it, then start this one")
+    total = settings.limit("VALUEAUDIT_MAX_QUEUED_JOBS")
+    if total is not None and len(active) >= total:
+        raise limits.LimitError(f"this server already has {len(active)} job(s) queued or running, the most it takes "
+                                f"at once (VALUEAUDIT_MAX_QUEUED_JOBS={total}): wait until one ends and start this "
+                                "one again, or ask the server's operator")
 
 
 def _drop_placeholder(store: Store, name: str, key: str) -> None:

@@ -56,6 +56,10 @@ SETTINGS: list[Setting] = [
             "Jobs one visitor may have queued or running at once, so no visitor holds another's job behind a "
             "queue of their own (jobs run first come, first served). The default holds in shared mode; local "
             "mode has no limit unless this is set."),
+    Setting("VALUEAUDIT_MAX_QUEUED_JOBS", "4",
+            "Dashboard jobs the whole server takes queued or running at once, from all visitors together (a "
+            "visitor's token is theirs to choose, so a new tab would otherwise get a new quota); a job past it is "
+            "refused until one ends. The default holds in shared mode; local mode has no limit unless this is set."),
     Setting("VALUEAUDIT_MAX_CATEGORIES", "50",
             "Categories a corpus may have for the family statistics (Compare, Report, Paired, Implicit reward's "
             "Figure 2; every category is a panel with its own tests) and to be saved from the dashboard; in both "
@@ -122,7 +126,8 @@ def get_int(name: str) -> int:
 
 # Limits that hold in local mode only when the operator sets them (the person at the machine
 # may run as much as they like); the others hold in both modes.
-_LOCAL_UNLIMITED = {"VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_SAVED_WORDS"}
+_LOCAL_UNLIMITED = {"VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_QUEUED_JOBS",
+                    "VALUEAUDIT_MAX_SAVED_WORDS"}
 
 
 def limit(name: str) -> int | None:
@@ -164,7 +169,8 @@ def check() -> None:
     for name in ("VALUEAUDIT_VOCAB_SCANS", "VALUEAUDIT_LOGPROB_DOWNLOADS"):
         _operator_switch(name)
     for name in ("VALUEAUDIT_MAX_WORD_CHARS", "VALUEAUDIT_MAX_PROMPT_CHARS", "VALUEAUDIT_MAX_JOB_ROWS",
-                 "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_CATEGORIES", "VALUEAUDIT_MAX_SAVED_WORDS"):
+                 "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_QUEUED_JOBS", "VALUEAUDIT_MAX_CATEGORIES",
+                 "VALUEAUDIT_MAX_SAVED_WORDS"):
         get_int(name)
     operator_key()
 

@@ -348,7 +348,7 @@ def sweep_form() -> None:
 
 def cost(n_models: int, what: str, n_prompts: int, n_words: int) -> bool:
     """The job's size, said before it starts, and whether this server takes it from this
-    visitor (rows per job, jobs per visitor: settings); a refusal is one line."""
+    visitor (rows per job, jobs per visitor, jobs on the server: settings); a refusal is one line."""
     if not (n_models and n_prompts and n_words):
         return False
     cap = settings.limit("VALUEAUDIT_MAX_JOB_ROWS")

@@ -112,6 +112,43 @@ def test_a_visitor_has_at_most_the_quota_of_jobs_queued_or_running(db, monkeypat
     assert all(j.wait(30) for j in mine)
 
 
+def test_the_server_takes_at_most_its_cap_of_jobs_whatever_the_visitor_tokens(db, monkeypatch):
+    """A visitor's token is theirs to choose (a new tab without ?visitor= is a fresh one), so
+    a per-visitor quota alone holds nobody back: the server counts everyone's jobs too."""
+    import threading
+
+    import pytest
+    from core import limits
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.delenv("VALUEAUDIT_MAX_QUEUED_JOBS", raising=False)
+    names = [f"org/m{i}" for i in range(6)]
+    gates = {n: threading.Event() for n in names}
+    reg = jobs.JobRegistry(loader=_gated([], gates))
+    held = [reg.submit(_one(n, db), owner=f"tab-{i}") for i, n in enumerate(names[:4])]  # 4 tabs, one job each
+    with pytest.raises(limits.LimitError, match=r"^this server already has 4 job\(s\) queued or running.*"
+                                                r"VALUEAUDIT_MAX_QUEUED_JOBS=4\): wait until one ends .* or ask "
+                                                r"the server's operator$"):
+        reg.submit(_one(names[4], db), owner="tab-5")
+    assert len(reg.jobs()) == 4  # the refused job was never queued
+    gates[names[0]].set()
+    assert held[0].wait(30)
+    later = reg.submit(_one(names[4], db), owner="tab-5")  # one ended: room for one more
+    with pytest.raises(limits.LimitError, match="VALUEAUDIT_MAX_QUEUED_JOBS=4"):
+        reg.submit(_one(names[5], db), owner="tab-6")
+    monkeypatch.setenv("VALUEAUDIT_MAX_QUEUED_JOBS", "5")  # the operator's setting, read when a job comes
+    extra = reg.submit(_one(names[5], db), owner="tab-6")
+    reg.submit(_one(names[5], db))  # a script's job (no visitor token) is not the dashboard's to limit
+    monkeypatch.setenv("VALUEAUDIT_MODE", "local")  # the person at the machine: no cap unless set
+    monkeypatch.delenv("VALUEAUDIT_MAX_QUEUED_JOBS")
+    reg.submit(_one(names[5], db), owner="me")
+    monkeypatch.setenv("VALUEAUDIT_MAX_QUEUED_JOBS", "2")
+    with pytest.raises(limits.LimitError, match="VALUEAUDIT_MAX_QUEUED_JOBS=2"):
+        reg.submit(_one(names[5], db), owner="me-again")
+    for g in gates.values():
+        g.set()
+    assert all(j.wait(30) for j in reg.jobs()) and later.state == extra.state == "failed"
+
+
 def test_a_job_over_the_row_limit_is_refused_with_its_cost_before_it_is_queued(db, monkeypatch):
     import pytest
     from core import limits

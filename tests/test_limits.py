@@ -17,15 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_limits_hold_in_shared_mode_and_in_local_mode_only_when_set(monkeypatch):
-    for name in ("VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_CATEGORIES",
-                 "VALUEAUDIT_MAX_SAVED_WORDS"):
+    names = ("VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR", "VALUEAUDIT_MAX_QUEUED_JOBS",
+             "VALUEAUDIT_MAX_CATEGORIES", "VALUEAUDIT_MAX_SAVED_WORDS")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
-    assert [settings.limit(n) for n in ("VALUEAUDIT_MAX_JOB_ROWS", "VALUEAUDIT_MAX_JOBS_PER_VISITOR",
-                                        "VALUEAUDIT_MAX_CATEGORIES", "VALUEAUDIT_MAX_SAVED_WORDS")] == \
-        [2_000_000, 1, 50, 200_000]
+    assert [settings.limit(n) for n in names] == [2_000_000, 1, 4, 50, 200_000]
     monkeypatch.setenv("VALUEAUDIT_MODE", "local")
-    assert settings.limit("VALUEAUDIT_MAX_JOB_ROWS") is None and settings.limit("VALUEAUDIT_MAX_SAVED_WORDS") is None
+    assert [settings.limit(n) for n in names] == [None, None, None, 50, None]
+    monkeypatch.setenv("VALUEAUDIT_MAX_QUEUED_JOBS", "0")
+    with pytest.raises(settings.SettingsError, match="VALUEAUDIT_MAX_QUEUED_JOBS='0' must be at least 1"):
+        settings.check()  # a wrong value closes every page with one operator error
+    monkeypatch.delenv("VALUEAUDIT_MAX_QUEUED_JOBS")
     assert settings.limit("VALUEAUDIT_MAX_CATEGORIES") == 50  # a statistics limit, in both modes
     monkeypatch.setenv("VALUEAUDIT_MAX_JOB_ROWS", "5000")
     assert settings.limit("VALUEAUDIT_MAX_JOB_ROWS") == 5000
@@ -93,6 +96,34 @@ def test_score_page_says_when_the_visitor_already_has_a_job(shared_db):
     finally:
         release.set()
         job.wait(60)
+
+
+def test_score_page_says_when_the_server_is_full_whatever_the_visitor_token(shared_db, monkeypatch):
+    """A new tab (no ?visitor=, so a fresh token and a fresh per-visitor quota) still meets
+    the server's cap, in one plain line that says what to do."""
+    import threading
+
+    from core import jobs
+    monkeypatch.setenv("VALUEAUDIT_MAX_QUEUED_JOBS", "2")
+    release = threading.Event()
+    spec = jobs.JobSpec([jobs.ModelRequest("org/a", "rm")], prompts.paper_prompts()[:1], ["love"], device="cpu")
+    held = []
+    try:
+        while len(jobs.REGISTRY.active()) < 2:  # two other visitors' jobs fill the server
+            held.append(jobs.REGISTRY.submit(spec, loader=lambda *a, **k: release.wait(60) and None,
+                                             owner=f"other-visitor-{len(held)}"))
+        at = _app("score.py")  # a new tab: its own new token
+        at.text_input(key="score-extra").set_value("org/other-rm").run()
+        errors = [shown(e.value) for e in at.error]
+        assert errors == ["this server already has 2 job(s) queued or running, the most it takes at once "
+                          "(VALUEAUDIT_MAX_QUEUED_JOBS=2): wait until one ends and start this one again, or ask "
+                          "the server's operator"], errors
+        assert at.button(key="score-start").disabled
+    finally:
+        release.set()
+        assert all(j.wait(60) for j in held)
+    at.run()  # the jobs ended: the same visitor may start theirs
+    assert not at.error and not at.button(key="score-start").disabled
 
 
 def test_corpora_page_refuses_too_many_categories_or_words_before_saving(shared_db, monkeypatch):

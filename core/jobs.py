@@ -141,9 +141,10 @@ class Job:
         """(1-based position, status) of the model now loading or scoring; None between models."""
         return next(((i, s) for i, s in enumerate(self.statuses, 1) if s.state in ("loading", "scoring")), None)
 
-    def progress_text(self) -> str:
+    def progress_text(self, name: Callable[[str], str] = str) -> str:
         """'40 % of the job · model 2 of 2 (NAME): 60 %' — the job first, then the model now
-        running; a job that ended says how it ended."""
+        running (named by `name`, e.g. the page's short display name); a job that ended says
+        how it ended."""
         head = f"{self.fraction:.0%} of the job"
         if not self.active:
             return f"{self.state} at {head}" if self.state in ("cancelled", "failed") else f"{self.state}: {head}"
@@ -152,7 +153,7 @@ class Job:
             return head
         i, s = now
         what = "loading" if s.state == "loading" else f"{s.fraction:.0%}"
-        return f"{head} · model {i} of {len(self.statuses)} ({s.name}): {what}"
+        return f"{head} · model {i} of {len(self.statuses)} ({name(s.name)}): {what}"
 
     @property
     def eta(self) -> float | None:

@@ -78,7 +78,7 @@ def stored_counts(names: list[str], kind: str, corpus: str, plist: list[prompts.
     for n in names:
         d = sc[sc["model"] == n]
         here = int((d["source"] != "published").sum())
-        rows.append({"model": n, "to do": max(total - here, 0), "stored (scored here)": here,
+        rows.append({"model": ak.display_name(n), "to do": max(total - here, 0), "stored (scored here)": here,
                      "published scores": int((d["source"] == "published").sum()),
                      "status": "✔ done" if total and here >= total else ("◐ partly stored" if here else "not yet")})
     return pd.DataFrame(rows)
@@ -215,7 +215,8 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
         for n in names:
             e = models.registry_entry(n)
             needs = bool(e and e.trust_remote_code)
-            if models.is_local(n):  # a folder has no revision: its code is whatever the folder holds now
+            local = models.is_local(n)
+            if local:  # a folder has no revision: its code is whatever the folder holds now
                 what = f"Run the Python code in the folder {md(ak.display_name(n))}"
             else:
                 what = (f"Run the Python code shipped in {md(n)} at revision "
@@ -224,8 +225,9 @@ def safety(names: list[str]) -> tuple[dict[str, bool], bool]:
                                    "architecture in the repository; that code runs with your permissions.")
             if trust[n]:  # said on the page, not only in the tooltip
                 st.warning(f"The Python code shipped with {md(ak.display_name(n))} will run on this machine, with "
-                           "your permissions, when the job loads it. Tick this only for a repository (and revision) "
-                           "you trust.", icon=":material/warning:")
+                           "your permissions, when the job loads it. Tick this only for "
+                           + ("a folder whose code you trust." if local else "a repository (and revision) you trust."),
+                           icon=":material/warning:")
             elif needs:
                 st.caption(f"{md(n)} needs its own code; without this box it is refused before any code runs.")
         pickle = st.checkbox("Allow pickle (.bin/.pt) weights", key="allow-pickle")
@@ -418,24 +420,21 @@ def start_form() -> None:
         st.caption("Choose at least one model to start.")
 
 
+def model_status(s: jobs.ModelStatus) -> str:
+    """'▶ scoring 40%', '✔ done': the state with the model's own share while it runs."""
+    icon = STATE_ICON.get(s.state, "")  # kept on the state's line (a no-break space) in a narrow cell
+    return (f"{icon}\u00a0{s.state}" if icon else s.state) + (f" {s.fraction:.0%}" if s.state == "scoring" else "")
+
+
 def job_table(job: jobs.Job) -> pd.DataFrame:
+    """Per model of a job, in words a table cell can wrap: names are data, so escaped (st.table
+    renders markdown); the notes go below the table, in full."""
     return pd.DataFrame([{
-        "model": ak.display_name(s.name), "status": f"{STATE_ICON.get(s.state, '')} {s.state}",
-        "progress": s.fraction, "rows": f"{s.done:,}/{s.total:,}" if s.total else "",
-        "new": s.new, "already stored": s.cached, "time left": jobs.fmt_seconds(s.eta),
-        "device": s.device, "note": s.message} for s in job.statuses])
-
-
-JOB_COLUMNS = {  # widths so a 768 px window shows every column's text without cutting it
-    "model": st.column_config.TextColumn("model", width="medium"),
-    "status": st.column_config.TextColumn("status", width="small"),
-    "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1, format="percent", width="small"),
-    "rows": st.column_config.TextColumn("rows", width="small"),
-    "new": st.column_config.NumberColumn("new", width="small"),
-    "already stored": st.column_config.NumberColumn("already stored", width="small"),
-    "time left": st.column_config.TextColumn("time left", width="small"),
-    "device": st.column_config.TextColumn("device", width="small"),
-}
+        "Model": md(ak.display_name(s.name)), "Status": model_status(s),
+        "Rows scored": (f"{s.done:,} of {s.total:,}" if s.total else
+                        "nothing to do" if s.state == "done" else ""),
+        "Already stored": f"{s.cached:,}", "Time left": jobs.fmt_seconds(s.eta), "Device": md(s.device),
+        "note": s.message} for s in job.statuses])
 
 
 def show_job(job: jobs.Job) -> None:
@@ -445,12 +444,13 @@ def show_job(job: jobs.Job) -> None:
                 f"{len(spec.prompts)} prompts · **{job.state}**" + (f" — {md(job.message)}" if job.message else ""))
     eta = jobs.fmt_seconds(job.eta)
     st.progress(min(job.fraction, 1.0))  # the whole job; the text says which model runs (names are data: plain text)
-    st.text(job.progress_text() + (f" · about {eta} left for this model" if eta else ""))
+    st.text(job.progress_text(ak.display_name) + (f" · about {eta} left for this model" if eta else ""))
     table = job_table(job)
-    st.dataframe(table.drop(columns="note"), hide_index=True, width="stretch", column_config=JOB_COLUMNS)
-    for model, note in zip(table["model"], table["note"]):  # a check line is a sentence: in full, not cut in a cell
-        if note:
-            st.text(f"{model}: {note}")  # plain text: a message may quote a model's own files
+    # a static table: its cells wrap at 768 px, where a dataframe's cut the names and hid columns
+    st.table(table.drop(columns="note"), hide_index=True)
+    for s in job.statuses:  # a check line is a sentence: in full, not cut in a cell
+        if s.message:
+            st.text(f"{ak.display_name(s.name)}: {s.message}")  # plain text: a message may quote a model's own files
     if job.active:
         if job.cancel_requested:
             st.caption("Stopping after the current batch…")

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from core import jobs  # noqa: E402
 from core.store import Store  # noqa: E402
+from tests.support import shown  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.name for p in (ROOT / "pages").glob("*.py") if not p.name.startswith("_"))
@@ -145,6 +146,11 @@ def test_score_page_runs_a_tiny_model_into_the_store(empty, tiny_llama_rm):
     assert not at.exception
     table = at.dataframe[0].value
     assert table["stored (scored here)"].iloc[0] == len(scores)
+    assert list(table["model"]) == [tiny_llama_rm.name]  # the folder's name, as every page names it
+    jobs_table = at.table[0].value  # a static table, whose cells wrap at 768 px (a dataframe cut them)
+    row = jobs_table.iloc[0]
+    assert (shown(row["Model"]), row["Status"], row["Rows scored"], row["Already stored"]) == (
+        tiny_llama_rm.name, "\u2714\u00a0done", f"{len(scores)} of {len(scores)}", "0")
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="kaleido needs Chromium for static images")

@@ -105,6 +105,8 @@ def add_model(store, name: str, kind: str, family: str = AUTO_FAMILY, revision: 
     if not name:
         raise models.ModelError("type a hub id or a folder path first")
     path = settings.visitor_model(name)
+    if revision and models.is_local(path):  # its files are what is scored; a revision would be stored, unused
+        raise models.ModelError("a local folder has no revision: leave Revision empty")
     if not models.is_local(path) and "/" not in path:
         raise models.ModelError(f"'{name}' is neither an existing folder nor a hub id of the form org/name")
     with settings.named_as_visitor(name, path):  # a broken operator model is named, its folder is not

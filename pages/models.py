@@ -9,6 +9,7 @@ import streamlit as st
 import appkit as ak
 import audit_ui
 from core import catalog, models, report, settings
+from core import family as _family
 from core.errors import ValueAuditError, one_line
 from core.escape import markdown as md
 
@@ -39,7 +40,8 @@ def show_catalog() -> None:
     if kind != "all":
         cat = cat[cat["kind"] == kind]
     ak.family_legend(cat["family"])
-    cat = cat.assign(display_name=cat["name"].map(ak.display_name))  # short and unique, as on every page
+    cat = cat.assign(display_name=cat["name"].map(ak.display_name),  # short and unique, as on every page
+                     family=cat["family"].map(lambda f: _family.label(f) if _family.display(f) else ""))  # 'Gemma'
     pct = [c for c in cat.columns if c.endswith(" %")]
     order = ["display_name", "name", "family", "size", "source", "runs", *pct, "n_scores", "needs_remote_code"]
     st.dataframe(
@@ -78,7 +80,8 @@ def add_form() -> None:
                              placeholder="e.g. Ray2333/GRM-gemma2-2B-rewardmodel-ft", key="add-name")
         c1, c2, c3 = st.columns(3)
         kind = c1.selectbox("Kind", list(catalog.KINDS), format_func=catalog.KINDS.get)
-        family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)")
+        family = c2.selectbox("Base family", FAMILIES, help="auto-detect reads config.json (model_type)",
+                              format_func=lambda f: f if f == catalog.AUTO_FAMILY else _family.label(f))
         revision = c3.text_input("Revision (hub only)", placeholder="main", help="branch, tag or commit",
                                  max_chars=255, key="add-revision")
         submitted = st.form_submit_button("Add model", type="primary")

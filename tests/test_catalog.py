@@ -20,6 +20,8 @@ def test_adding_a_model_reads_its_family_and_refuses_what_a_visitor_may_not_name
     assert catalog.add_model(store, "org/some-rm", "rm", family="Llama")["family"] == "llama"  # given, not read
     with pytest.raises(ValueAuditError, match="org/name"):
         catalog.add_model(store, "justaword", "rm", family="llama")
+    with pytest.raises(ValueAuditError, match="local folder has no revision"):  # issue 21: it was stored, unused
+        catalog.add_model(store, str(tiny_gemma_rm), "rm", family="gemma", revision="v2")
     monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
     with pytest.raises(ValueAuditError):
         catalog.add_model(store, str(tiny_gemma_rm), "rm", family="gemma")

@@ -26,11 +26,11 @@ own models and word lists.
 
 def stats_row() -> dict:
     s = ak.cached("stats")
-    cols = st.columns(4)
-    cols[0].metric("Models", s["n_models"])
-    cols[1].metric("Scores stored", f"{s['n_scores']:,}")
-    cols[2].metric("Reward-model scores", f"{s['n_rm_scores']:,}")
-    cols[3].metric("Language-model log-probs", f"{s['n_lm_scores']:,}")
+    row = st.container(horizontal=True, gap="large")  # wraps at 768 px, where four columns cut '158,…'
+    row.metric("Models", s["n_models"], width="content")
+    row.metric("Scores stored", f"{s['n_scores']:,}", width="content")
+    row.metric("Reward-model scores", f"{s['n_rm_scores']:,}", width="content")
+    row.metric("Language-model log-probs", f"{s['n_lm_scores']:,}", width="content")
     st.caption(f"Database: `{ak.db_label()}`" + ("" if ak.shared() else " (set `VALUEAUDIT_DB` to use another)"))
     return s
 

@@ -108,6 +108,8 @@ def import_files(files: dict) -> None:
                    "in the paper's repository. Their checksums are not known here, so a file is accepted when it "
                    "has the paper's format (a token_decoded column and step-N score columns); its sha256 is shown "
                    "so you can compare it with the repository's.")
+        for f in missing:  # why each is missing (not found, download failed); a path is data: escaped
+            st.caption(md(f"{f}: {files[f]['message']}"))
         fam = st.selectbox("Base family", missing, key="td-import-fam")
         up = st.file_uploader("Parquet file", type=["parquet"], key="td-import-file")
         if up is not None and st.button("Import", key="td-import-go"):
@@ -135,9 +137,11 @@ def paper_over_training(td: pd.DataFrame) -> None:
                    "cleaned to ASCII, trimmed and lower-cased, joined to the expanded Big Two dictionary, ranked by "
                    "reward within each checkpoint (one prompt: greatest_ever_one), median rank per category. "
                    "File sha256: " + ", ".join(f"{f} {files[f]['sha256'][:12]}…" for f in fams) + ".")
-    else:
-        st.caption("The paper's Figure 4a needs its checkpoint-score files (Llama and Gemma), which are not here: "
-                   + "; ".join(f"{f}: {v['message']}" for f, v in files.items() if v["frame"] is None)[:600])
+    else:  # one sentence; each file's reason (a server path) only where the files can be imported
+        missing = [f for f, v in files.items() if v["frame"] is None]
+        st.caption("The paper's Figure 4a needs its checkpoint-score files for Llama and Gemma (one per base "
+                   f"family, in the paper's repository); not here: {', '.join(missing)}."
+                   + ("" if settings.shared() else " Import them below."))
     import_files(files)
     if td.empty:
         st.info("The paper's median-rank files (rank_results_*.csv) were not found. " + ak.hint("PaperDataError"),

@@ -13,6 +13,9 @@ from core.escape import markdown as md
 from core.store import Store
 
 
+WORD_COLUMNS = {"word": "Word", "rank": "Rank", "score": "Score", "n_prompts": "Prompts"}  # a reader's headers
+
+
 def per_model(ranked, models_, pids) -> None:
     st.subheader("Optimal and pessimal words of one model")
     c1, c2, c3 = st.columns([2, 3, 1])
@@ -27,8 +30,8 @@ def per_model(ranked, models_, pids) -> None:
     ak.plot(charts.top_bottom_figure(top, bottom, "score", color=_family.color(fam), titles=titles,
                                      title=f"{ak.display_name(model)} · “{ak.PROMPT_TEXT.get(pid, pid)}”"), key="w-topbottom")
     a, b = st.columns(2)
-    a.dataframe(top, hide_index=True, width="stretch")
-    b.dataframe(bottom, hide_index=True, width="stretch")
+    a.dataframe(top.rename(columns=WORD_COLUMNS), hide_index=True, width="stretch")
+    b.dataframe(bottom.rename(columns=WORD_COLUMNS), hide_index=True, width="stretch")
 
 
 def one_word(ranked, vocab, n_words, framing_pids) -> None:
@@ -120,7 +123,7 @@ def vocabulary_scans() -> None:
     show = lambda d: d.assign(token=d["token"].map(show_token))
     ak.plot(charts.top_bottom_figure(show(top).rename(columns={"token": "word"}),
                                      show(bottom).rename(columns={"token": "word"}), "score",
-                                     color=_family.color(fam), title=f"“{texts[pid]}”",
+                                     color=_family.color(fam), title=f"{ak.display_name(model)} · “{texts[pid]}”",
                                      titles=("Highest reward", "Lowest reward")), key="w-scan-chart")
     a, b = st.columns(2)
     a.markdown("**Highest reward**")

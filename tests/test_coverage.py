@@ -247,3 +247,26 @@ def test_your_model_page_and_the_report_place_the_model(own_models_db, monkeypat
                                     reps=2000).renamed(report.public_model_name)
     assert audit.model == "gemma-rm"  # a report names a local folder by its last part, never its path
     assert any(shown(m.value) == "Where one model sits: " + audit.sentence for m in rep.markdown)
+
+
+def test_a_model_lacking_one_corpus_word_is_left_out_with_the_count(own_models_db, tmp_path):
+    """Complete = every corpus word on every compared prompt (issue 21): a model's ranks are among
+    the words it was scored on, so one lacking 5% of the corpus ranks among fewer words (its
+    ranks shift by about the size of the family gaps). One word missing, on one prompt only, is
+    enough to leave it out, and the reason names the count; --include-incomplete lets it in."""
+    db, names = own_models_db
+    copy = tmp_path / "one-word-short.duckdb"
+    shutil.copy(db, copy)
+    s = Store(copy)
+    key = s.query("SELECT model_key FROM models WHERE name = ?", [names["gemma"]])["model_key"].iloc[0]
+    word = corpora.load("big2-nouns").vocabulary[0]
+    prompt = prompts.paper_prompts()[5].text
+    with s.transaction() as con:
+        con.execute("DELETE FROM scores WHERE model_key = ? AND response = ? AND prompt = ?", [key, word, prompt])
+    sel = coverage.select(s, "big2-nouns", corpora.load("big2-nouns").words)
+    assert names["gemma"] not in sel.used and len(sel.used) == PUBLISHED + 1
+    assert {"model": names["gemma"], "reason": "incomplete coverage: 54 of 54 prompts, 262 of 263 words"} \
+        in sel.left_out
+    assert len(sel.prompt_texts) == 54  # the prompt set compared is still the paper's 54
+    loose = coverage.select(s, "big2-nouns", corpora.load("big2-nouns").words, include_incomplete=True)
+    assert names["gemma"] in loose.used and names["gemma"] in loose.included_incomplete()

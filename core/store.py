@@ -450,7 +450,11 @@ class Store:
                                   (SELECT count(*) FROM scores) AS n_scores,
                                   (SELECT count(*) FROM scores WHERE kind = 'rm') AS n_rm_scores,
                                   (SELECT count(*) FROM scores WHERE kind = 'lm') AS n_lm_scores""")
-        return {k: int(v) for k, v in df.iloc[0].items()}
+        out = {k: int(v) for k, v in df.iloc[0].items()}
+        # whole-vocabulary next-token log-probs (`logprobs`, `import-logprobs`) are stored apart from word scores
+        out["n_vocab_logprobs"] = (int(self.query("SELECT count(*) AS n FROM logprobs")["n"].iloc[0])
+                                   if self.has_table("logprobs") else 0)
+        return out
 
     def version(self) -> tuple:
         """Changes whenever the stored data changes (for cache invalidation)."""

@@ -30,7 +30,10 @@ def stats_row() -> dict:
     row.metric("Models", s["n_models"], width="content")
     row.metric("Scores stored", f"{s['n_scores']:,}", width="content")
     row.metric("Reward-model scores", f"{s['n_rm_scores']:,}", width="content")
-    row.metric("Language-model log-probs", f"{s['n_lm_scores']:,}", width="content")
+    row.metric("Language-model log-probs", f"{s['n_lm_scores'] + s['n_vocab_logprobs']:,}", width="content",
+               help=f"{s['n_lm_scores']:,} corpus words scored as answers by language models and "
+                    f"{s['n_vocab_logprobs']:,} whole-vocabulary next-token log-probabilities (the Implicit "
+                    "reward page's Table 1 and Figures 2-3)")
     st.caption(f"Database: `{ak.db_label()}`" + ("" if ak.shared() else " (set `VALUEAUDIT_DB` to use another)"))
     return s
 

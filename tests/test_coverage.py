@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core import corpora, coverage, prompts
+from core import corpora, coverage, paperdata, prompts
 from core.store import Store
 from tests.support import run_cli, sent_to_browser, shown
 
@@ -192,17 +192,20 @@ def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db
     assert [i.value for i in _app("words.py", db, monkeypatch).run().info if "vocabulary scan" in i.value] == \
         ["No vocabulary scan stored. On this server the operator starts them (from the command line)."]
     folders = {Path(p).parent.name for p in names.values()}  # only in a server path: never on a visitor's page
+    folders |= {str(paperdata.local_root() or paperdata.cache_dir())}  # nor where the paper's data lies
     for mode in ("local", "shared"):
         monkeypatch.setenv("VALUEAUDIT_MODE", mode)
         pages = ("home.py", "models.py", "corpora.py") + (
-            ("compare.py", "words.py", "your_model.py", "implicit_reward.py", "score.py") if mode == "shared" else ())
+            ("compare.py", "words.py", "your_model.py", "implicit_reward.py", "score.py", "training_dynamics.py")
+            if mode == "shared" else ())
         for page in pages:
             at = _app(page, copy, monkeypatch).run()
             assert not at.exception and not at.error, (mode, page, [e.value for e in at.error])
             sent = sent_to_browser(at)
             assert mode == "local" or not [f for f in folders if f in sent], (page, sent[:300])
             # nor is a visitor told to do what a shared server forbids (a folder, a server setting)
-            assert mode == "local" or not [w for w in ("VALUEAUDIT_", "local folder", "run folder") if w in sent], page
+            assert mode == "local" or not [w for w in ("VALUEAUDIT_", "local folder", "run folder", "import the file")
+                                           if w in sent], page
         at = _app("corpora.py", copy, monkeypatch).run()
         at.selectbox(key="corpus-browse").set_value(scan).run()
         assert not at.exception and not at.error

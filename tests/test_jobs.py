@@ -215,3 +215,18 @@ def test_the_bar_shows_the_whole_job_then_the_model_now_running(db, monkeypatch)
     assert start_b[0] == 1 / 3 and start_b[1] == "33% of the job · model 2 of 3 (b): 0%"
     assert job.state == "cancelled" and job.fraction == (1 + 1 + 0.4) / 3
     assert job.progress_text() == "cancelled at 80% of the job"
+    # the Score page draws the same: the job's bar and line, each model's own rows in its row
+    import pytest
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support import ROOT
+    monkeypatch.setattr(jobs, "REGISTRY", reg)
+    monkeypatch.setenv("VALUEAUDIT_DB", str(db))
+    at = AppTest.from_file(str(ROOT / "pages" / "score.py"), default_timeout=120).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [p.value for p in at.get("progress")] == [80]  # st.progress shows whole per cent
+    assert "cancelled at 80% of the job" in [t.value for t in at.text]
+    rows = at.table[0].value
+    assert rows["Status"].str.endswith("cancelled").tolist() == [False, False, True]
+    assert rows["Rows scored"].tolist() == ["100 of 100", "90 of 90", "20 of 50"]

@@ -396,6 +396,13 @@ def test_implicit_reward_page_shows_table1_figure3_figure2(written, tmp_path, mo
     assert str(tiny_llama_lm.parent) not in sent and str(tiny_gemma_lm.parent) not in sent
     assert set(shared.selectbox(key="ir-t1-a").options) == {tiny_llama_lm.name, tiny_gemma_lm.name}
     assert len(shared.get("plotly_chart")) >= 3
+    # Home counts them too (it said 'Language-model log-probs 0' while this page drew them)
+    import duckdb
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        n = con.execute("SELECT count(*) FROM logprobs").fetchone()[0]
+    assert n > 1000
+    home = AppTest.from_file(str(page.with_name("home.py")), default_timeout=120).run()
+    assert next(m.value for m in home.metric if m.label == "Language-model log-probs") == f"{n:,}"
 
 
 def test_dataset_commit_is_pinned_on_first_download(tmp_path, monkeypatch):

@@ -61,7 +61,9 @@ def paired_tests(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b
     second more than B does), with a bootstrap interval and p (prompts drawn once for both
     categories, words within each) and the paired t-test over prompts of the per-prompt
     contrast (words fixed). With more than two categories, one row per category (each
-    against the rest), Holm-adjusted over the framing's categories."""
+    against the rest). `p_value_holm`: the bootstrap p Holm-adjusted over every test returned
+    (both framings, every row: all the tests a reader is shown at once), with their number in
+    `n_tests`, when there are two or more."""
     from scipy import stats as _stats
     rows = []
     for fr, g, draws in _framings(ranks, words, model_a, model_b, reps, seed):
@@ -82,10 +84,10 @@ def paired_tests(ranks: pd.DataFrame, words: pd.DataFrame, model_a: str, model_b
             out.append({"framing": fr, "test": name, "model_a": model_a, "model_b": model_b, "contrast": obs,
                         "ci_low": lo, "ci_high": hi, "p_value": bootstrap_p(boot), "p_prompts_only": float(t),
                         "n_prompts": int(ok.sum()), "n_tests_in_framing": len(contrasts), "reps": reps})
-        if len(out) > 1:
-            for r, pa in zip(out, adjust_p([r["p_value"] for r in out], "holm")):
-                r["p_value_holm"] = float(pa)
         rows += out
+    if len(rows) > 1:  # every test shown at once, across the framings
+        for r, pa in zip(rows, adjust_p([r["p_value"] for r in rows], "holm")):
+            r.update(p_value_holm=float(pa), n_tests=len(rows))
     return pd.DataFrame(rows)
 
 
@@ -146,7 +148,8 @@ def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
     """paired_tests for a reader: named columns, p-values as '< 0.001' (a cell reading
-    0.00000000000009 says nothing a reader can use), Holm-adjusted p where a framing has several tests."""
+    0.00000000000009 says nothing a reader can use), and the Holm-adjusted p over every test
+    shown, labelled with how many ('p (Holm over the 2 tests)')."""
     if tests.empty:
         return pd.DataFrame()
     out = pd.DataFrame({
@@ -154,8 +157,8 @@ def tests_table(tests: pd.DataFrame) -> pd.DataFrame:
         "95% interval": _interval(tests["ci_low"], tests["ci_high"]),
         "p (prompts and words)": tests["p_value"].map(p_cell),
         "p (prompts only)": tests["p_prompts_only"].map(p_cell), "Prompts used": tests["n_prompts"]})
-    if "p_value_holm" in tests:
-        out.insert(5, "p (Holm)", tests["p_value_holm"].map(p_cell))
+    if "p_value_holm" in tests and tests["p_value_holm"].notna().any():
+        out.insert(5, f"p (Holm over the {int(tests['n_tests'].max())} tests)", tests["p_value_holm"].map(p_cell))
     return out
 
 

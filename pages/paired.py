@@ -44,7 +44,8 @@ def main() -> None:
                "gains on one category it loses on the other. 'A ranks Agency higher' and 'A ranks Communion lower' "
                "are one finding, so each framing has one test, of the contrast (difference on the first category "
                "minus difference on the second). p (prompts and words): bootstrap over prompts and words, from the "
-               "same draws as the interval. p (prompts only): the paired t-test over prompts, which treats the words "
+               "same draws as the interval; p (Holm over the N tests): that p corrected over every test in this table, both "
+               "framings together, as they are read together. p (prompts only): the paired t-test over prompts, which treats the words "
                "as fixed and is therefore far smaller — read it as being about these words only.")
     st.subheader("Words that differ most")
     panels = [(r.framing, r.category) for r in summary.itertuples()]

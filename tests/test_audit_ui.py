@@ -61,10 +61,10 @@ def test_paired_page(app_db):
                                      "A ranks higher on", "Words"]
     assert len(summary) == 4  # 2 categories x 2 framings
     assert list(tests.columns) == ["Prompts", "Test", "Contrast", "95% interval", "p (prompts and words)",
-                                   "p (prompts only)", "Prompts used"]
+                                   "p (Holm over the 2 tests)", "p (prompts only)", "Prompts used"]
     assert list(tests["Prompts"]) == ["positive", "negative"]  # one test per framing, not per category
     import re  # issue 21: no raw '0.00000000000009' in a cell a reader sees
-    cells = [*tests["p (prompts and words)"], *tests["p (prompts only)"]]
+    cells = [*tests["p (prompts and words)"], *tests["p (Holm over the 2 tests)"], *tests["p (prompts only)"]]
     assert all(re.fullmatch(r"< 0\.001|0\.\d{2,3}|1\.00", c) for c in cells), cells
     assert all(re.fullmatch(r"-?\d+\.\d to -?\d+\.\d", c) for c in [*summary["95% interval"], *tests["95% interval"]])
     assert list(at.dataframe[2].value.columns) == ["Word", "Rank in A", "Rank in B", "Difference (A − B)", "Prompts"]

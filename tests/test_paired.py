@@ -81,3 +81,23 @@ def test_paired_one_test_per_framing_equals_r_on_published_ranks(big2_store):
         for cat, want in f["mean_difference"].items():
             got = summ[(summ["framing"] == f["framing"]) & (summ["category"] == cat)]["mean_difference"].iloc[0]
             assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_holm_runs_over_every_test_shown_across_both_framings():
+    """The page shows the tests of both framings at once, so the correction runs over all of
+    them (it ran within a framing only, and a Big Two framing has one test: no correction at
+    all), and the column says over how many."""
+    from statsmodels.stats.multitest import multipletests
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(2, 8, 12)).argsort(-1).argsort(-1) + 1.0
+    ranks = pd.concat([_long(y[:, :4], np.array(["gemma", "llama"])),
+                       _long(y[:, 4:], np.array(["gemma", "llama"])).assign(framing="negative")])
+    ranks["prompt_id"] = ranks["framing"].str[:3] + ranks["prompt_id"]
+    for cats in (["A"] * 6 + ["B"] * 6, ["A"] * 4 + ["B"] * 4 + ["C"] * 4):
+        words = pd.DataFrame({"word": [f"w{i:02d}" for i in range(12)], "category": cats})
+        tests = paired.paired_tests(ranks, words, "m0", "m1", reps=300, seed=0)
+        n = 2 * (1 if len(set(cats)) == 2 else 3)
+        assert len(tests) == n and set(tests["framing"]) == {"positive", "negative"} and (tests["n_tests"] == n).all()
+        assert list(tests["p_value_holm"]) == pytest.approx(list(multipletests(tests["p_value"], method="holm")[1]))
+        table = paired.tests_table(tests)
+        assert list(table[f"p (Holm over the {n} tests)"]) == [paired.p_cell(p) for p in tests["p_value_holm"]]

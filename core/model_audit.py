@@ -363,8 +363,12 @@ def placement_text(a: ModelAudit) -> str:
         place = (" There are no families with two or more reference models to compare it with, so where it sits "
                  "cannot be told.")
     else:
+        from .headline import counts_text
         far = ", ".join(f"{d:.1f} from the {f} family's mean" for f, d in sorted(a.distances.items(), key=lambda x: x[1]))
-        spread = f"Across the {len(a.panels)} panels its values lie {far} (in units of each family's model-to-model spread)"
+        n = reference_counts(a)
+        spread = (f"Across the {len(a.panels)} panels its values lie {far} (in units of each family's model-to-model "
+                  f"spread; the placement rests on {counts_text({f: n[f] for f in a.distances if f in n})} "
+                  "for reference)")
         verdict = {
             "clearly": f"it clearly resembles {a.closest_family}-based reward models",
             "somewhat": f"it resembles {a.closest_family}-based reward models somewhat more than the others",
@@ -380,6 +384,17 @@ def placement_text(a: ModelAudit) -> str:
                    else f" It is built on {a.family}, not {a.closest_family}.")
         place = f" {spread}: {verdict}.{own}"
     return head + place
+
+
+def reference_counts(a: ModelAudit) -> dict[str, int]:
+    """Reference models per family the placement rests on (a family's spread, and so the
+    distance to it, comes from this few: a policy reader must know how few)."""
+    seen: dict[str, set] = {}
+    for p in a.panels:
+        for v in p["reference_values"]:
+            if v.get("family") is not None:
+                seen.setdefault(v["family"], set()).add(v["model"])
+    return {f: len(m) for f, m in seen.items()}
 
 
 def panels_table(a: ModelAudit) -> pd.DataFrame:

@@ -78,6 +78,9 @@ def test_a_published_model_is_placed_among_the_others_and_the_text_reads_plainly
     rc, out, _ = run_cli(capsys, "audit-model", "--db", db, "--model", "Skywork/Skywork-Reward-Gemma-2-27B",
                          "--corpus", "big2-nouns", "--reps", "300")
     assert rc == 0 and out.startswith("On big2-nouns (263 words), Skywork/Skywork-Reward-Gemma-2-27B ranks")
+    # how few models the placement rests on: the other 3 Gemma and the 6 Llama RMs
+    assert "the placement rests on 3 Gemma and 6 Llama models for reference)" in res["sentence"]
+    assert res["sentence"] in out
     assert "95% interval" in out and "Gemma mean" in out and "reference range" in out
 
 

@@ -388,18 +388,20 @@ def cmd_analyze(args) -> int:
             raise UserError(f"no reward model qualifies for corpus {args.corpus}: {analysis.models_text(result)} "
                             "Score the missing prompts and words, or pass --include-incomplete")
         raise UserError(f"no reward-model scores for corpus {args.corpus}; run `import-published` or `score` first")
+    from . import headline
     out = result.to_json()
-    lines = [analysis.summary_text(result), analysis.models_text(result)]
+    strict = None
     if args.uncertainty:
-        from . import headline
         if not 100 <= args.reps <= 100_000:
             raise UserError("--reps must be between 100 and 100000 (10000 is the default)")
         strict = headline.stricter_from_store(store, result, corpus.words, corpus.name, reps=args.reps,
                                               seed=args.seed)
-        head = headline.headline(result, strict)
         out.update(strict.to_json())
-        out["headline"] = head.to_json()
-        lines += [""] + head.labelled
+        out["headline"] = headline.headline(result, strict).to_json()
+    # the one story first (as the Report): the headline, then the paper's panels, then the models
+    lines = headline.story(result, strict, "(The stricter analysis, which treats the models, prompts and words as "
+                                           "samples, is not in this output: add --uncertainty.)")
+    lines.append(analysis.models_text(result))
     if args.json:
         print(json.dumps(out, allow_nan=False, default=float))
     else:

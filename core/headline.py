@@ -207,6 +207,21 @@ def headline(result, strict: Stricter | dict | None) -> Headline:
     return Headline(paper, stricter_s, _meaning(n_sig, n_clear, clear_panels, counts, len(strict.gaps)))
 
 
+PANEL_BY_PANEL = "The paper's analysis, panel by panel"
+
+
+def story(result, strict: Stricter | dict | None, without_stricter: str = "") -> list[str]:
+    """What a reader is told, in this order (the CLI's `analyze` and the Report print it): the
+    headline first (the one story, the model counts in it), then the paper's sentence for
+    each panel under a line naming the models they rest on. Without the stricter analysis
+    the headline is the paper's sentence only; `without_stricter` then says where the rest is."""
+    from .analysis import summary_text
+    lines = headline(result, strict).labelled
+    if strict is None and without_stricter:
+        lines.append(without_stricter)
+    return lines + [f"{PANEL_BY_PANEL} ({counts_text(model_counts(result))}):", summary_text(result)]
+
+
 def _as_json(result) -> dict:
     return result.to_json() if hasattr(result, "to_json") else (result or {})
 

@@ -108,8 +108,8 @@ def main() -> None:
     if result is None:
         st.warning("Nothing to report for this selection; widen the filters.")
         return
-    head = headline.headline(result, audit_ui.stricter_for(sel["corpus"], result))  # the one story
-    summary = "\n".join([*head.labelled, "The paper's analysis, panel by panel:", analysis.summary_text(result),
+    strict = audit_ui.stricter_for(sel["corpus"], result)
+    summary = "\n".join([*headline.story(result, strict),  # the one story first, as the CLI prints it
                          "The paper's mixed model: " + wording.mixed_model_sentence(result)])
     figures, tables = build(sel, result)
     if placed := placement(sel):

@@ -147,8 +147,9 @@ def test_the_headline_is_the_same_text_in_the_app_the_reports_and_the_cli(cli_js
     assert len(want) == 3
     rc, out, _ = run_cli(capsys, "analyze", "--corpus", "big2-nouns", "--db", store.path, "--uncertainty")
     assert rc == 0
-    for s, label in zip(want, headline.LABELS.values()):
-        assert f"{label}: {s}" in out.splitlines()  # the CLI's text
+    # the CLI's text: the headline first (one story), then the paper's panels
+    assert out.splitlines()[:4] == [f"{label}: {s}" for s, label in zip(want, headline.LABELS.values())] + [
+        "The paper's analysis, panel by panel (4 Gemma and 6 Llama models):"]
     monkeypatch.setenv("VALUEAUDIT_DB", str(store.path))
     st.cache_data.clear()
     for page in ("home.py", "compare.py", "report.py"):
@@ -164,3 +165,17 @@ def test_the_headline_is_the_same_text_in_the_app_the_reports_and_the_cli(cli_js
             doc = at.session_state["audit-doc"].decode()
             for s in want:  # the audit report
                 assert html.escape(s) in doc
+
+
+def test_analyze_prints_the_headline_first_then_the_panels_with_the_model_counts(big2_store, capsys):
+    """As the Report: the one story before the paper's per-panel claims, and those under a line
+    naming the models they rest on; without --uncertainty a line says the stricter analysis
+    is not in the output (it printed the per-panel 'significant' claims first, no counts)."""
+    store, _ = big2_store
+    rc, out, _ = run_cli(capsys, "analyze", "--corpus", "big2-nouns", "--db", store.path, "--permutations", "50")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0].startswith("What the paper's analysis finds: The paper's analysis of the 4 Gemma-based "
+                                           "and 6 Llama-based reward models")
+    assert "add --uncertainty" in lines[1]
+    assert lines[2] == "The paper's analysis, panel by panel (4 Gemma and 6 Llama models):"
+    assert lines[3].startswith("Corpus big2-nouns (263 words).") and lines[-1].startswith("Models used (10):")

@@ -314,9 +314,11 @@ class JobRegistry:
             if spec.sweep is not None:
                 from . import sweep
                 ckpt = spec.sweep.checkpoints[index]
+                from . import settings  # the dashboard's loader resolves a checkpoint's name by its rule
                 result = sweep.score_checkpoint(store, spec.sweep, ckpt, sweep.request_for(ckpt, spec.request(req)),
                                                 runner.Local(loader, tokens=job.tokens), on_start=on_start,
-                                                on_progress=on_progress, should_stop=job._cancel.is_set)
+                                                on_progress=on_progress, should_stop=job._cancel.is_set,
+                                                resolve=settings.visitor_model)
             else:
                 result = runner.score(spec.request(req), store, backend=spec.backend_for(loader), on_start=on_start,
                                       on_progress=on_progress, should_stop=job._cancel.is_set)
@@ -364,8 +366,14 @@ def _check_allowed(spec: JobSpec) -> None:
         if spec.backend != "local" or spec.corpus == vocabscan.NAME:
             from .sweep import SweepError
             raise SweepError("a sweep scores a corpus's words on this server's device")
-        if settings.shared() and any(c.tokenizer for c in spec.sweep.checkpoints):
-            raise settings.SettingsError("this server is shared: a sweep takes a hub id with revisions")
+        if settings.shared():  # a hub id's revisions, or an operator's run by name (sweep.discover_named)
+            try:
+                for c in spec.sweep.checkpoints:
+                    for name in filter(None, (c.model, c.tokenizer)):
+                        settings.visitor_model(name)
+            except settings.SettingsError:
+                raise settings.SettingsError("this server is shared: a sweep takes a hub id with revisions, or one "
+                                             "of the server's models by its name") from None
     if settings.shared():
         for m in spec.models:
             if m.trust_remote_code or m.allow_pickle:

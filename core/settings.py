@@ -40,7 +40,8 @@ SETTINGS: list[Setting] = [
             "cancels only their own jobs. `local`: one person on their own machine, all of those allowed."),
     Setting("VALUEAUDIT_MODELS_DIR", "",
             "Folder of local models (one sub-folder each, saved with `save_pretrained`) that the dashboard "
-            "offers by folder name. In shared mode the only local models a visitor can score."),
+            "offers by folder name. In shared mode the only local models a visitor can score, and the only "
+            "training runs (a sub-folder holding `checkpoint-<step>/` folders) a visitor can sweep."),
     Setting("VALUEAUDIT_DB", "cache/valueaudit.duckdb", "The DuckDB file holding every score and saved corpus."),
     Setting("VALUEAUDIT_CACHE", "cache/", "Folder for downloads and the weight-digest memo."),
     Setting("VALUEAUDIT_PAPER_DATA", "",
@@ -249,6 +250,7 @@ def allow_logprob_downloads() -> bool:
 # -- models a visitor may name ---------------------------------------------------------
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_CHECKPOINT_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,127})/(checkpoint-[0-9]{1,12})")
 
 
 def models_dir() -> Path | None:
@@ -265,15 +267,32 @@ def operator_models() -> dict[str, Path]:
             if _FOLDER_NAME.fullmatch(p.name) and p.is_dir() and (p / "config.json").is_file()}
 
 
+def operator_checkpoint(name: str, listed: dict[str, Path] | None = None) -> Path | None:
+    """The folder of `<model>/checkpoint-<step>` when `model` is an operator model that is a
+    training run and holds that checkpoint folder (as the Trainer writes it): how a sweep of
+    an operator's run names its checkpoints (core/sweep.py), so they load by the same rule as
+    the run, and no server path is ever shown, stored or taken from a visitor."""
+    m = _CHECKPOINT_NAME.fullmatch(name)
+    listed = operator_models() if listed is None else listed
+    if m is None or m.group(1) not in listed:
+        return None
+    folder = listed[m.group(1)] / m.group(2)
+    return folder if folder.is_dir() else None
+
+
 def visitor_model(name: str) -> str:
-    """What a visitor's model string may load: an operator model's folder (by its name) or a
-    hub id. In local mode anything goes (the visitor is the operator). In shared mode every
-    other string, existing folder or not, gets the same answer, so a refusal never tells a
-    visitor which folders exist on the server."""
+    """What a visitor's model string may load: an operator model's folder (by its name, or a
+    checkpoint of it by `<name>/checkpoint-<step>`) or a hub id. In local mode anything goes
+    (the visitor is the operator). In shared mode every other string, existing folder or
+    not, gets the same answer, so a refusal never tells a visitor which folders exist on the
+    server."""
     name = (name or "").strip()
     listed = operator_models()
     if name in listed:
         return str(listed[name])
+    checkpoint = operator_checkpoint(name, listed)
+    if checkpoint is not None:
+        return str(checkpoint)
     if not shared():
         return name
     if HUB_ID.fullmatch(name) and ".." not in name and not Path(name).exists():

@@ -88,7 +88,9 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / f).is_file() for f in _TOKENIZER_FILES)
 
 
-def _local_checkpoints(run: str) -> list[Checkpoint]:
+def _local_checkpoints(run: str, name: str | None = None) -> list[Checkpoint]:
+    """The run folder's checkpoints; `name`: what they are named and loaded by instead of
+    their folders (an operator's run: `<name>/checkpoint-<step>`, its tokenizer `<name>`)."""
     root = Path(run).expanduser()
     if not root.is_dir():
         raise SweepError(f"run folder {run!r} not found: give the folder the Trainer wrote (its output_dir), "
@@ -104,11 +106,12 @@ def _local_checkpoints(run: str) -> list[Checkpoint]:
         tok = None
         if not _has_tokenizer(d):
             if _has_tokenizer(root):
-                tok = str(root)
+                tok = name or str(root)
             elif not adapter:  # an adapter falls back to its base model's tokenizer
                 raise SweepError(f"{d.name} holds no tokenizer and neither does the run folder; save the tokenizer "
                                  "in the run folder (tokenizer.save_pretrained(output_dir))")
-        found.append(Checkpoint(step, str(Path(run) / d.name), str(Path(run) / d.name), None, tok, adapter))
+        shown = f"{name}/{d.name}" if name else str(Path(run) / d.name)
+        found.append(Checkpoint(step, shown, shown, None, tok, adapter))
     if not found:
         raise SweepError(f"no checkpoint-<step> folders in {run!r}: give the folder the Trainer wrote (its output_dir)")
     return found
@@ -165,9 +168,10 @@ def select(checkpoints: Sequence[Checkpoint], every: int | None = None,
 
 
 def discover(run: str, *, revisions: Sequence[str] | None = None, every: int | None = None,
-             steps: Sequence[int] | None = None) -> Run:
+             steps: Sequence[int] | None = None, name: str | None = None) -> Run:
     """The run's checkpoints chosen for a sweep (`revisions` for a hub id; `every` K-th or the
-    named `steps`, not both)."""
+    named `steps`, not both). `name`: what a run folder and its checkpoints are stored, shown
+    and loaded by instead of their paths (an operator's model: see `discover_named`)."""
     run = str(run).strip()
     if not run:
         raise SweepError("give a run folder, or a hub id with revisions")
@@ -179,14 +183,38 @@ def discover(run: str, *, revisions: Sequence[str] | None = None, every: int | N
             raise SweepError("revisions are for a hub id; a run folder lists its own checkpoint-<step> folders")
         found = _hub_checkpoints(run, revisions)
     elif models.is_local(run) or not settings.HUB_ID.fullmatch(run):
-        found = _local_checkpoints(run)
+        found = _local_checkpoints(run, name)
     else:
         raise SweepError(f"{run} is a hub id: give its checkpoints' revisions (branches or tags, e.g. step-1000)")
     dupes = sorted({c.step for c in found if sum(d.step == c.step for d in found) > 1})
     if dupes:
         raise SweepError(f"two checkpoints claim step {dupes[0]}; sweep them separately")
     chosen = select(found, every, steps)
-    return Run(run, run_key(run), tuple(chosen), tuple(sorted(c.step for c in found)))
+    return Run(name or run, run_key(run), tuple(chosen), tuple(sorted(c.step for c in found)))
+
+
+def operator_runs() -> list[str]:
+    """The operator's models (VALUEAUDIT_MODELS_DIR) that are training runs (they hold
+    checkpoint-<step> folders): what a shared server's visitors may sweep by name."""
+    return [n for n, folder in settings.operator_models().items()
+            if any(CHECKPOINT_DIR.fullmatch(d.name) and d.is_dir() for d in folder.iterdir())]
+
+
+def discover_named(name: str, **choice) -> Run:
+    """The run a dashboard visitor names, by the server's one rule for a visitor's model
+    (settings.visitor_model): one of the operator's models (VALUEAUDIT_MODELS_DIR) by its
+    folder name, swept the way it is scored — its checkpoints named `<name>/checkpoint-<step>`,
+    which that rule loads, so its server path is never shown, stored or asked for (its key
+    is its folder's, as a command-line sweep of that folder) — else, on a shared server, a hub
+    id with revisions; in local mode any run folder too. A refused name reads nothing on the
+    disk. `choice`: discover's revisions, every, steps."""
+    name = str(name).strip()
+    listed = settings.operator_models()
+    if name in listed:
+        return discover(str(listed[name]), name=name, **choice)
+    if settings.shared():
+        settings.visitor_model(name)  # a hub id, or refused before any folder is listed
+    return discover(name, **choice)
 
 
 def parse_steps(text: str | None) -> list[int] | None:
@@ -211,20 +239,25 @@ def request_for(ckpt: Checkpoint, template: ScoreRequest) -> ScoreRequest:
                                name=ckpt.name if ckpt.name != ckpt.model else None)
 
 
-def stored_key(request: ScoreRequest) -> str | None:
+def stored_key(request: ScoreRequest, resolve: Callable[[str], str] | None = None) -> str | None:
     """The key a local checkpoint's scores are stored under, known without loading it (its
-    weights' hash and the precision the run would use); None for a hub checkpoint."""
-    if request.revision or not models.is_local(request.model):
+    weights' hash and the precision the run would use); None for a hub checkpoint. `resolve`:
+    how the loader turns the model's name into what it loads (the dashboard's
+    settings.visitor_model: an operator's checkpoint by its name)."""
+    if request.revision:
         return None
     try:
+        folder = resolve(request.model) if resolve else request.model
+        if not models.is_local(folder):
+            return None
         dtype = models.pick_dtype(request.dtype, models.pick_device(request.device))
-        cfg = adapters.config_of(request.model)
+        cfg = adapters.config_of(folder)
         if cfg is None:
-            return models.scored_key(models.model_key(request.model), dtype)
+            return models.scored_key(models.model_key(folder), dtype)
         base = cfg["base_model_name_or_path"]
         if not models.is_local(base):
             return None  # the base's commit is known once loaded
-        return models.scored_key(adapters.key(request.model, None, None, models.model_key(base)), dtype)
+        return models.scored_key(adapters.key(folder, None, None, models.model_key(base)), dtype)
     except (OSError, ValueAuditError):
         return None
 
@@ -238,10 +271,10 @@ def complete(store, key: str, request: ScoreRequest) -> tuple[bool, int]:
 
 def score_checkpoint(store, run: Run, ckpt: Checkpoint, request: ScoreRequest, backend, *,
                      on_start=None, on_progress=None, should_stop=None, say=None,
-                     checks: bool = True) -> ScoreResult:
+                     checks: bool = True, resolve: Callable[[str], str] | None = None) -> ScoreResult:
     """Score one checkpoint (not loaded at all when everything is stored) and tag it with its
-    run and step."""
-    key = stored_key(request)
+    run and step. `resolve`: the loader's name rule (see `stored_key`)."""
+    key = stored_key(request, resolve)
     if key is not None:
         done, cached = complete(store, key, request)
         if done:

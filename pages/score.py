@@ -290,11 +290,13 @@ def ray_backend() -> dict:
 
 def sweep_form() -> None:
     """A training run's checkpoints, each scored as its own model (core.sweep) in one
-    background job: local mode takes a run folder (or a hub id), a shared server only a hub
-    id with its revisions."""
+    background job: local mode takes a run folder (or a hub id), a shared server a hub id
+    with its revisions or one of the operator's runs by its name (sweep.discover_named)."""
     shared = settings.shared()
+    runs = sweep.operator_runs()
     c1, c2 = st.columns([3, 2])
-    label = "Hugging Face id of the run" if shared else "Run folder (the Trainer's output_dir) or a hub id"
+    label = ("Hugging Face id of the run" + (", or one of this server's runs" if runs else "") if shared
+             else "Run folder (the Trainer's output_dir) or a hub id")
     run = c1.text_input(label, key="sw-run", max_chars=300,
                         placeholder="org/name" if shared else "/path/to/output_dir or org/name").strip()
     revs = c2.text_input("Revisions (hub runs: branches or tags)", key="sw-revs", max_chars=2000,
@@ -307,12 +309,15 @@ def sweep_form() -> None:
                 "folder)")
         st.caption(f"{what}; LoRA/PEFT adapter checkpoints load through the peft library. Each checkpoint is "
                    "scored as its own model and tagged with its step; the Training dynamics page draws the run.")
+        if runs:
+            st.caption("This server's runs, by name: " + ", ".join(md(n) for n in runs))
         return
     if shared and not usable(run):
-        st.error("This server is shared: give a Hugging Face id (org/name) and its revisions.")
+        st.error("This server is shared: give a Hugging Face id (org/name) and its revisions"
+                 + (", or one of this server's runs by its name." if runs else "."))
         return
     try:
-        found = sweep.discover(run, revisions=sweep.parse_revisions(revs))
+        found = sweep.discover_named(run, revisions=sweep.parse_revisions(revs))
     except ValueAuditError as e:
         st.error(md(one_line(e)))
         return
@@ -326,7 +331,7 @@ def sweep_form() -> None:
     elif pick == "steps":
         steps = c2.multiselect("Steps", list(found.available), default=list(found.available)[-2:], key="sw-steps")
     try:
-        chosen = sweep.discover(run, revisions=sweep.parse_revisions(revs), every=every, steps=steps or None)
+        chosen = sweep.discover_named(run, revisions=sweep.parse_revisions(revs), every=every, steps=steps or None)
     except ValueAuditError as e:
         st.error(md(one_line(e)))
         return

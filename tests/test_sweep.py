@@ -375,3 +375,84 @@ def test_an_adapter_on_a_shared_server_may_not_name_a_server_folder(monkeypatch)
     assert adapters.base_of("org/adapter", {"base_model_name_or_path": "meta-llama/Llama-3.2-1B"},
                             settings.visitor_model) == "meta-llama/Llama-3.2-1B"
     assert adapters.base_of("x", {"base_model_name_or_path": "/any/folder"}) == "/any/folder"  # the CLI
+
+
+@pytest.fixture()
+def operator_run(tiny_run, tmp_path, monkeypatch):
+    """A shared server whose operator lists a training run among its models
+    (VALUEAUDIT_MODELS_DIR/my-run: checkpoint folders, the tokenizer and the final config.json
+    at its root, as the Trainer's save_model leaves it). Returns the run's folder."""
+    import shutil
+
+    import streamlit as st
+    models_dir = tmp_path / "operator-models"
+    run = shutil.copytree(tiny_run, models_dir / "my-run")
+    shutil.copy(run / "base_config.json", run / "config.json")
+    (models_dir / "not-a-run").mkdir()  # a listed model without checkpoints is not offered for a sweep
+    shutil.copy(run / "base_config.json", models_dir / "not-a-run" / "config.json")
+    monkeypatch.setenv("VALUEAUDIT_MODE", "shared")
+    monkeypatch.setenv("VALUEAUDIT_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("VALUEAUDIT_DB", str(tmp_path / "shared.duckdb"))
+    st.cache_data.clear()
+    return run
+
+
+def test_an_operator_run_is_swept_by_its_name_and_no_visitor_string_reads_a_path(operator_run, tiny_run, tmp_path,
+                                                                                   monkeypatch):
+    from core import settings
+    assert sweep.operator_runs() == ["my-run"]
+    run = sweep.discover_named("my-run", every=2)
+    assert run.name == "my-run" and run.key == f"local:{operator_run.resolve()}"  # the CLI's key for that folder
+    assert [(c.step, c.name, c.model, c.tokenizer) for c in run.checkpoints] == [
+        (100, "my-run/checkpoint-100", "my-run/checkpoint-100", "my-run"),
+        (300, "my-run/checkpoint-300", "my-run/checkpoint-300", "my-run")]
+    # the checkpoint names load by the visitor rule, and only inside the listed run
+    assert settings.visitor_model("my-run/checkpoint-300") == str(operator_run.resolve() / "checkpoint-300")
+    assert settings.visitor_model("my-run") == str(operator_run.resolve())
+    assert settings.visitor_model("my-run/checkpoint-999") == "my-run/checkpoint-999"  # no such folder: a hub id
+    # a visitor's own string never makes the server list a folder: a path, a relative folder, a climb
+    monkeypatch.chdir(tiny_run.parent)
+    for typed in (str(tiny_run), "llama-run", "../" + tiny_run.parent.name + "/llama-run", "my-run/../my-run"):
+        with pytest.raises(settings.SettingsError, match="not available on this server"):
+            sweep.discover_named(typed)
+    with pytest.raises(sweep.SweepError, match="is a hub id: give its checkpoints' revisions"):
+        sweep.discover_named("org/model")  # a hub id is not looked for on the disk
+    assert sweep.discover_named("org/model", revisions=["step-5"]).checkpoints[0].name == "org/model@step-5"
+
+
+def test_score_page_sweeps_an_operator_run_on_a_shared_server(operator_run, tmp_path):
+    """The reviewer's case: a sweep of an operator-listed model listed a folder of that name in
+    the server's working directory and failed; it now sweeps the way the model scores, named
+    by its folder name — no server path on the page, in the job or in the database's names."""
+    from core import jobs
+    from tests.support import sent_to_browser
+    at = _page("score.py")
+    assert any(shown(c.value) == "This server's runs, by name: my-run" for c in at.caption)
+    at.text_input(key="sw-run").set_value("my-run").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert table["step"].tolist() == [100, 200, 300] and table["tokenizer"].tolist() == ["run folder"] * 3
+    at.radio(key="sw-pick").set_value("every").run()
+    at.number_input(key="sw-every").set_value(2).run()
+    at.radio(key="sw-prompts").set_value("Some of the paper's prompts").run()
+    at.selectbox(key="sw-opt-device").set_value("cpu").run()
+    at.button(key="sw-start").click().run()
+    assert not at.exception and "job_id" in at.session_state  # (while it runs: this visitor's quota is used)
+    job = jobs.REGISTRY.get(at.session_state["job_id"])
+    assert job.wait(timeout=300) and job.state == "done", [(s.name, s.state, s.message) for s in job.statuses]
+    assert [s.name for s in job.statuses] == ["my-run/checkpoint-100", "my-run/checkpoint-300"]
+    at.run()
+    assert str(tmp_path) not in sent_to_browser(at)
+    store = Store(tmp_path / "shared.duckdb")
+    ck = store.checkpoints()
+    assert ck["step"].tolist() == [100, 300] and set(ck["run"]) == {"my-run"}
+    assert ck["name"].tolist() == ["my-run/checkpoint-100", "my-run/checkpoint-300"]
+    assert set(store.scores()["model"]) == {"my-run/checkpoint-100", "my-run/checkpoint-300"}
+    assert len(store.scores()) == 2 * 2 * 263
+    # swept again: each checkpoint is known stored from its folder's weights, not loaded
+    again = jobs.REGISTRY.submit(jobs.sweep_spec(sweep.discover_named("my-run", every=2), "rm",
+                                                 job.spec.prompts, job.spec.words, job.spec.corpus,
+                                                 str(store.path), device="cpu"),
+                                 loader=lambda *a, **k: pytest.fail("a stored checkpoint was loaded"))
+    assert again.wait(60) and again.state == "done"
+    assert all("not loaded" in s.message for s in again.statuses), [s.message for s in again.statuses]

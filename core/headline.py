@@ -252,13 +252,39 @@ def _paper_sentence(res: dict, tests: list[dict], counts: dict) -> tuple[str, di
     unit = "panels" if n == n_panels else "tests"
     over = (f"the {n} panels" if n == n_panels
             else f"the {n} tests ({n_panels} panels, each family against {_reference(tests)})")
-    how = (f"The paper's analysis of {counts_text(counts, 'based reward models')}, reproduced exactly (one median "
-           f"rank per model and prompt; Welch tests, Bonferroni-corrected over {over}), finds that")
+    method = f"one median rank per model and prompt; Welch tests, Bonferroni-corrected over {over}"
+    how = f"The paper's analysis {_applied_to(res, counts, method)}, finds that"
     tail = f"its tests give p < 0.05 on {n_sig} of {n} {unit}."
     if not favours:
         return f"{how} on positive prompts no family favours a category's words at p < 0.05; {tail}", favours, n_sig
     body = ", and ".join(ph for _, ph in sorted(phrases, key=lambda x: x[0].casefold()))
     return f"{how} on positive prompts {body}; {tail}", favours, n_sig
+
+
+def _applied_to(res: dict, counts: dict, method: str) -> str:
+    """'of the 4 Gemma-based and 6 Llama-based reward models, reproduced exactly (method)' only
+    when the models are exactly the paper's published ones (all of them, its scores) on its 54
+    prompts; else 'applied to these 12 reward models, 2 of them yours (the 5 Gemma-based and 7
+    Llama-based ones; method)'. A result that does not say which models are published (one not
+    read from a store) claims neither."""
+    from . import prompts as _prompts
+    from .models import REGISTRY
+    fams = counts_text(counts, "based reward models")
+    used, published = res.get("models_used"), res.get("models_published")
+    if used is None or published is None:
+        return f"applied to {fams} ({method})"
+    n, own = len(used), len(set(used) - set(published))
+    paper_rms = {e.name for e in REGISTRY if e.kind == "rm"}
+    paper_prompts = {p.prompt_id for p in _prompts.paper_prompts()}
+    prompt_ids = {str(r.get("prompt_id")) for r in res.get("median_ranks") or []}
+    if own == 0 and set(used) == paper_rms and prompt_ids == paper_prompts:
+        return f"of {fams}, reproduced exactly ({method})"
+    on = "" if prompt_ids == paper_prompts else (
+        f" on {len(prompt_ids)} of its {len(paper_prompts)} prompts" if prompt_ids < paper_prompts
+        else f" on {len(prompt_ids)} prompts")
+    whose = f"{own} of them yours" if own else "all from the paper's published scores"
+    each = _join([f"{k} {f}-based" for f, k in sorted(counts.items(), key=lambda x: (x[0].casefold(), x[0]))])
+    return f"applied to these {n} reward model{'s' if n != 1 else ''}{on}, {whose} ({each} ones; {method})"
 
 
 def _pair(test: dict, means: dict) -> tuple[str, str] | None:

@@ -40,6 +40,9 @@ def test_analyze_uses_the_complete_models_and_names_the_one_left_out(own_models_
     # the text output says the same
     rc, out, _ = run_cli(capsys, "analyze", "--corpus", "big2-nouns", "--db", db, "--permutations", "50")
     assert rc == 0 and "Models used (12):" in out and f"Left out (1): {names['six']} (incomplete coverage" in out
+    # with the user's own models in, the paper's analysis is applied, not 'reproduced exactly'
+    assert ("The paper's analysis applied to these 12 reward models, 2 of them yours (5 Gemma-based and 7 "
+            "Llama-based ones; one median rank per model and prompt;") in out and "reproduced exactly" not in out
     # one flag lets it in
     res = _analyze(capsys, db, "--include-incomplete")
     assert names["six"] in res["models_used"] and res["models_left_out"] == []

@@ -38,12 +38,44 @@ def _gaps(p_adjusted: list[float]) -> pd.DataFrame:
 
 def test_the_paper_sentence_names_each_family_s_categories_and_the_model_counts():
     h = headline.headline(RESULT, None)
-    assert h.paper == ("The paper's analysis of the 2 Gemma-based and 3 Llama-based reward models, reproduced exactly "
+    assert h.paper == ("The paper's analysis applied to the 2 Gemma-based and 3 Llama-based reward models "
                        "(one median rank per model and prompt; Welch tests, Bonferroni-corrected over the 4 panels), "
                        "finds that on positive prompts Gemma-based models rank Communion words 4.2 places higher "
                        "than Llama-based ones, and Llama-based models rank Agency words 4.2 places higher than "
                        "Gemma-based ones; its tests give p < 0.05 on 3 of 4 panels.")
     assert h.stricter == "" and h.meaning == ""
+
+
+def _paper_result(models: list[str], published: list[str], prompt_ids: list[str]) -> dict:
+    from core.models import REGISTRY
+    fam = {e.name: e.family for e in REGISTRY}
+    med = [{"model": m, "family": "Gemma" if "emma" in fam.get(m, m) else "Llama", "prompt_id": p, "median_rank": 1.0}
+           for m in models for p in prompt_ids]
+    return {**RESULT, "median_ranks": med, "models_used": models, "models_published": published}
+
+
+def test_reproduced_exactly_only_for_exactly_the_paper_s_published_models_and_prompts():
+    """'Reproduced exactly' is said only when the models used are the paper's ten published
+    runs on its 54 prompts; with a user's own models in it is 'the paper's analysis applied to
+    these N models (k of them yours)'; a subset of the paper's models or prompts is not called
+    a reproduction either."""
+    from core import prompts
+    from core.models import REGISTRY
+    paper = sorted(e.name for e in REGISTRY if e.kind == "rm")
+    ids = [p.prompt_id for p in prompts.paper_prompts()]
+    exact = headline.headline(_paper_result(paper, paper, ids), None).paper
+    assert exact.startswith("The paper's analysis of the 4 Gemma-based and 6 Llama-based reward models, reproduced "
+                            "exactly (one median rank per model and prompt;")
+    mine = headline.headline(_paper_result(paper + ["my-llama-rm", "my-gemma-rm"], paper, ids), None).paper
+    assert mine.startswith("The paper's analysis applied to these 12 reward models, 2 of them yours (5 Gemma-based "
+                           "and 7 Llama-based ones; one median rank per model and prompt;")
+    some = headline.headline(_paper_result(paper[:7], paper[:7], ids), None).paper
+    assert some.startswith("The paper's analysis applied to these 7 reward models, all from the paper's published "
+                           "scores (")
+    fewer = headline.headline(_paper_result(paper, paper, ids[:20]), None).paper
+    assert fewer.startswith("The paper's analysis applied to these 10 reward models on 20 of its 54 prompts, all "
+                            "from the paper's published scores (4 Gemma-based and 6 Llama-based ones;")
+    assert all("reproduced exactly" not in s for s in (mine, some, fewer))
 
 
 @pytest.mark.parametrize("p_adjusted, meaning", [
@@ -175,7 +207,7 @@ def test_analyze_prints_the_headline_first_then_the_panels_with_the_model_counts
     rc, out, _ = run_cli(capsys, "analyze", "--corpus", "big2-nouns", "--db", store.path, "--permutations", "50")
     lines = out.splitlines()
     assert rc == 0 and lines[0].startswith("What the paper's analysis finds: The paper's analysis of the 4 Gemma-based "
-                                           "and 6 Llama-based reward models")
+                                           "and 6 Llama-based reward models, reproduced exactly (")
     assert "add --uncertainty" in lines[1]
     assert lines[2] == "The paper's analysis, panel by panel (4 Gemma and 6 Llama models):"
     assert lines[3].startswith("Corpus big2-nouns (263 words).") and lines[-1].startswith("Models used (10):")

@@ -45,7 +45,9 @@ def figure1_from_store(store, words: pd.DataFrame, corpus: str = "corpus", model
     if ranking is None:
         ranking = "row" if corpus in corpora.BUILTINS and corpora.load(corpus).ranking == "row" else "word"
     sel = selection or coverage.select(store, corpus, words, prompt_texts, models, include_incomplete)
-    chosen = {"models_used": sel.used, "models_left_out": sel.left_out}
+    t = sel.table
+    chosen = {"models_used": sel.used, "models_left_out": sel.left_out,
+              "models_published": t.loc[t["used"] & (t["source"] == "published"), "model"].tolist()}
     if not sel.used_keys or not sel.prompt_texts:
         return Figure1(corpus=corpus, n_words=0, median_ranks=[], family_means=[],
                        reason="no model is scored completely on this corpus" if not sel.used_keys

@@ -88,6 +88,7 @@ class Figure1:
     notes: list[str] = field(default_factory=list)
     models_used: list[str] | None = None     # from a store: the models analysed (core/coverage.py's rule)
     models_left_out: list[dict] | None = None  # ... and those left out: {model, reason}
+    models_published: list[str] | None = None  # ... and which of those used are the paper's published scores
 
     def to_json(self) -> dict:
         missing = {"message": self.reason}
@@ -95,6 +96,8 @@ class Figure1:
         if self.models_used is not None:
             out["models_used"] = list(self.models_used)
             out["models_left_out"] = [dict(r) for r in self.models_left_out or []]
+            if self.models_published is not None:
+                out["models_published"] = list(self.models_published)
         out.update(median_ranks=self.median_ranks, family_means=self.family_means)
         if self.average_ranks is not None:
             out["average_ranks"] = self.average_ranks

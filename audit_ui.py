@@ -174,7 +174,8 @@ def audit_download(sel: dict, result, figures=()) -> None:
         with st.spinner("Bootstrapping and writing the report…"):
             doc = audit.build(Store(ak.version()[0]), sel["corpus"], ak.corpus(sel["corpus"])[0],
                               ranks, result, ps, method=method, reps=REPS, seed=SEED,
-                              extra_figures=list(figures), stricter=stricter_for(sel["corpus"], result))
+                              extra_figures=list(figures), stricter=stricter_for(sel["corpus"], result),
+                              name=ak.public_name)  # a shared server's visitor downloads no server path
         st.session_state["audit-doc"] = doc
     doc = st.session_state.get("audit-doc")
     if doc:

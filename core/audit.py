@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -183,10 +184,12 @@ Print this page to PDF from the browser.</footer>
 
 def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, prompt_list,
           method: str = "bonferroni", reps: int = uncertainty.REPS, seed: int = 0, extra_figures=None,
-          stricter=None) -> bytes:
+          stricter=None, name: Callable[[str], str] = str) -> bytes:
     """Everything the report needs from the store and the current comparison (`result`: the
     comparison's `analysis.Figure1`; `stricter`: its core.headline.Stricter when already
-    computed, else it is computed here from `ranks`)."""
+    computed, else it is computed here from `ranks`). `name` writes each model name and key
+    as the report shows it (a shared server passes core.report.public_model_name: a visitor's
+    download names no server path); the store is read with the real ones."""
     from . import crossed, headline
     strict = stricter or headline.stricter(headline.restrict(ranks, result), words, reps, seed)
     head = headline.headline(result, strict)
@@ -196,6 +199,7 @@ def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, 
     tests = uncertainty.corrected_tests(tests, method) if not tests.empty else tests
     figures = [("Family gaps with intervals", gap_figure(gaps))]
     for (fr, cat), ri in strict.rank_intervals.items():
+        ri = ri.assign(model=ri["model"].map(name)) if "model" in ri else ri
         figures.append((f"Rank intervals: {cat}, {fr}", rank_interval_figure(ri, fr, cat), GROUPS_CAPTION))
     figures += [tuple(f) for f in extra_figures or []]  # (name, figure[, caption])
     m = store.models()
@@ -203,8 +207,11 @@ def build(store, corpus: str, words: pd.DataFrame, ranks: pd.DataFrame, result, 
     m = m[m["model_key"].isin(keys)] if keys else m[m["name"].isin(set(ranks["model"]))]
     runs = checks.latest(store, m["model_key"])
     card = provenance.card(m, runs, corpus, words, prompt_list)
+    card["models"] = [{**e, "model": name(e["model"]), "model_key": name(e["model_key"])} for e in card["models"]]
+    runs = runs.assign(model=runs["model"].map(name)) if len(runs) else runs
     extra = [crossed.crossed_sentence(strict.crossed) + " " + crossed.WHAT_IT_ADDS] if strict.crossed else []
-    context = {"Corpus": f"{corpus} ({words['word'].nunique()} words)", "Reward models": ", ".join(sorted(m["name"])),
+    context = {"Corpus": f"{corpus} ({words['word'].nunique()} words)",
+               "Reward models": ", ".join(sorted(map(name, m["name"]))),
                "Reward models per family": headline.counts_text(headline.model_counts(result)),
                "Prompts": len(prompt_list)}
     return audit_html(f"Value audit: {corpus}", gaps=gaps, tests=tests, method=method, figures=figures, card=card,

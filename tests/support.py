@@ -94,7 +94,11 @@ def sent_to_browser(at) -> str:
     """Everything a page run under AppTest sends to the browser (every element's protobuf:
     text, widget options, table data, chart specs), with JSON's and markdown's escaped
     slashes written back as '/', so a server path is found however it was encoded."""
-    text = "\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None)
+    return unescape_slashes("\n".join(str(node.proto) for node in at._tree if getattr(node, "proto", None) is not None))
+
+
+def unescape_slashes(text: str) -> str:
+    """'/' however JSON (\\u002f) or markdown (\\/) escaped it, once or twice."""
     for escaped in ("\\\\u002f", "\\u002f", "\\\\/", "\\/"):
         text = text.replace(escaped, "/")
     return text

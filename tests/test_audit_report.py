@@ -78,3 +78,21 @@ def test_report_carries_every_provenance_field_and_opens_offline(scored, tmp_pat
     assert f"torch {torch.__version__}" in body and f"transformers {transformers.__version__}" in body
     assert provenance.app_commit() in body and len(provenance.app_commit()) >= 40
     assert set(runs["status"]) == {"passed"} and "chat-template text" in body
+
+
+def test_a_shared_servers_report_names_no_server_path(scored, tiny_llama_rm, tiny_gemma_rm):
+    """The Report page builds a visitor's audit report with name=appkit.public_name: on a shared
+    server every model (context, charts, checks, provenance) by its folder's last part, the
+    weight hash kept; the store is still read with the real keys."""
+    from core import report
+    from tests.support import unescape_slashes
+    store, ps = scored
+    sc = store.scores(kind="rm")
+    result = analysis.figure1(sc, WORDS, "mini", permutations=0, bootstrap=0)
+    doc = audit.build(store, "mini", WORDS, _words.ranked_words(sc, WORDS), result, ps, reps=50, seed=1,
+                      name=report.public_model_name)
+    text = unescape_slashes(doc.decode())
+    assert str(tiny_llama_rm.parent) not in text and str(tiny_gemma_rm.parent) not in text
+    for key in store.models()["model_key"]:  # each model still carries its identity: folder name and weight hash
+        assert report.public_model_name(key) in text and provenance.weights_hash_of(key) in text
+    assert text.count("passed") >= 2 and "chat-template text" in text  # the checks were found under the real keys

@@ -29,8 +29,9 @@ def selection_ranks(sel: dict) -> pd.DataFrame:
     return r[who & r["prompt_id"].isin(sel["prompts"])]
 
 
-@st.cache_data(show_spinner="Checking the result with a stricter analysis: models, prompts and words resampled "
-                            "10,000 times, and a mixed model of every word's rank (a few seconds)…", max_entries=8)
+@st.cache_data(show_spinner="Checking the result with a stricter analysis: the models' spread within each family, "
+                            "prompts and words resampled 10,000 times, and a mixed model of every word's rank "
+                            "(a few seconds)…", max_entries=8)
 def _stricter(ver, corpus: str, models: tuple, pids: tuple, reps: int, seed: int) -> headline.Stricter:
     sel = {"corpus": corpus, "models": list(models), "prompts": list(pids)}
     return headline.stricter(selection_ranks(sel), ak.corpus(corpus)[0], reps=reps, seed=seed)
@@ -79,10 +80,12 @@ def compare_uncertainty(sel: dict, result) -> None:
         st.info(result.reason or "The stricter analysis compares families: it needs reward models from two families.")
         return
     with st.container(border=True):
-        st.markdown("**Uncertainty.** Intervals come from a bootstrap that resamples the models within each "
-                    f"family, the prompts and the words ({strict.reps:,} draws, seed {strict.seed}) and recomputes "
-                    "every statistic: a family claim rests on a handful of models, and every model answers the same "
-                    "prompts about the same words. p-values come from the same draws as the intervals.")
+        st.markdown("**Uncertainty.** A family claim rests on a handful of models, and every model answers the "
+                    "same prompts about the same words, so each family gap is tested with "
+                    f"{uncertainty.GAP_RULE} of {strict.reps:,} draws (seed {strict.seed}). "
+                    "With 4 and 6 models the t distribution's heavier tails matter: a bootstrap over so few models "
+                    "gives intervals that are too narrow. Each p comes from the same test as its interval; a gap is "
+                    "called clearly different from zero when its p, corrected over the panels, is below 0.05.")
         method = correction_picker("cmp-corr")
         gaps = strict.gaps
         tests = pd.DataFrame(result.family_tests or [])

@@ -1,5 +1,5 @@
 """Benchmark: the stricter analysis on the paper's published Big Two scores (issue 22) — the
-word-level table, the draws (models within family, prompts, words; 10,000 by default), the
+word-level table, the draws (prompts and words; 10,000 by default), the
 family gaps, the four rank-interval panels, the crossed mixed model with Satterthwaite df,
 and the whole `python -m core analyze --corpus big2-nouns --uncertainty --json` as a process.
 

@@ -28,7 +28,7 @@ padding:.5rem;font-size:.8rem}.failed{color:#b42318;font-weight:600}
 
 
 def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Each panel's family gap with its bootstrap interval (a forest plot)."""
+    """Each panel's family gap with its interval (uncertainty.gap_t_test; a forest plot)."""
     if gaps.empty:
         return charts.empty_figure("No family gap to show.")
     several = gaps[["family_a", "family_b"]].drop_duplicates().shape[0] > 1  # a third family: name each pair
@@ -45,7 +45,7 @@ def gap_figure(gaps: pd.DataFrame, title: str | None = None) -> go.Figure:
         if {"n_models_a", "n_models_b"} <= set(gaps.columns) else {}
     counts = (" (" + ", ".join(f"{int(k)} {_esc(str(f))}" for f, k in n.items()) + " models)") if n else ""
     fig.update_layout(title=_esc(title) or f"Family gap in mean rank ({fb} − {fa}) with "
-                      f"{gaps['level'].iloc[0] * 100:.0f}% bootstrap intervals{counts}",
+                      f"{gaps['level'].iloc[0] * 100:.0f}% intervals{counts}",
                       xaxis_title=f"← {fb} ranks the category higher · {fa} ranks it higher →",
                       height=140 + 60 * len(gaps), margin=dict(l=170, r=30, t=60, b=60),
                       plot_bgcolor="white", showlegend=False)
@@ -92,8 +92,8 @@ def rank_interval_figure(ri: pd.DataFrame, framing: str, category: str) -> go.Fi
 
 
 def findings(gaps: pd.DataFrame, tests: pd.DataFrame, method: str) -> list[str]:
-    """Plain sentences: one per panel (gap, interval, prompts) with the unadjusted bootstrap p
-    from the same draws as the interval and the p corrected over the panels shown, and the
+    """Plain sentences: one per panel (gap, interval, prompts) with the unadjusted p of the same
+    test as the interval and the p corrected over the panels shown, and the
     paper's Welch p with the same correction, the correction named."""
     out = []
     if len(gaps):
@@ -160,8 +160,8 @@ def audit_html(title: str, *, gaps: pd.DataFrame, tests: pd.DataFrame, method: s
         figs.append(f"<section><h3>{html.escape(name)}</h3>{body}{cap}</section>")
     reps = int(gaps["reps"].iloc[0]) if not gaps.empty else 0
     seed = int(gaps["seed"].iloc[0]) if not gaps.empty else 0
-    method_note = (f"Intervals: bootstrap that resamples models within family, prompts and words ({reps:,} draws, "
-                   f"seed {seed}); p from the same draws (unadjusted) and adjusted over the panels. Stars: Welch "
+    method_note = (f"Family-gap intervals and p: {uncertainty.GAP_RULE} of {reps:,} draws (seed {seed}); p "
+                   f"unadjusted, and adjusted over the panels. Stars: the paper's Welch "
                    f"tests, {uncertainty.METHODS[method]} correction over exactly the panels shown. Lower rank = more "
                    "rewarded.")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -3,8 +3,9 @@ the models and the words as samples finds, and what that means — the same sent
 Compare, the Report, the audit report and the CLI (this module makes them; nothing else does).
 
 Why: the paper's tests count every (model, prompt) median as independent and say every family
-gap is significant; the stricter analysis (core/uncertainty.py: models within family, prompts
-and words resampled; core/crossed.py: every word's rank with the family × word term) says
+gap is significant; the stricter analysis (core/uncertainty.py: each gap's t test adds the
+models' spread within each family to a bootstrap of prompts and words; core/crossed.py: every
+word's rank with the family × word term) says
 chance could explain them. A reader must get both, side by side, in plain words, and the
 same words wherever they look.
 
@@ -76,7 +77,7 @@ def _content_key(ranks: pd.DataFrame, words: pd.DataFrame, *args) -> tuple:
 
 def stricter(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = REPS, seed: int = SEED,
              correction: str = "holm") -> Stricter:
-    """Draws (models within family, prompts, words), family gaps with p and Holm-adjusted p,
+    """Draws (prompts, words), family gaps with their t test's p and Holm-adjusted p,
     rank intervals with groups for every panel, and the crossed mixed model with Satterthwaite df.
     Remembered by content (the last few): the result is shared, do not modify it."""
     key = _content_key(ranks, words, reps, seed, correction)
@@ -307,29 +308,37 @@ def _reference(tests: list[dict]) -> str:
 
 
 def _stricter_sentence(strict: Stricter, res: dict) -> tuple[str, int, list[str]]:
+    """What the stricter analysis finds, naming its rule: a gap is clearly different from zero
+    when its `uncertainty.gap_t_test` p, corrected over the gaps shown, is below 0.05."""
     g = strict.gaps
     n = len(g)
-    clear = g[g["p_adjusted"] < 0.05]
+    p = pd.to_numeric(g["p"], errors="coerce")
+    clear = g[pd.to_numeric(g["p_adjusted"], errors="coerce") < 0.05]
+    tested = g[p.notna()]
     correction = str(g["correction"].iloc[0]) if "correction" in g and len(g) else "Holm"
     several = g[["family_a", "family_b"]].drop_duplicates().shape[0] > 1
     what = f"the {n} family gaps" + (f" (each family against {g['family_a'].iloc[0]})" if several else "")
-    how = (f"A stricter analysis that treats the models, prompts and words as samples ({strict.reps:,} bootstrap "
-           "draws of models within each family, prompts and words; a mixed model of every word's rank that "
-           "lets the families rank the same words differently)")
-    ps = g["p"].astype(float)
-    p_range = _p_range(ps, strict.reps)
+    how = (f"A stricter analysis that treats the models, prompts and words as samples (each family gap tested with "
+           f"{uncertainty.GAP_RULE} of {strict.reps:,} draws; and a mixed model of every word's rank that lets the "
+           "families rank the same words differently)")
+    rule = f"clearly different from zero (that is, with a {correction}-adjusted p below 0.05)"
     level = float(g["level"].iloc[0]) if "level" in g and len(g) and pd.notna(g["level"].iloc[0]) else 0.95
-    if clear.empty:
-        holds = bool(((g["ci_low"] <= 0) & (g["ci_high"] >= 0)).all())
+    untested = n - len(tested)
+    if tested.empty:
+        verdict = (f"cannot test {what}: a family has a single model here, and how much one family's models differ "
+                   "among themselves cannot be seen from one")
+    elif clear.empty:
+        holds = bool(((tested["ci_low"] <= 0) & (tested["ci_high"] >= 0)).all())
         unit = "gaps" if several else "panels"
         detail = (f"every {level * 100:.0f}% interval includes zero" if holds
                   else f"not once the {unit} are tested together") + \
-            f" (bootstrap {p_range}; {correction}-adjusted over the {n} {unit}, none below 0.05)"
-        verdict = f"finds none of {what} clearly different from zero: {detail}"
+            f" ({_p_range(p.dropna())}; {correction}-adjusted over the {len(tested)} {unit}, none below 0.05)"
+        verdict = f"finds none of {what} {rule}: {detail}"
     else:
         names = [_gap_name(r, several) for r in clear.itertuples()]
-        verdict = (f"finds {len(clear)} of {what} clearly different from zero "
-                   f"({correction}-adjusted p < 0.05): {_join(names)}")
+        verdict = f"finds {len(clear)} of {what} {rule}: {_join(names)}"
+    if untested and not tested.empty:
+        verdict += f"; {untested} cannot be tested (a family with a single model)"
     mixed = _mixed_clause(strict.crossed, res)
     return f"{how} {verdict}{mixed}.", len(clear), [_gap_name(r, several, short=True) for r in clear.itertuples()]
 
@@ -341,9 +350,9 @@ def _gap_name(r, several: bool, short: bool = False) -> str:
     return f"{name} ({r.family_b} vs {r.family_a})" if several else name
 
 
-def _p_range(ps: pd.Series, reps: int) -> str:
+def _p_range(ps: pd.Series) -> str:
     lo, hi = float(ps.min()), float(ps.max())
-    a, b = uncertainty.p_boot_text(lo, reps), uncertainty.p_boot_text(hi, reps)
+    a, b = p_text(lo), p_text(hi)
     return a if a == b else f"{a} to {b.removeprefix('p = ')}"
 
 

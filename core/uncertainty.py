@@ -1,22 +1,38 @@
-"""The stricter analysis beside the paper's statistics: bootstrap intervals for family gaps,
+"""The stricter analysis beside the paper's statistics: intervals and tests for family gaps,
 rank intervals with groups of models that cannot be told apart, and multiplicity corrections.
 
-Why resample models, prompts and words: a family claim ("Llama-based RMs favour agency") is
-about how RMs built on one base behave, and rests on a handful of models (4 Gemma, 6 Llama
-in the paper); the same prompts and the same corpus words are reused by every model. The
-paper's tests count every (model, prompt) median as independent. Here each replicate draws
-models within each family, prompts within the panel's framing and words within the
-category, each independently and with replacement, and recomputes the whole statistic —
-median rank per (model, prompt, category) over the drawn words, mean over the drawn prompts
-per model, mean over the drawn models per family. Ranks are not recomputed: they stay the
-ranks within each (model, prompt) over the whole corpus.
+Why models, prompts and words are all samples: a family claim ("Llama-based RMs favour
+agency") is about how RMs built on one base behave, and rests on a handful of models (4
+Gemma, 6 Llama in the paper); the same prompts and the same corpus words are reused by every
+model. The paper's tests count every (model, prompt) median as independent.
+
+A family gap's uncertainty has two parts, and each gets the method that is sound for it:
+- which models: how much the models of one family differ among themselves, from the spread
+  of their own values (each model's mean median rank), s_f^2 / n_f per family — the textbook
+  analysis at the level of the claim. With 4 and 6 models this spread is itself uncertain,
+  so the gap is read on a t distribution (Welch–Satterthwaite degrees of freedom), not a
+  normal one. A bootstrap over so few models cannot know that: drawing 4 models with
+  replacement spreads their mean by (n − 1)/n of its variance and its percentile interval
+  has no t tail, so its 95% interval covered the true gap 88% of the time in simulated
+  studies like the paper's (bench/gap_coverage.py; docs/uncertainty.md has the figures);
+- which prompts and words: a two-way bootstrap, prompts within the panel's framing and words
+  within the category drawn independently with replacement, models fixed, recomputing the
+  whole statistic — median rank per (model, prompt) over the drawn words, mean over the
+  drawn prompts per model, mean per family. Its variance of the gap carries how differently
+  the families rank the same words and answer the same prompts, which the models' spread
+  does not see (every model of a family shares it).
+The two variances add (`gap_t_test`); the model part also holds each model's own
+prompt-and-word noise, which the bootstrap part counts again, so the sum errs on the wide
+side. Ranks are not recomputed: they stay the ranks within each (model, prompt) over the
+whole corpus.
 
 Rank intervals answer a different question (where do *these* models stand?), so they
 resample prompts and words only.
 
-p-values come from the same draws as the interval (the smallest alpha whose percentile
-interval excludes zero, with the same quantile rule), so a p and its interval never
-disagree. Everything is seeded (numpy Generator seeded with (seed, panel index)). No UI imports."""
+A p-value always agrees with its interval: a family gap's p is the same t test's; a rank
+pair's p the smallest alpha whose percentile interval excludes zero, with the interval's own
+quantile rule. Everything is seeded (numpy Generator seeded with (seed, panel index)). No UI
+imports."""
 from __future__ import annotations
 
 import contextlib
@@ -198,7 +214,10 @@ def bootstrap_model_means(panel: dict, reps: int, rng: np.random.Generator) -> t
 
 
 def model_draws(rng: np.random.Generator, reps: int, family: np.ndarray) -> np.ndarray:
-    """Counts [reps, M]: each family's models resampled with replacement within the family."""
+    """Counts [reps, M]: each family's models resampled with replacement within the family.
+    The family gaps used to take their interval from these draws; with 4 and 6 models that
+    interval is too narrow (module docstring), so they no longer do. Kept for
+    bench/gap_coverage.py, which measures that rule beside the one that replaced it."""
     out = np.zeros((reps, len(family)), np.int64)
     for f in pd.unique(family):
         idx = np.flatnonzero(family == f)
@@ -258,21 +277,6 @@ def bootstrap_p(boot: np.ndarray) -> float:
     return float(min(1.0, 2 * a_lo, up))
 
 
-def ci_mc_se(boot: np.ndarray, level: float = 0.95) -> float:
-    """Monte Carlo standard error of the interval's ends (the larger of the two), from the
-    spread of the order statistics around each end (binomial: +- sqrt(B a (1 - a)) draws)."""
-    x = np.sort(boot[np.isfinite(boot)])
-    B = len(x)
-    if B < 20:
-        return float("inf")
-    out = 0.0
-    for a in ((1 - level) / 2, (1 + level) / 2):
-        s = math.sqrt(B * a * (1 - a))
-        lo, hi = int(max(0, math.floor(a * B - s))), int(min(B - 1, math.ceil(a * B + s)))
-        out = max(out, (x[hi] - x[lo]) / 2)
-    return float(out)
-
-
 def ci_digits(mc_se: float) -> int:
     """Decimals the draws support: the last printed digit's unit is at least 2 Monte Carlo SE
     (0, 1 or 2)."""
@@ -290,8 +294,9 @@ def ci_digits(mc_se: float) -> int:
 @dataclass(frozen=True)
 class Resamples:
     """Per (framing, category) panel: the panel array, each model's observed mean median rank,
-    its means under `reps` draws of prompts and words [reps, M], and `reps` draws of models
-    within family [reps, M] (counts); `families` in R's order (the first is the reference)."""
+    and its means under `reps` draws of prompts and words [reps, M] (models fixed: the models'
+    part of a family gap's uncertainty comes from their spread, `gap_t_test`); `families` in
+    R's order (the first is the reference)."""
     panels: dict
     families: tuple
     reps: int
@@ -299,9 +304,9 @@ class Resamples:
 
 
 def resample(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = REPS, seed: int = 0) -> Resamples:
-    """Draw prompts (within the panel's framing), words (within the category) and models
-    (within family), independently and with replacement, `reps` times per panel; numpy
-    Generator seeded with (seed, panel index), so a rerun gives the same numbers."""
+    """Draw prompts (within the panel's framing) and words (within the category),
+    independently and with replacement, `reps` times per panel; numpy Generator seeded with
+    (seed, panel index), so a rerun gives the same numbers."""
     d = prepare(ranks, words)
     fams = tuple(sorted(d["family"].unique(), key=lambda f: (f.casefold(), f)))
     out = {}
@@ -309,8 +314,7 @@ def resample(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = REPS, seed: i
         for i, (fr, cat, panel) in enumerate(panels(d)):
             rng = np.random.default_rng([seed, i])
             obs, boot = bootstrap_model_means(panel, reps, rng)
-            out[(fr, cat)] = {"panel": panel, "obs": obs, "boot": boot,
-                              "model_counts": model_draws(rng, reps, panel["family"])}
+            out[(fr, cat)] = {"panel": panel, "obs": obs, "boot": boot}
     return Resamples(out, fams, reps, seed)
 
 
@@ -318,8 +322,8 @@ def resample(ranks: pd.DataFrame, words: pd.DataFrame, reps: int = REPS, seed: i
 # Family gaps
 # ----------------------------------------------------------------------------------
 GAP_COLUMNS = ["framing", "category", "family_a", "family_b", "mean_a", "mean_b", "gap", "ci_low", "ci_high",
-               "p", "p_adjusted", "correction", "ci_mc_se", "digits", "n_prompts_same_sign", "n_prompts",
-               "n_words", "n_models_a", "n_models_b", "reps", "seed", "level"]
+               "p", "p_adjusted", "correction", "se", "df", "se_models", "se_prompts_words", "ci_mc_se", "digits",
+               "n_prompts_same_sign", "n_prompts", "n_words", "n_models_a", "n_models_b", "reps", "seed", "level"]
 
 
 def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = None, reps: int = REPS,
@@ -328,11 +332,12 @@ def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = 
     """Per (framing, category) panel and per family against the reference family (the first
     in R's order, e.g. Gemma; one row per other family, as the paper's family tests): mean
     rank of each family (the paper's family means) and the gap (family − reference, e.g.
-    Llama − Gemma; negative = the family ranks the category's words higher) with a bootstrap
-    interval that resamples models within family, prompts and words; `p` the unadjusted
-    two-sided bootstrap p of the same draws, `p_adjusted` corrected over all the rows
-    (`correction`), and on how many prompts the per-prompt gap has the same sign. Pass
-    `resamples` (from `resample`) to reuse draws."""
+    Llama − Gemma; negative = the family ranks the category's words higher) with its
+    `gap_t_test` interval (the models' spread within each family plus a bootstrap of prompts
+    and words; t with Welch–Satterthwaite df); `p` the same test's unadjusted two-sided p,
+    `p_adjusted` corrected over all the rows (`correction`), and on how many prompts the
+    per-prompt gap has the same sign. A family of one model has no spread to read: its gaps
+    have no interval and no p (NaN). Pass `resamples` (from `resample`) to reuse draws."""
     rs = resamples or resample(ranks, words, reps, seed)
     if len(rs.families) < 2:
         return pd.DataFrame(columns=GAP_COLUMNS)
@@ -354,21 +359,71 @@ def family_gaps(ranks: pd.DataFrame | None = None, words: pd.DataFrame | None = 
 
 def _gap_row(fr: str, cat: str, x: dict, fa: str, fb: str, rs: Resamples, level: float) -> dict:
     """One family gap (fb − fa) of one panel, from the panel's draws."""
-    panel, obs, boot, mc = x["panel"], x["obs"], x["boot"], x["model_counts"]
+    panel, obs, boot = x["panel"], x["obs"], x["boot"]
     fam = panel["family"]
-    ma, mb = family_mean(obs, fam, fa), family_mean(obs, fam, fb)
-    gap = float(mb - ma)
-    boot_gap = family_mean(boot, fam, fb, mc) - family_mean(boot, fam, fa, mc)
-    lo, hi = percentile_ci(boot_gap, level)
-    se = ci_mc_se(boot_gap, level)
+    boot_gap = family_mean(boot, fam, fb) - family_mean(boot, fam, fa)  # models fixed: prompts and words
+    test = gap_t_test(obs[fam == fa], obs[fam == fb], boot_gap, prompt_word_df(panel), level)
     per_prompt = _per_prompt_gap(panel, fa, fb)
+    gap = test["gap"]
     same = int(np.sum(np.sign(per_prompt) == np.sign(gap))) if gap != 0 else 0
-    return {"framing": fr, "category": cat, "family_a": fa, "family_b": fb, "mean_a": float(ma),
-            "mean_b": float(mb), "gap": gap, "ci_low": lo, "ci_high": hi, "p": bootstrap_p(boot_gap),
-            "ci_mc_se": se, "digits": ci_digits(se), "n_prompts_same_sign": same,
+    return {"framing": fr, "category": cat, "family_a": fa, "family_b": fb, **test,
+            "digits": ci_digits(test["ci_mc_se"]), "n_prompts_same_sign": same,
             "n_prompts": int(np.isfinite(per_prompt).sum()), "n_words": len(panel["words"]),
-            "n_models_a": int((fam == fa).sum()), "n_models_b": int((fam == fb).sum()),
             "reps": rs.reps, "seed": rs.seed, "level": level}
+
+
+def prompt_word_df(panel: dict) -> int:
+    """Degrees of freedom of the prompts-and-words part of a gap's variance: one fewer than
+    the scarcer of the two (a bootstrap variance from P prompts is itself uncertain as a
+    variance from P units is), at least 1."""
+    return max(1, min(len(panel["prompts"]), len(panel["words"])) - 1)
+
+
+def gap_t_test(values_a: np.ndarray, values_b: np.ndarray, prompt_word_draws: np.ndarray, prompt_word_df: float,
+               level: float = 0.95) -> dict:
+    """The family gap mean(values_b) − mean(values_a) (each model's own value, e.g. its mean
+    median rank; NaN = the model lacks the panel) with a t interval and p whose variance adds
+    the two parts of its uncertainty:
+
+        se² = s_a²/n_a + s_b²/n_b  (which models: the spread within each family)
+              + v_pw               (which prompts and words: the variance of the gap over
+                                    bootstrap draws of prompts and words, models fixed)
+        df  = se⁴ / ((s_a²/n_a)²/(n_a − 1) + (s_b²/n_b)²/(n_b − 1) + v_pw²/prompt_word_df)
+
+    (Welch–Satterthwaite: with no prompt-and-word part it is Welch's t test of the models'
+    values.) Interval gap ± t_df(1 − α/2)·se, p = 2·P(t_df > |gap|/se): the interval holds zero
+    exactly when p ≥ 1 − level. A family of fewer than two models has no spread to read: NaN
+    interval, p and df. `ci_mc_se`: the Monte Carlo error the bootstrap's finite draws put on
+    the interval's ends."""
+    from scipy import stats as _stats
+    a = np.asarray(values_a, float)
+    b = np.asarray(values_b, float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    na, nb = len(a), len(b)
+    gap = float(b.mean() - a.mean()) if na and nb else float("nan")
+    nan = float("nan")
+    out = {"mean_a": float(a.mean()) if na else nan, "mean_b": float(b.mean()) if nb else nan, "gap": gap,
+           "ci_low": nan, "ci_high": nan, "p": nan, "se": nan, "df": nan, "se_models": nan,
+           "se_prompts_words": nan, "ci_mc_se": nan, "n_models_a": na, "n_models_b": nb}
+    draws = np.asarray(prompt_word_draws, float)
+    draws = draws[np.isfinite(draws)]
+    if na < 2 or nb < 2 or len(draws) < 2 or not np.isfinite(gap):
+        return out
+    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+    vpw = float(draws.var(ddof=1))
+    var = va + vb + vpw
+    se = math.sqrt(var)
+    out.update(se=se, se_models=math.sqrt(va + vb), se_prompts_words=math.sqrt(vpw))
+    if var == 0:  # every model and every draw the same: no uncertainty to read
+        out.update(ci_low=gap, ci_high=gap, p=1.0 if gap == 0 else 0.0, df=float("inf"), ci_mc_se=0.0)
+        return out
+    df = var ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1) + vpw ** 2 / prompt_word_df)
+    q = float(_stats.t.ppf(0.5 + level / 2, df))
+    m4 = float(np.mean((draws - draws.mean()) ** 4))
+    mc_var = math.sqrt(max(m4 - vpw ** 2, 0.0) / len(draws))  # Monte Carlo SE of v_pw
+    out.update(ci_low=gap - q * se, ci_high=gap + q * se, p=float(2 * _stats.t.sf(abs(gap) / se, df)),
+               df=float(df), ci_mc_se=q * mc_var / (2 * se))
+    return out
 
 
 def _per_prompt_gap(panel: dict, fa: str, fb: str) -> np.ndarray:
@@ -509,14 +564,6 @@ def number(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
-def p_boot_text(p: float, reps: int) -> str:
-    """'p = 0.36'; 'p < 0.0001' when every draw fell on one side (p is 0 only up to 1/draws)."""
-    from .wording import p_text
-    if p is not None and np.isfinite(p) and p == 0:
-        return f"p < {1 / max(reps, 1):.1g}"
-    return p_text(p)
-
-
 def adjusted_p_text(p: float, correction: str) -> str:
     """'Holm-adjusted p = 0.72'; at the cap: 'Holm-adjusted p = 1 (a corrected value, capped at 1)'."""
     from .wording import p_text
@@ -530,19 +577,32 @@ def _places(framing: str) -> str:
     return "named more readily as the worst" if framing == "negative" else "preferred"
 
 
+GAP_RULE = ("a t test that adds how much the models of each family differ among themselves, read with "
+            "Welch–Satterthwaite degrees of freedom as so few models call for, to how much other prompts and words "
+            "would move the gap, from a bootstrap")  # the sentences append " of N draws"
+GAP_RULE_SHORT = "t test of the models' spread plus a bootstrap of prompts and words"  # once GAP_RULE is said
+
+
 def finding_sentence(r: dict) -> str:
     """'On positive prompts, the 6 Llama-based reward models rank Agency words 4.2 places
     higher on average than the 4 Gemma-based ones (95% interval ...; p = ...).'"""
     gap, lo, hi = r["gap"], r["ci_low"], r["ci_high"]
     fa, fb = r["family_a"], r["family_b"]
     na, nb = r.get("n_models_a"), r.get("n_models_b")
-    d = int(r.get("digits", 1))
+    d = int(r.get("digits", 1)) if r.get("digits") is not None and np.isfinite(r.get("digits")) else 0
     pct = f"{r.get('level', 0.95) * 100:.0f}%"
-    if not np.isfinite(gap):
+    if gap is None or not np.isfinite(gap):
         return f"On {r['framing']} prompts, {r['category']}: not enough data to compare {fb} and {fa}."
     # gap = mean rank of fb - mean rank of fa; a lower rank number is a higher place.
     higher, lower = (fb, fa) if gap < 0 else (fa, fb)
     n = {fa: na, fb: nb}
+    what = (f"On {r['framing']} prompts, the {n[higher]} {higher}-based reward model{'s' if n[higher] != 1 else ''} "
+            f"rank{'s' if n[higher] == 1 else ''} {r['category']} words {abs(gap):.1f} places higher "
+            f"({_places(r['framing'])}) on average than the {n[lower]} {lower}-based one{'s' if n[lower] != 1 else ''}")
+    if lo is None or not np.isfinite(lo):  # a family of one model: no spread to read
+        one = fa if (na or 0) < 2 else fb
+        return (f"{what}. With one {one}-based model, how much {one}-based models differ among themselves cannot be "
+                "seen, so this gap has no interval and no test: it is about these models, not their family.")
 
     def side(v: float) -> str:
         return f"{number(abs(v), d)} places higher for {fb if v < 0 else fa}"
@@ -552,9 +612,9 @@ def finding_sentence(r: dict) -> str:
           else f"{pct} interval {number(min(abs(lo), abs(hi)), d)} to {number(max(abs(lo), abs(hi)), d)} places")
     verdict = "it includes zero, so chance could explain the gap" if holds else "it excludes zero"
     reps = int(r.get("reps", 0))
-    p = p_boot_text(r["p"], reps)
+    from .wording import p_text
     adj = f"; {adjusted_p_text(r['p_adjusted'], r['correction'])} over the panels" if "p_adjusted" in r else ""
-    return (f"On {r['framing']} prompts, the {n[higher]} {higher}-based reward models rank {r['category']} words "
-            f"{abs(gap):.1f} places higher ({_places(r['framing'])}) on average than the {n[lower]} {lower}-based ones "
-            f"({ci}: {verdict}; bootstrap {p}{adj}; models, prompts and words resampled, {reps:,} draws). "
+    df = r.get("df")
+    dft = f", {df:.0f} df" if df is not None and np.isfinite(df) else ""
+    return (f"{what} ({ci}: {verdict}; {p_text(r['p'])}{adj}; {GAP_RULE_SHORT}, {reps:,} draws{dft}). "
             f"The gap points the same way on {r['n_prompts_same_sign']} of {r['n_prompts']} prompts.")

@@ -92,7 +92,7 @@ def panels(result: analysis.Figure1, sel: dict) -> None:
                "positive prompts, named more readily as *the worst thing* on negative ones. Hover a dot for its "
                "model. Stars: the paper's Welch t-test between families over one median rank per (model, prompt), "
                "Bonferroni-corrected over the panels (* p<.05, ** p<.01, *** p<.001); it counts prompts, not "
-               "models, as the samples. The stricter analysis above resamples the models.")
+               "models, as the samples. The stricter analysis above treats the models as samples too.")
     unscored_notice(sel)
     with st.expander("Numbers: family means, average ranks and tests"):
         family_tables(result, sel["corpus"])

@@ -96,6 +96,28 @@ def test_the_meaning_follows_the_stricter_analysis_and_never_says_significant(p_
     assert again == h  # a result saved as JSON renders the same text
 
 
+def test_the_stricter_sentence_names_its_rule():
+    """Issue 22's reviewer: the verdict must say what 'clearly different' means and how the
+    models enter it (a t test with Welch–Satterthwaite df over 4 and 6 models, not a bootstrap
+    that draws them, which is too narrow with so few)."""
+    h = headline.headline(RESULT, headline.Stricter(_gaps([0.6, 0.9, 1.0, 1.0]), {}, {}, 10_000, 0))
+    assert "each family gap tested with a t test that adds how much the models of each family differ among " \
+           "themselves, read with Welch–Satterthwaite degrees of freedom" in h.stricter
+    assert "clearly different from zero (that is, with a Holm-adjusted p below 0.05)" in h.stricter
+    assert "bootstrap draws of models" not in h.stricter
+
+
+def test_a_family_of_one_model_is_said_to_be_untestable():
+    gaps = _gaps([0.6, 0.9, 1.0, 1.0]).assign(ci_low=np.nan, ci_high=np.nan, p=np.nan, p_adjusted=np.nan,
+                                              n_models_b=1)
+    h = headline.headline(RESULT, headline.Stricter(gaps, {}, {}, 10_000, 0))
+    assert "cannot test the 4 family gaps: a family has a single model here" in h.stricter
+    assert "nan" not in h.text.lower() and "could still be chance" in h.meaning
+    again = headline.headline(json.loads(json.dumps(RESULT)),
+                              json.loads(json.dumps(headline.Stricter(gaps, {}, {}, 10_000, 0).to_json())))
+    assert again == h
+
+
 def test_a_third_family_is_compared_with_the_reference_not_dropped():
     """A user's Qwen-based RM beside the paper's: the paper's tests compare each family with
     Gemma (8 tests over 4 panels); the sentences name every comparison and count tests as

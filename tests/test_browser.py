@@ -55,14 +55,18 @@ def test_import_then_compare_draws_the_chart(server, tmp_path):
 def test_browsing_while_a_job_runs_never_kills_it(server, tmp_path, paper_data, tiny_llama_rm):
     """Issue 12: start a scoring job on the Score page, open Compare, Home and Implicit
     reward in a second browser context while it runs; the job ends 'done' with every row
-    stored, and no page shows an error."""
+    stored, and no page shows an error. The job asks a third of the paper's prompts (an
+    uploaded prompt file): long enough to browse three pages during it, a third of the CPU."""
     import duckdb
     import pandas as pd
     import yaml
     from playwright.sync_api import expect, sync_playwright
     words = pd.read_csv(paper_data / "corpora" / "dict_big2_nouns.csv", keep_default_na=False)["token_decoded"]
-    n_prompts = len(yaml.safe_load((paper_data / "config" / "prompts.yaml").read_text()))  # id: text lines
-    expected = len(set(words)) * n_prompts
+    paper = yaml.safe_load((paper_data / "config" / "prompts.yaml").read_text())  # id: text lines
+    third = dict(list(paper.items())[::3])
+    prompt_file = tmp_path / "third.yaml"
+    prompt_file.write_text(yaml.safe_dump(third, allow_unicode=True), encoding="utf-8")
+    expected = len(set(words)) * len(third)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -75,6 +79,11 @@ def test_browsing_while_a_job_runs_never_kills_it(server, tmp_path, paper_data, 
             expect(box).to_be_visible(timeout=60_000)
             box.fill(str(tiny_llama_rm))
             box.press("Enter")
+            scorer.get_by_text("Upload a prompt file", exact=True).first.click()
+            upload = scorer.locator('[data-testid="stFileUploaderDropzoneInput"]').first
+            expect(upload).to_be_attached(timeout=60_000)
+            upload.set_input_files(str(prompt_file))
+            expect(scorer.get_by_text(f"{len(third)} prompts", exact=False).first).to_be_visible(timeout=60_000)
             start = scorer.get_by_role("button", name="Start scoring")
             expect(start).to_be_enabled(timeout=60_000)
             start.click()

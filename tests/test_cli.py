@@ -7,6 +7,7 @@ from tests.plain_scorer import plain_lm_logprobs, plain_rm_scores
 from tests.support import cli, last_line
 
 
+@pytest.mark.slow  # a long run: its file starts first under xdist (conftest)
 def test_score_rm_paper_prompts_then_export_equals_plain_scorer(tiny_llama_rm, tmp_path):
     db, out = tmp_path / "a.duckdb", tmp_path / "a.csv"
     first = cli("score", "--model", tiny_llama_rm, "--kind", "rm", "--corpus", "big2-nouns",

@@ -175,6 +175,7 @@ def json_models(db) -> list[str]:
     return analysis.figure1_from_store(Store(db), words, "big2-nouns", permutations=0, bootstrap=0).models_used
 
 
+@pytest.mark.slow  # a long run: its file starts first under xdist (conftest)
 def test_pages_render_after_a_vocabulary_scan_and_name_an_odd_item(own_models_db, tmp_path, monkeypatch, capsys):
     """A scan (`score --corpus vocabulary`, here on one prompt) saves its words as corpus
     'vocabulary:<folder or hub id>' (a '/' in the name): Home, Models and Corpora render in

@@ -333,6 +333,7 @@ def test_mfd_files_carry_the_paper_naming(paper_copy, monkeypatch):
     assert len(pinned) == 10 and all(published.hub_id_from_filename(k.rsplit("/", 1)[1]) for k in pinned)
 
 
+@pytest.mark.slow  # a long run: its file starts first under xdist (conftest)
 def test_compare_defaults_to_the_papers_mfd_variant_for_published_models(paper_copy, imported, monkeypatch):
     """With the paper's published MFD files imported, choosing MFD 2.0 on Compare shows
     mfd2-paper (Figure A1's words and ranking) with its note, and its numbers are the CLI's."""

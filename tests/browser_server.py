@@ -74,3 +74,28 @@ def running_app(env: dict, log_path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def settle(page, timeout_ms: int = 180_000) -> None:
+    """Wait until the page's script run has finished (Streamlit shows its status widget while
+    it runs): a click during a rerun can land on an element that is about to be replaced."""
+    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def choose_option(page, select, name: str, tries: int = 4) -> None:
+    """Open a selectbox and pick the option `name`, on a busy machine too: after the page has
+    settled; a list that closed again (the select was redrawn under the click) is reopened."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for _ in range(tries):
+        settle(page)
+        select.click()
+        option = page.get_by_role("option", name=name, exact=True)
+        try:
+            option.wait_for(state="visible", timeout=15_000)
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+            continue
+        option.click()
+        return
+    raise AssertionError(f"the option {name!r} was never listed")

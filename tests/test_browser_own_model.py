@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_server import ARGS, CHROMIUM, running_app
+from tests.browser_server import ARGS, CHROMIUM, running_app, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")]
@@ -41,11 +41,6 @@ def road(tmp_path, paper_data, tiny_gemma_rm):
     env = {"VALUEAUDIT_DB": db, "VALUEAUDIT_PAPER_DATA": paper_data, "VALUEAUDIT_MODE": "local"}
     with running_app(env, tmp_path / "streamlit.log") as url:
         yield url
-
-
-def _settle(page) -> None:
-    page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
 
 
 def _no_error(page, where: str) -> None:
@@ -78,12 +73,12 @@ def test_add_score_compare_and_report_an_own_model(road, tmp_path, tiny_llama_rm
             page.get_by_role("option", name="llama-rm", exact=True).click()
             page.keyboard.press("Escape")
             page.get_by_text("Some of the paper's prompts").click()
-            _settle(page)
+            settle(page)
             start = page.get_by_role("button", name="Start scoring")
             expect(start).to_be_enabled(timeout=60_000)
             start.click()
             expect(page.get_by_text("· done", exact=False).first).to_be_visible(timeout=300_000)
-            _settle(page)
+            settle(page)
             assert "failed" not in page.locator("[data-testid='stMain']").inner_text()
             page.screenshot(path=str(tmp_path / "score.png"), full_page=True)
 
@@ -91,7 +86,7 @@ def test_add_score_compare_and_report_an_own_model(road, tmp_path, tiny_llama_rm
             page.goto(f"{road}/compare")
             expect(page.locator(".stPlotlyChart .js-plotly-plot .violinlayer path").first).to_be_attached(
                 timeout=120_000)
-            _settle(page)
+            settle(page)
             chips = page.locator("[data-testid='stSidebar'] [data-tag]").all_inner_texts()
             assert any(c.startswith("llama-rm") for c in chips) and any(c.startswith("gemma-rm") for c in chips), chips
             main = page.locator("[data-testid='stMain']").inner_text()
@@ -103,7 +98,7 @@ def test_add_score_compare_and_report_an_own_model(road, tmp_path, tiny_llama_rm
             # reference is the other tiny model alone, so the page says a placement cannot be told.
             page.goto(f"{road}/your_model")
             expect(page.get_by_text("On big2-nouns (263 words),", exact=False).first).to_be_visible(timeout=180_000)
-            _settle(page)
+            settle(page)
             main = page.locator("[data-testid='stMain']").inner_text()
             assert "families with two or more reference models" in main, main[:1500]
             _no_error(page, "your_model")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.browser_server import ARGS, CHROMIUM, running_app
+from tests.browser_server import ARGS, CHROMIUM, choose_option, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")]
@@ -211,8 +211,7 @@ def test_hostile_data_is_plain_text_in_a_real_browser(tmp_path):
                     expect(sel).to_be_attached(timeout=60_000)
                     if width < 1000 and path == "compare":  # its picker is in the sidebar, folded when narrow
                         page.locator('[data-testid="stExpandSidebarButton"]').click()
-                    sel.click()
-                    page.get_by_role("option", name="hostile", exact=True).click()
+                    choose_option(page, sel, "hostile")
                     if width < 1000 and path == "compare":
                         page.keyboard.press("Escape")
                     expect(page.get_by_text(ready).first).to_be_attached(timeout=120_000)

@@ -516,6 +516,17 @@ def family_summary(median_ranks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     return out, per_model
 
 
+def _finish_rank_panels(fig: go.Figure, title: str | None) -> go.Figure:
+    """One row of framing panels on a mean-rank axis (1 = top, drawn at the top), with room
+    above for a wrapped title and the three-line panel titles."""
+    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
+    fig.update_annotations(font_size=14)
+    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
+    _style(fig, title, height=480 + title_px, legend_bottom=True)
+    fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
+    return fig
+
+
 def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> go.Figure:
     """The headline without a misleading encoding: one panel per framing, each family's mean
     rank per category as a dot with its 95% interval, each model as a small dot (named on hover),
@@ -555,12 +566,7 @@ def family_dots_figure(median_ranks: pd.DataFrame, title: str | None = None) -> 
                 row=1, col=c)
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=_esc(cats), range=[-0.6, len(cats) - 0.4],
                          row=1, col=c)
-    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
-    fig.update_annotations(font_size=14)
-    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
-    _style(fig, title, height=480 + title_px, legend_bottom=True)
-    fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
-    return fig
+    return _finish_rank_panels(fig, title)
 
 
 # ---------------------------------------------------------------------------------
@@ -618,12 +624,7 @@ def model_placement_figure(audit: dict, title: str | None = None) -> go.Figure:
                           "%{customdata[1]:.1f}<extra></extra>"), row=1, col=c)
         fig.update_xaxes(tickvals=list(range(len(cats))), ticktext=[_esc(c_) for c_ in cats],
                          range=[-0.6, len(cats) - 0.4], row=1, col=c)
-    fig.update_yaxes(autorange="reversed", row=1, col=1, title_text="Mean rank of the category's words (1 = top)")
-    fig.update_annotations(font_size=14)
-    title_px = 22 * _title_lines(wrap_title(title)) if title else 0
-    _style(fig, title, height=480 + title_px, legend_bottom=True)
-    fig.update_layout(margin=dict(t=80 + title_px))  # room for the three-line panel titles
-    return fig
+    return _finish_rank_panels(fig, title)
 
 
 # ---------------------------------------------------------------------------------

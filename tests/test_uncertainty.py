@@ -140,13 +140,12 @@ def _check_sorted_panel_medians(rng, W):
                 assert np.isclose(got[r, m, p], want, equal_nan=True), (r, m, p)
 
 
-def test_stricter_bootstrap_equals_a_literal_recomputation_in_r():
-    """The same 400 draws of models within family, prompts and words (committed), fed to core's
-    vectorised statistic and to tests/reference/bootstrap_logic.R, which repeats the drawn rows
-    and takes medians and means literally; the interval and the p (R: bisection over alpha)."""
+def _simulated_panel():
+    """The committed simulated rows (tests/reference/bootstrap_sim.csv) as one panel, and the
+    committed draws as count matrices: counts(kind, labels) -> (draw, unit) for kind model,
+    prompt or word, the units in the panel's order."""
     rows = pd.read_csv(REFERENCE / "bootstrap_sim.csv")
     draws = pd.read_csv(REFERENCE / "bootstrap_sim_draws.csv")
-    ref = json.loads((REFERENCE / "bootstrap_sim.json").read_text())
     corpus = rows[["response", "category"]].drop_duplicates().rename(columns={"response": "word"})
     (_, _, panel), = list(uncertainty.panels(uncertainty.prepare(rows, corpus)))
     reps = sorted(draws["rep"].unique())
@@ -154,7 +153,15 @@ def test_stricter_bootstrap_equals_a_literal_recomputation_in_r():
     def counts(kind, labels):
         t = draws[draws["kind"] == kind].pivot_table(index="rep", columns="unit", values="count", fill_value=0)
         return t.reindex(index=reps, columns=labels, fill_value=0).to_numpy()
+    return rows, corpus, panel, counts
 
+
+def test_stricter_bootstrap_equals_a_literal_recomputation_in_r():
+    """The same 400 draws of models within family, prompts and words (committed), fed to core's
+    vectorised statistic and to tests/reference/bootstrap_logic.R, which repeats the drawn rows
+    and takes medians and means literally; the interval and the p (R: bisection over alpha)."""
+    rows, corpus, panel, counts = _simulated_panel()
+    ref = json.loads((REFERENCE / "bootstrap_sim.json").read_text())
     mm = uncertainty.model_means_under(panel, counts("word", panel["words"]), counts("prompt", panel["prompts"]))
     mc, fam = counts("model", panel["models"]), panel["family"]
     gaps = uncertainty.family_mean(mm, fam, "Llama", mc) - uncertainty.family_mean(mm, fam, "Gemma", mc)
@@ -295,17 +302,8 @@ def test_gap_t_test_equals_r():
     committed prompt and word draws (each draw's rows repeated): every model's value, the
     prompts-and-words variance, se, Welch–Satterthwaite df, interval and p; and R's own Welch
     t.test equals gap_t_test with no prompts-and-words part."""
-    rows = pd.read_csv(REFERENCE / "bootstrap_sim.csv")
-    draws = pd.read_csv(REFERENCE / "bootstrap_sim_draws.csv")
+    rows, corpus, panel, counts = _simulated_panel()
     ref = json.loads((REFERENCE / "gap_t_sim.json").read_text())
-    corpus = rows[["response", "category"]].drop_duplicates().rename(columns={"response": "word"})
-    (_, _, panel), = list(uncertainty.panels(uncertainty.prepare(rows, corpus)))
-    reps = sorted(draws["rep"].unique())
-
-    def counts(kind, labels):
-        t = draws[draws["kind"] == kind].pivot_table(index="rep", columns="unit", values="count", fill_value=0)
-        return t.reindex(index=reps, columns=labels, fill_value=0).to_numpy()
-
     fam = panel["family"]
     P, W = len(panel["prompts"]), len(panel["words"])
     obs = uncertainty.model_means_under(panel, np.ones((1, W), np.int64), np.ones((1, P)))[0]

@@ -167,6 +167,15 @@ def _store(args):
     return Store(args.db) if getattr(args, "db", None) else Store()
 
 
+def _existing_store(args, fill: str):
+    """The store of a command that only reads: a missing file is the user's one-line error
+    naming the command that fills it (`fill`), never a new empty database."""
+    store = _store(args)
+    if not store.path.exists():
+        raise UserError(f"no database at {store.path}; run {fill} first, or pass --db")
+    return store
+
+
 def _progress_bar(quiet: bool):
     """(update, close) of a stderr progress bar, drawn from the first progress report on, so
     a run that fails before scoring (e.g. a model not found) prints its one error line only."""
@@ -300,9 +309,7 @@ def cmd_trajectory(args) -> int:
     import json
 
     from . import corpora, trajectory
-    store = _store(args)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}; run `sweep` first, or pass --db")
+    store = _existing_store(args, "`sweep`")
     corpus = corpora.resolve(args.corpus, store)
     traj = trajectory.trajectory(store, args.run, corpus.words, corpus.name, ranking=getattr(corpus, "ranking", "word"),
                                  kind=args.kind, n_movers=args.top)
@@ -325,9 +332,7 @@ def cmd_trajectory(args) -> int:
 def cmd_export(args) -> int:
     from . import corpora
     from .export import EXPORT_COLUMNS, write_table
-    store = _store(args)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}; run `score` or `import-published` first, or pass --db")
+    store = _existing_store(args, "`score` or `import-published`")
     words = corpora.resolve(args.corpus, store).vocabulary if args.corpus else None
     df = store.scores(kind=args.kind, models=[args.model] if args.model else None, words=words)
     if df.empty:
@@ -413,9 +418,7 @@ def cmd_audit_model(args) -> int:
     import json
 
     from . import corpora, model_audit
-    store = _store(args)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}; run `score` first, or pass --db")
+    store = _existing_store(args, "`score`")
     if args.reps < 100:
         raise UserError("--reps must be at least 100 for a 95% interval")
     corpus = corpora.resolve(args.corpus, store)
@@ -483,9 +486,7 @@ def cmd_mwlr(args) -> int:
     import json
 
     from . import implicit
-    store = _store(args)
-    if not store.path.exists():
-        raise UserError(f"no database at {store.path}; run `logprobs` or `import-logprobs` first, or pass --db")
+    store = _existing_store(args, "`logprobs` or `import-logprobs`")
     if args.top < 1:
         raise UserError("--top must be at least 1")
     table = implicit.mwlr_from_store(store, args.a, args.b, args.prompt)
